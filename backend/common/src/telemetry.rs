@@ -1,0 +1,29 @@
+//! Tracing set-up shared by the three binaries.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// Installs a global subscriber that writes to stderr.
+///
+/// The filter comes from `RUST_LOG` when it is set (`RUST_LOG=debug`,
+/// `RUST_LOG=facade_service=debug,tower_http=debug`), else from `default_filter`.
+/// Calling it twice is harmless (the second call keeps the first subscriber), which lets tests
+/// call it freely.
+pub fn init(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
+/// For tests: tracing only when `TEST_LOG` is set, so a passing run stays quiet and a failing
+/// one can be rerun with `TEST_LOG=1` to see every attempt and every request.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("debug,h2=info,hyper=info,tower=info"));
+        let _ = fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}

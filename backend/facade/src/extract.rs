@@ -1,0 +1,234 @@
+//! Extractors that turn a raw request into checked values, or into an [`AppError`] that says
+//! what was wrong. Handlers only ever see the checked values.
+
+use std::convert::Infallible;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+};
+use http::{HeaderMap, header, request::Parts};
+use msglog_proto::{MessageText, MessageTextError};
+use serde_json::Value;
+
+use crate::{
+    AppState,
+    error::AppError,
+    ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
+};
+
+/// The original's answer to a missing or empty message.
+pub const NO_MESSAGE: &str = "No message provided";
+
+/// The request id set by the request-id layer (or sent by the client).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+/// The optional `Idempotency-Key` header, checked.
+#[derive(Debug, Clone)]
+pub struct MaybeIdempotencyKey(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeIdempotencyKey {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let Some(value) = values.next() else {
+            return Ok(Self(None));
+        };
+        if values.next().is_some() {
+            return Err(AppError::BadRequest(
+                "send at most one Idempotency-Key header".to_owned(),
+            ));
+        }
+        IdempotencyKey::parse(value.as_bytes())
+            .map(|key| Self(Some(key)))
+            .ok_or_else(|| AppError::BadRequest(IDEMPOTENCY_KEY_RULE.to_owned()))
+    }
+}
+
+/// The body of `POST /send_message`: a JSON object whose `message` is a non-blank string
+/// within the limit. Other fields are ignored, as the original did.
+#[derive(Debug, Clone)]
+pub struct SendMessageBody(pub MessageText);
+
+impl FromRequest<AppState> for SendMessageBody {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limits = state.limits;
+        if !is_json(request.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        // Refuse a declared oversize body before reading any of it.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limits.max_body_bytes as u64) {
+            return Err(AppError::PayloadTooLarge {
+                limit: limits.max_body_bytes,
+            });
+        }
+        // The router's `DefaultBodyLimit` stops reading an undeclared (chunked) body at the
+        // limit, so memory stays bounded whatever the client sends.
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge {
+                        limit: limits.max_body_bytes,
+                    }
+                } else {
+                    AppError::BadRequest(format!(
+                        "cannot read the request body: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        parse_send_message(&bytes, limits.max_message_bytes).map(Self)
+    }
+}
+
+/// Parses and checks a `send_message` body; separate from the extractor so it is tested alone.
+pub fn parse_send_message(body: &[u8], max_message_bytes: usize) -> Result<MessageText, AppError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| AppError::BadRequest("request body is not valid UTF-8".to_owned()))?;
+    if text.trim().is_empty() {
+        return Err(AppError::BadRequest(
+            r#"request body is empty; send {"message": "<text>"}"#.to_owned(),
+        ));
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|error| AppError::BadRequest(format!("malformed JSON: {error}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(AppError::BadRequest(
+            r#"request body must be a JSON object like {"message": "<text>"}"#.to_owned(),
+        ));
+    };
+    let message = match object.remove("message") {
+        None | Some(Value::Null) => return Err(AppError::BadRequest(NO_MESSAGE.to_owned())),
+        Some(Value::String(message)) => message,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "message must be a JSON string, not {}",
+                json_type(&other)
+            )));
+        }
+    };
+    MessageText::parse(message, max_message_bytes).map_err(|error| match error {
+        MessageTextError::Empty => AppError::BadRequest(NO_MESSAGE.to_owned()),
+        too_long @ MessageTextError::TooLong { .. } => AppError::BadRequest(too_long.to_string()),
+    })
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `application/json`, or any `application/*+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(body: &[u8]) -> String {
+        parse_send_message(body, 10).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_body_yields_the_exact_text() {
+        let text = parse_send_message(br#"{"message": " hi\u0000 ", "extra": 1}"#, 10).unwrap();
+        assert_eq!(text.as_str(), " hi\u{0} ");
+    }
+
+    #[test]
+    fn each_bad_body_says_what_is_wrong() {
+        assert_eq!(error_of(br#"{}"#), NO_MESSAGE);
+        assert_eq!(error_of(br#"{"message": null}"#), NO_MESSAGE);
+        assert_eq!(error_of(br#"{"message": ""}"#), NO_MESSAGE);
+        assert_eq!(error_of(br#"{"message": " \t "}"#), NO_MESSAGE);
+        assert_eq!(
+            error_of(br#"{"message": 5}"#),
+            "message must be a JSON string, not a number"
+        );
+        assert_eq!(
+            error_of(br#"{"message": ["a"]}"#),
+            "message must be a JSON string, not an array"
+        );
+        assert!(error_of(br#"["message"]"#).contains("must be a JSON object"));
+        assert!(error_of(br#"{"message": "x""#).starts_with("malformed JSON"));
+        assert!(error_of(b"").contains("body is empty"));
+        assert_eq!(
+            error_of(b"{\"message\": \"\xff\"}"),
+            "request body is not valid UTF-8"
+        );
+        assert_eq!(
+            error_of(br#"{"message": "eleven byte"}"#),
+            "message is 11 bytes long; the limit is 10 bytes"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let body = format!(
+            r#"{{"message": "a", "x": {}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(error_of(body.as_bytes()).contains("recursion limit"));
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let check = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            is_json(&headers)
+        };
+        assert!(check("application/json"));
+        assert!(check("Application/JSON; charset=utf-8"));
+        assert!(check("application/merge-patch+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

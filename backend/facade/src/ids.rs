@@ -1,0 +1,128 @@
+//! How the facade picks a message's id.
+//!
+//! The id is the idempotency key of the logging service, so picking it well is what makes
+//! retries safe: every attempt of one request sends the same id.
+//!
+//! - With an `Idempotency-Key` header: a name-based UUID (v5) of the key, so a client that
+//!   resends a POST (say, after a dropped connection) is answered, not stored again.
+//! - Otherwise, in [`DedupMode::Content`] (the default, the original's behaviour): a v5 UUID of
+//!   the text, so the same text twice is one message, found in O(1).
+//! - In [`DedupMode::Unique`]: a random UUID (v4) per request; equal texts are separate messages.
+
+use std::fmt;
+
+use msglog_proto::MessageText;
+use uuid::Uuid;
+
+/// Namespace of ids derived from message texts (a v5 UUID of the URL below).
+const CONTENT_NAMESPACE_NAME: &[u8] = b"urn:msglog:message-text";
+/// Namespace of ids derived from `Idempotency-Key` headers.
+const KEY_NAMESPACE_NAME: &[u8] = b"urn:msglog:idempotency-key";
+
+/// How ids are picked when the client sends no `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DedupMode {
+    /// The same text is the same message (a v5 UUID of the text).
+    #[default]
+    Content,
+    /// Every request is a new message (a random v4 UUID).
+    Unique,
+}
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+/// The key's rule, said to the client when it is broken.
+pub const IDEMPOTENCY_KEY_RULE: &str =
+    "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)";
+
+impl IdempotencyKey {
+    /// Longest key accepted.
+    pub const MAX_LEN: usize = 255;
+
+    /// Checks a raw header value.
+    pub fn parse(raw: &[u8]) -> Option<Self> {
+        let valid = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw.iter().all(|byte| byte.is_ascii_graphic());
+        // Visible ASCII is valid UTF-8.
+        valid.then(|| Self(String::from_utf8_lossy(raw).into_owned()))
+    }
+
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id for a message, by the rules in the module's documentation.
+pub fn message_id(mode: DedupMode, key: Option<&IdempotencyKey>, text: &MessageText) -> Uuid {
+    match (key, mode) {
+        (Some(key), _) => Uuid::new_v5(&namespace(KEY_NAMESPACE_NAME), key.as_str().as_bytes()),
+        (None, DedupMode::Content) => {
+            Uuid::new_v5(&namespace(CONTENT_NAMESPACE_NAME), text.as_str().as_bytes())
+        }
+        (None, DedupMode::Unique) => Uuid::new_v4(),
+    }
+}
+
+fn namespace(name: &[u8]) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> MessageText {
+        MessageText::parse(s.to_owned(), 1024).unwrap()
+    }
+
+    #[test]
+    fn content_ids_are_stable_per_text_and_differ_between_texts() {
+        let a = message_id(DedupMode::Content, None, &text("hello"));
+        assert_eq!(a, message_id(DedupMode::Content, None, &text("hello")));
+        assert_ne!(a, message_id(DedupMode::Content, None, &text("hello ")));
+        assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn unique_ids_are_random_v4() {
+        let a = message_id(DedupMode::Unique, None, &text("hello"));
+        let b = message_id(DedupMode::Unique, None, &text("hello"));
+        assert_ne!(a, b);
+        assert_eq!(a.get_version_num(), 4);
+    }
+
+    #[test]
+    fn a_key_decides_the_id_whatever_the_mode_or_text() {
+        let key = IdempotencyKey::parse(b"order-42").unwrap();
+        let by_key = message_id(DedupMode::Unique, Some(&key), &text("a"));
+        assert_eq!(
+            by_key,
+            message_id(DedupMode::Content, Some(&key), &text("b"))
+        );
+        // A key never collides with the content id of the same string.
+        assert_ne!(
+            by_key,
+            message_id(DedupMode::Content, None, &text("order-42"))
+        );
+    }
+
+    #[test]
+    fn keys_must_be_1_to_255_visible_ascii() {
+        assert!(IdempotencyKey::parse(b"a").is_some());
+        assert!(IdempotencyKey::parse(&[b'k'; 255]).is_some());
+        assert!(IdempotencyKey::parse(b"").is_none());
+        assert!(IdempotencyKey::parse(&[b'k'; 256]).is_none());
+        assert!(IdempotencyKey::parse(b"has space").is_none());
+        assert!(IdempotencyKey::parse(b"tab\t").is_none());
+        assert!(IdempotencyKey::parse("ключ".as_bytes()).is_none());
+    }
+}

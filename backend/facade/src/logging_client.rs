@@ -1,0 +1,148 @@
+//! The facade's client of the logging service: the generated gRPC client on a lazily
+//! connected channel, with every call made through [`with_retries`].
+
+use std::{sync::Arc, time::Duration};
+
+use msglog_proto::{
+    MessageText,
+    logging::{
+        Empty, LogRequest, STATUS_DUPLICATE, STATUS_LOGGED,
+        logging_service_client::LoggingServiceClient,
+    },
+};
+use tonic::{
+    Status,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
+use uuid::Uuid;
+
+use crate::retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries};
+
+/// What logging did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logged {
+    /// Stored by this call.
+    Stored,
+    /// Already held; nothing stored.
+    Duplicate,
+}
+
+/// A cheap-to-clone handle to the logging service.
+#[derive(Debug, Clone)]
+pub struct LoggingClient {
+    /// The generated client over a channel that reconnects on demand.
+    client: LoggingServiceClient<Channel>,
+    /// How calls are retried.
+    policy: RetryPolicy,
+    /// Shared by every request, so retries stop while logging is down.
+    budget: Arc<RetryBudget>,
+}
+
+impl LoggingClient {
+    /// A client of the logging service at `url` (`http://host:port`). Connects on first use,
+    /// so the facade starts whether or not logging is up.
+    pub fn new(
+        url: &str,
+        policy: RetryPolicy,
+        budget: RetryBudget,
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            // A refused or silent connect fails within one attempt's time, not the OS's.
+            .connect_timeout(policy.attempt_timeout)
+            .tcp_nodelay(true)
+            // Find a half-dead connection (peer gone without a FIN) between requests, so the
+            // next request reconnects instead of waiting on it.
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(false)
+            .connect_lazy();
+        Ok(Self {
+            client: LoggingServiceClient::new(channel),
+            policy,
+            budget: Arc::new(budget),
+        })
+    }
+
+    /// Stores `text` under `id`, retrying with the same id. `request_id` is passed on in the
+    /// `x-request-id` metadata.
+    pub async fn log_message(
+        &self,
+        id: Uuid,
+        text: &MessageText,
+        request_id: Option<&str>,
+    ) -> Result<Attempted<Logged>, RetryFailure> {
+        let id = id.to_string();
+        with_retries(
+            "LogMessage",
+            &self.policy,
+            &self.budget,
+            true,
+            |attempt, timeout| {
+                let mut client = self.client.clone();
+                let request = grpc_request(
+                    LogRequest {
+                        id: id.clone(),
+                        message: text.as_str().to_owned(),
+                    },
+                    request_id,
+                    attempt,
+                    timeout,
+                );
+                async move {
+                    let status = client.log_message(request).await?.into_inner().status;
+                    match status.as_str() {
+                        STATUS_LOGGED => Ok(Logged::Stored),
+                        STATUS_DUPLICATE => Ok(Logged::Duplicate),
+                        other => Err(Status::internal(format!(
+                            "unexpected LogMessage status {other:?}"
+                        ))),
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Every logged text, in insertion order.
+    pub async fn get_messages(
+        &self,
+        request_id: Option<&str>,
+    ) -> Result<Attempted<Vec<String>>, RetryFailure> {
+        with_retries(
+            "GetMessages",
+            &self.policy,
+            &self.budget,
+            true,
+            |attempt, timeout| {
+                let mut client = self.client.clone();
+                let request = grpc_request(Empty {}, request_id, attempt, timeout);
+                async move { Ok(client.get_messages(request).await?.into_inner().messages) }
+            },
+        )
+        .await
+    }
+}
+
+/// A request with the attempt's deadline (`grpc-timeout`) and the request id.
+fn grpc_request<T>(
+    message: T,
+    request_id: Option<&str>,
+    attempt: u32,
+    timeout: Duration,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    let metadata = request.metadata_mut();
+    if let Some(value) = request_id.and_then(|id| MetadataValue::try_from(id).ok()) {
+        metadata.insert("x-request-id", value);
+    }
+    // gRFC A6 names this header for the attempt number on retries.
+    if attempt > 1 {
+        metadata.insert(
+            "grpc-previous-rpc-attempts",
+            MetadataValue::from(attempt - 1),
+        );
+    }
+    request
+}

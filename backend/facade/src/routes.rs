@@ -1,0 +1,100 @@
+//! Handlers. Each is small: extractors have already checked the input, and errors map to
+//! answers in [`crate::error`].
+
+use axum::{Json, extract::State};
+use http::Uri;
+use msglog_proto::{
+    api::{GetMessagesResponse, SendMessageResponse, SendStatus},
+    logging::{STATUS_DUPLICATE, STATUS_LOGGED},
+};
+use tonic::Code;
+
+use crate::{
+    AppState,
+    error::AppError,
+    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody},
+    ids::message_id,
+    logging_client::Logged,
+};
+
+/// `POST /send_message`: picks the id, stores the message in logging (with retries) and says
+/// whether it was new or a duplicate.
+#[tracing::instrument(skip_all, fields(id))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    MaybeIdempotencyKey(key): MaybeIdempotencyKey,
+    SendMessageBody(text): SendMessageBody,
+) -> Result<Json<SendMessageResponse>, AppError> {
+    let id = message_id(state.dedup, key.as_ref(), &text);
+    tracing::Span::current().record("id", tracing::field::display(id));
+    let logged = state
+        .logging
+        .log_message(id, &text, request_id.as_deref())
+        .await
+        .map_err(|failure| match failure.status.code() {
+            Code::AlreadyExists => AppError::Conflict(match &key {
+                Some(key) => {
+                    format!("Idempotency-Key {key:?} was already used for a different message")
+                }
+                None => format!("id {id} is already used by a different message"),
+            }),
+            // Logging refused the message itself (say, its own size limit is lower).
+            Code::InvalidArgument => AppError::BadRequest(format!(
+                "logging service refused the message: {}",
+                failure.status.message()
+            )),
+            _ => AppError::LogMessageFailed(failure),
+        })?;
+    let (status, message) = match logged.value {
+        Logged::Stored => (SendStatus::Success, STATUS_LOGGED),
+        Logged::Duplicate => (SendStatus::Duplicate, STATUS_DUPLICATE),
+    };
+    tracing::info!(
+        ?status,
+        attempts = logged.attempts,
+        "message sent to logging"
+    );
+    Ok(Json(SendMessageResponse {
+        id: id.to_string(),
+        status,
+        message: message.to_owned(),
+    }))
+}
+
+/// `GET /get_messages`: logging's list and the messages service's text, fetched together.
+/// The messages service being down is reported in the text; logging being down is an error.
+#[tracing::instrument(skip_all)]
+pub async fn get_messages(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+) -> Result<Json<GetMessagesResponse>, AppError> {
+    let (logged, from_service) = tokio::join!(
+        state.logging.get_messages(request_id.as_deref()),
+        state.messages.get_message(request_id.as_deref()),
+    );
+    let logged = logged.map_err(AppError::GetMessagesFailed)?;
+    let message_from_service = from_service.unwrap_or_else(|error| {
+        tracing::warn!(%error, "messages service failed");
+        format!("Messages service error: {error}")
+    });
+    Ok(Json(GetMessagesResponse {
+        logged_messages: logged.value,
+        message_from_service,
+    }))
+}
+
+/// `GET /healthz`: the facade itself is up (it says nothing of its dependencies).
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Any unknown path: a JSON 404 like every other error.
+pub async fn not_found(uri: Uri) -> AppError {
+    AppError::NotFound(uri.path().to_owned())
+}
+
+/// A known path with the wrong method: a JSON 405.
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

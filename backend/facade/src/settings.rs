@@ -1,0 +1,128 @@
+//! The facade's settings: every flag has an environment variable, and the defaults are the
+//! original's addresses.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::value_parser;
+
+use crate::{
+    ids::DedupMode,
+    retry::{Backoff, RetryPolicy},
+};
+
+/// Settings, from flags or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "facade-service",
+    version,
+    about = "The facade: HTTP/JSON entry of the message-logging system."
+)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "FACADE_ADDR", default_value = "0.0.0.0:8080")]
+    pub addr: SocketAddr,
+    /// The logging service's gRPC address.
+    #[arg(long, env = "LOGGING_URL", default_value = "http://127.0.0.1:8081")]
+    pub logging_url: String,
+    /// The messages service's base URL.
+    #[arg(long, env = "MESSAGES_URL", default_value = "http://127.0.0.1:8082")]
+    pub messages_url: String,
+    /// How ids are picked without an `Idempotency-Key` header: `content` (the same text is one
+    /// message, as the original) or `unique` (every request is a new message).
+    #[arg(long, env = "FACADE_DEDUP", value_enum, default_value_t = DedupMode::Content)]
+    pub dedup: DedupMode,
+
+    /// Calls to logging in all, the first included.
+    #[arg(long, env = "FACADE_RETRY_MAX_ATTEMPTS", default_value_t = 3, value_parser = value_parser!(u32).range(1..=20))]
+    pub retry_max_attempts: u32,
+    /// Ceiling of the first back-off, in milliseconds (full jitter: the wait is random below it).
+    #[arg(long, env = "FACADE_RETRY_INITIAL_BACKOFF_MS", default_value_t = 50)]
+    pub retry_initial_backoff_ms: u64,
+    /// Ceiling of any back-off, in milliseconds.
+    #[arg(long, env = "FACADE_RETRY_MAX_BACKOFF_MS", default_value_t = 400)]
+    pub retry_max_backoff_ms: u64,
+    /// Growth of the back-off ceiling per retry.
+    #[arg(long, env = "FACADE_RETRY_BACKOFF_MULTIPLIER", default_value_t = 2.0, value_parser = at_least_one)]
+    pub retry_backoff_multiplier: f64,
+    /// The longest one call to logging may take, in milliseconds.
+    #[arg(long, env = "FACADE_RETRY_ATTEMPT_TIMEOUT_MS", default_value_t = 500, value_parser = value_parser!(u64).range(1..))]
+    pub retry_attempt_timeout_ms: u64,
+    /// The longest all calls and back-offs for one request may take, in milliseconds.
+    #[arg(long, env = "FACADE_RETRY_DEADLINE_MS", default_value_t = 1500, value_parser = value_parser!(u64).range(1..))]
+    pub retry_deadline_ms: u64,
+    /// Retry budget: tokens in the bucket. Each failed call takes one; retries stop while half
+    /// or fewer are left.
+    #[arg(long, env = "FACADE_RETRY_BUDGET_TOKENS", default_value_t = 10, value_parser = value_parser!(u32).range(1..=1000))]
+    pub retry_budget_tokens: u32,
+    /// Retry budget: tokens given back by each successful call.
+    #[arg(long, env = "FACADE_RETRY_BUDGET_RATIO", default_value_t = 0.1)]
+    pub retry_budget_ratio: f64,
+
+    /// Longest request body, in bytes.
+    #[arg(long, env = "FACADE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest message text, in UTF-8 bytes.
+    #[arg(long, env = "FACADE_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// The longest a call to the messages service may take, in milliseconds.
+    #[arg(long, env = "FACADE_MESSAGES_TIMEOUT_MS", default_value_t = 1000)]
+    pub messages_timeout_ms: u64,
+    /// The longest any request may take, in milliseconds (answered 503 after).
+    #[arg(long, env = "FACADE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// After SIGINT/SIGTERM, how long in-flight requests may take to finish, in milliseconds.
+    #[arg(long, env = "FACADE_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl Settings {
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_max_attempts,
+            backoff: Backoff {
+                initial: Duration::from_millis(self.retry_initial_backoff_ms),
+                max: Duration::from_millis(self.retry_max_backoff_ms),
+                multiplier: self.retry_backoff_multiplier,
+            },
+            attempt_timeout: Duration::from_millis(self.retry_attempt_timeout_ms),
+            deadline: Duration::from_millis(self.retry_deadline_ms),
+        }
+    }
+}
+
+fn at_least_one(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(number) if number.is_finite() && number >= 1.0 => Ok(number),
+        _ => Err(format!("expected a number of at least 1, got {value:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_originals_addresses_and_a_short_retry_policy() {
+        let settings = Settings::try_parse_from(["facade-service"]).unwrap();
+        assert_eq!(settings.addr.port(), 8080);
+        assert_eq!(settings.logging_url, "http://127.0.0.1:8081");
+        assert_eq!(settings.messages_url, "http://127.0.0.1:8082");
+        assert_eq!(settings.retry_policy(), RetryPolicy::default());
+        assert_eq!(settings.dedup, DedupMode::Content);
+    }
+
+    #[test]
+    fn bad_values_are_refused_at_start() {
+        for args in [
+            &["f", "--retry-max-attempts", "0"][..],
+            &["f", "--retry-backoff-multiplier", "0.5"],
+            &["f", "--dedup", "sometimes"],
+            &["f", "--addr", "nowhere"],
+        ] {
+            assert!(Settings::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The `LoggingService` gRPC API over a [`Store`].
+
+use msglog_proto::{
+    MessageText, MessageTextError,
+    logging::{
+        Empty, LogRequest, LogResponse, MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED,
+        logging_service_server::LoggingService,
+    },
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::store::{Inserted, NewMessage, Store, StoreError};
+
+/// The gRPC API: checks each request, then asks the store.
+#[derive(Debug)]
+pub struct LoggingApi<S> {
+    /// Where messages live.
+    store: S,
+    /// Longest message text accepted, in UTF-8 bytes.
+    max_message_bytes: usize,
+}
+
+impl<S: Store> LoggingApi<S> {
+    /// An API over `store` that accepts texts up to `max_message_bytes` long.
+    pub fn new(store: S, max_message_bytes: usize) -> Self {
+        Self {
+            store,
+            max_message_bytes,
+        }
+    }
+
+    /// Checks a `LogRequest` and turns it into a [`NewMessage`], or says what is wrong with it.
+    fn parse(&self, request: LogRequest) -> Result<NewMessage, Status> {
+        let id = Uuid::try_parse(&request.id).map_err(|_| {
+            Status::invalid_argument(format!(
+                "id must be a UUID, got {:?}",
+                shorten(&request.id, 64)
+            ))
+        })?;
+        let text = MessageText::parse(request.message, self.max_message_bytes).map_err(
+            |error| match error {
+                MessageTextError::Empty => {
+                    Status::invalid_argument("message must not be empty or blank")
+                }
+                too_long @ MessageTextError::TooLong { .. } => {
+                    Status::invalid_argument(too_long.to_string())
+                }
+            },
+        )?;
+        Ok(NewMessage { id, text })
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> LoggingService for LoggingApi<S> {
+    async fn log_message(
+        &self,
+        request: Request<LogRequest>,
+    ) -> Result<Response<LogResponse>, Status> {
+        let message = self.parse(request.into_inner())?;
+        let id = message.id;
+        let status = match self.store.insert(message).await {
+            Ok(Inserted::Stored) => {
+                tracing::info!(%id, "message stored");
+                STATUS_LOGGED
+            }
+            Ok(Inserted::Duplicate) => {
+                tracing::info!(%id, "duplicate message ignored");
+                STATUS_DUPLICATE
+            }
+            Err(error @ StoreError::Conflict { .. }) => {
+                tracing::warn!(%id, "id already used by another message");
+                return Err(Status::already_exists(error.to_string()));
+            }
+            Err(error @ StoreError::Unavailable(_)) => {
+                tracing::error!(%id, %error, "store failed");
+                return Err(Status::unavailable("message store unavailable"));
+            }
+        };
+        Ok(Response::new(LogResponse {
+            status: status.to_owned(),
+        }))
+    }
+
+    async fn get_messages(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<MessagesResponse>, Status> {
+        match self.store.list().await {
+            Ok(messages) => {
+                tracing::info!(count = messages.len(), "listing messages");
+                Ok(Response::new(MessagesResponse { messages }))
+            }
+            Err(error) => {
+                tracing::error!(%error, "store failed");
+                Err(Status::unavailable("message store unavailable"))
+            }
+        }
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut, so an error never echoes a huge input.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    const ID: &str = "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11";
+
+    fn api() -> LoggingApi<MemoryStore> {
+        LoggingApi::new(MemoryStore::new(), 16)
+    }
+
+    async fn log(api: &LoggingApi<MemoryStore>, id: &str, message: &str) -> Result<String, Status> {
+        api.log_message(Request::new(LogRequest {
+            id: id.to_owned(),
+            message: message.to_owned(),
+        }))
+        .await
+        .map(|response| response.into_inner().status)
+    }
+
+    #[tokio::test]
+    async fn a_new_id_is_logged_and_a_repeat_is_a_duplicate() {
+        let api = api();
+        assert_eq!(
+            log(&api, ID, "hello").await.unwrap(),
+            "Message logged successfully"
+        );
+        assert_eq!(
+            log(&api, ID, "hello").await.unwrap(),
+            "Duplicate message ignored"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_id_with_another_text_is_already_exists() {
+        let api = api();
+        log(&api, ID, "hello").await.unwrap();
+        let status = log(&api, ID, "bye").await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::AlreadyExists);
+        assert!(status.message().contains(ID), "{}", status.message());
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_invalid_argument_with_a_clear_message() {
+        let api = api();
+        for (id, message, expected) in [
+            ("not-a-uuid", "hello", "id must be a UUID"),
+            ("", "hello", "id must be a UUID"),
+            (ID, "", "message must not be empty"),
+            (ID, " \n ", "message must not be empty"),
+            (
+                ID,
+                "seventeen bytes!!",
+                "message is 17 bytes long; the limit is 16 bytes",
+            ),
+        ] {
+            let status = log(&api, id, message).await.unwrap_err();
+            assert_eq!(
+                status.code(),
+                tonic::Code::InvalidArgument,
+                "{id:?} {message:?}"
+            );
+            assert!(status.message().contains(expected), "{}", status.message());
+        }
+        let listed = api.get_messages(Request::new(Empty {})).await.unwrap();
+        assert!(listed.into_inner().messages.is_empty());
+    }
+
+    #[test]
+    fn shorten_cuts_on_character_boundaries() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("😀😀😀😀", 2), "😀😀…");
+    }
+}

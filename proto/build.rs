@@ -1,0 +1,27 @@
+//! Generates the protobuf types (always) and the tonic client / server stubs (behind the
+//! `client` / `server` features) from `logging.proto`, with the protoc binary shipped by the
+//! `protoc-bin-vendored` crate, so no system protoc is needed.
+
+use std::{env, io, path::PathBuf};
+
+fn main() -> io::Result<()> {
+    let proto = "logging.proto";
+    println!("cargo:rerun-if-changed={proto}");
+
+    let out_dir = PathBuf::from(
+        env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR is not set"))?,
+    );
+    let protoc = protoc_bin_vendored::protoc_bin_path().map_err(io::Error::other)?;
+
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc);
+
+    tonic_prost_build::configure()
+        // Transport-free stubs: the client is generic over any `GrpcService`, so the same
+        // code serves a tonic `Channel` natively and a gRPC-web client in the browser.
+        .build_transport(false)
+        .client_mod_attribute(".", "#[cfg(feature = \"client\")]")
+        .server_mod_attribute(".", "#[cfg(feature = \"server\")]")
+        .file_descriptor_set_path(out_dir.join("logging_descriptor.bin"))
+        .compile_with_config(config, &[proto], &["."])
+}

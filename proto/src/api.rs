@@ -1,0 +1,67 @@
+//! JSON shapes of the facade's HTTP API (the original's routes and `/api/`).
+//!
+//! Field names and status strings are the original's, so a client of the Python facade works
+//! unchanged.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /send_message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessageRequest {
+    /// The text to log.
+    pub message: String,
+}
+
+/// Outcome of storing one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendStatus {
+    /// Stored by this request.
+    Success,
+    /// Already held under the same id; nothing stored.
+    Duplicate,
+}
+
+/// Answer of `POST /send_message` with HTTP 200.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendMessageResponse {
+    /// The message's id (a UUID).
+    pub id: String,
+    /// `success` or `duplicate`.
+    pub status: SendStatus,
+    /// `Message logged successfully` or `Duplicate message ignored`.
+    pub message: String,
+}
+
+/// Answer of `GET /get_messages` with HTTP 200.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMessagesResponse {
+    /// Every logged text, in insertion order.
+    pub logged_messages: Vec<String>,
+    /// The messages service's answer, or a text saying why it could not be had.
+    pub message_from_service: String,
+}
+
+/// Body of every error answer (4xx and 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// The gRPC code of the last failed call to logging, when one failed (`UNAVAILABLE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// How many calls to logging were made, when the error came from logging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+}
+
+impl ErrorBody {
+    /// An error with only a text.
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            code: None,
+            attempts: None,
+        }
+    }
+}
