@@ -90,7 +90,12 @@ impl LoggingClient {
                     timeout,
                 );
                 async move {
-                    let status = client.log_message(request).await?.into_inner().status;
+                    let status = client
+                        .log_message(request)
+                        .await
+                        .map_err(connection_failure_is_unavailable)?
+                        .into_inner()
+                        .status;
                     match status.as_str() {
                         STATUS_LOGGED => Ok(Logged::Stored),
                         STATUS_DUPLICATE => Ok(Logged::Duplicate),
@@ -117,10 +122,37 @@ impl LoggingClient {
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(Empty {}, request_id, attempt, timeout);
-                async move { Ok(client.get_messages(request).await?.into_inner().messages) }
+                async move {
+                    let response = client
+                        .get_messages(request)
+                        .await
+                        .map_err(connection_failure_is_unavailable)?;
+                    Ok(response.into_inner().messages)
+                }
             },
         )
         .await
+    }
+}
+
+/// Treats a failure of the connection itself as `UNAVAILABLE`, as gRPC does.
+///
+/// tonic reports some connection failures with other codes: a request queued on a connection
+/// that closed before it was sent comes back `CANCELLED` ("operation was canceled"), a reset
+/// one `UNKNOWN` or `INTERNAL`. Such statuses are made on this side from a transport error,
+/// which they keep as their `source`; a status sent by the server has none. Both calls here
+/// are idempotent, so retrying after any connection failure is safe.
+fn connection_failure_is_unavailable(status: Status) -> Status {
+    use std::error::Error as _;
+    let local = status.source().is_some();
+    match status.code() {
+        tonic::Code::Cancelled | tonic::Code::Unknown | tonic::Code::Internal if local => {
+            Status::unavailable(format!(
+                "connection to logging failed: {}",
+                status.message()
+            ))
+        }
+        _ => status,
     }
 }
 

@@ -35,7 +35,10 @@ pub async fn send_message(
         .map_err(|failure| match failure.status.code() {
             Code::AlreadyExists => AppError::Conflict(match &key {
                 Some(key) => {
-                    format!("Idempotency-Key {key:?} was already used for a different message")
+                    format!(
+                        "Idempotency-Key {:?} was already used for a different message",
+                        key.as_str()
+                    )
                 }
                 None => format!("id {id} is already used by a different message"),
             }),

@@ -1,0 +1,130 @@
+//! The original's README walk-through, step by step.
+
+use serde_json::json;
+
+use crate::helpers::{
+    Client, TestApp, facade_settings, listener, refused_addr, spawn_facade, spawn_logging,
+    spawn_messages,
+};
+
+#[tokio::test]
+async fn the_originals_walkthrough_post_get_duplicate_another_get_in_order() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+
+    // First GET: nothing logged yet; the messages service answers its stub text.
+    let (status, body) = client.get_messages().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"logged_messages": [], "message_from_service": "not implemented yet"})
+    );
+
+    // POST msg2.
+    let (status, first) = client.post_message("msg2").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["status"], "success");
+    assert_eq!(first["message"], "Message logged successfully");
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().to_string(), id);
+    assert_eq!(
+        first.as_object().unwrap().len(),
+        3,
+        "exactly the original's fields"
+    );
+
+    // The same text again: a duplicate with the same id, nothing stored.
+    let (status, again) = client.post_message("msg2").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again,
+        json!({"id": id, "status": "duplicate", "message": "Duplicate message ignored"})
+    );
+
+    // Another text.
+    let (status, other) = client.post_message("different message").await;
+    assert_eq!(status, 200);
+    assert_eq!(other["status"], "success");
+    assert_ne!(other["id"], first["id"]);
+
+    // GET: both, in insertion order.
+    let (status, body) = client.get_messages().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({
+            "logged_messages": ["msg2", "different message"],
+            "message_from_service": "not implemented yet"
+        })
+    );
+}
+
+#[tokio::test]
+async fn unique_mode_stores_equal_texts_as_separate_messages() {
+    let app =
+        TestApp::spawn_with(|settings| settings.dedup = facade_service::ids::DedupMode::Unique)
+            .await;
+    let client = app.client();
+    let (_, a) = client.post_message("same").await;
+    let (_, b) = client.post_message("same").await;
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("success"), Some("success"))
+    );
+    assert_ne!(a["id"], b["id"]);
+    let (_, body) = client.get_messages().await;
+    assert_eq!(body["logged_messages"], json!(["same", "same"]));
+}
+
+#[tokio::test]
+async fn control_characters_and_non_bmp_text_are_stored_and_returned_intact() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+    let text = "tab\there\u{0}nul \u{7f} 😀 𝄞 «ünïcode» \r\n end ";
+    let (status, _) = client.post_message(text).await;
+    assert_eq!(status, 200);
+    let (_, body) = client.get_messages().await;
+    assert_eq!(body["logged_messages"], json!([text]));
+}
+
+#[tokio::test]
+async fn messages_down_still_answers_200_with_an_error_text() {
+    let store = std::sync::Arc::new(logging_service::store::MemoryStore::new());
+    let logging = spawn_logging(listener().await, store);
+    let messages_url = format!("http://{}", refused_addr().await);
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages_url)).await;
+    let client = Client::new(&facade);
+    client.post_message("hello").await;
+
+    let (status, body) = client.get_messages().await;
+    assert_eq!(status, 200);
+    assert_eq!(body["logged_messages"], json!(["hello"]));
+    let text = body["message_from_service"].as_str().unwrap();
+    assert!(
+        text.starts_with("Messages service error: unreachable"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn logging_down_makes_get_messages_a_json_500() {
+    let messages = spawn_messages().await;
+    let logging_url = format!("http://{}", refused_addr().await);
+    let facade = spawn_facade(facade_settings(&logging_url, &messages.url())).await;
+    let (status, body) = Client::new(&facade).get_messages().await;
+    assert_eq!(status, 500);
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Service error: logging service: UNAVAILABLE"),
+        "{error}"
+    );
+    assert_eq!(body["code"], "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = TestApp::spawn().await;
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "ok");
+}

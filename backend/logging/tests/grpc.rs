@@ -1,0 +1,388 @@
+//! The logging service as a real server on port 0, called over gRPC (HTTP/2), raw HTTP/2
+//! frames, gRPC-web (HTTP/1.1), CORS preflights, health and bad inputs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use logging_service::{ServerConfig, store::MemoryStore};
+use msglog_proto::logging::{
+    Empty, LogRequest, LogResponse, logging_service_client::LoggingServiceClient,
+};
+use prost::Message as _;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Code, transport::Channel};
+
+const ID: &str = "0e4b6c1a-5d7f-4e3a-9b2c-8f1d0a6e7c35";
+const ALLOWED_ORIGIN: &str = "http://page.example:8080";
+
+/// A logging server on a free port, stopped when dropped.
+struct TestLogging {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestLogging {
+    async fn start() -> Self {
+        Self::start_with(ServerConfig {
+            max_message_bytes: 1024,
+            cors_origins: vec![ALLOWED_ORIGIN.parse().unwrap()],
+        })
+        .await
+    }
+
+    async fn start_with(config: ServerConfig) -> Self {
+        msglog_common::telemetry::init_for_tests();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let store = Arc::new(MemoryStore::new());
+        let task = tokio::spawn(logging_service::run(listener, config, store, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    async fn client(&self) -> LoggingServiceClient<Channel> {
+        LoggingServiceClient::new(self.channel().await)
+    }
+}
+
+impl Drop for TestLogging {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn log_request(id: &str, message: &str) -> LogRequest {
+    LogRequest {
+        id: id.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// A gRPC length-prefixed message frame (uncompressed).
+fn grpc_frame(payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(5 + payload.len());
+    frame.put_u8(0);
+    frame.put_u32(payload.len() as u32);
+    frame.put_slice(payload);
+    frame.freeze()
+}
+
+/// Splits a gRPC-web body into its message payloads and its trailer block.
+fn split_grpc_web(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    let mut messages = Vec::new();
+    let mut trailers = String::new();
+    while body.len() >= 5 {
+        let flag = body[0];
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        let payload = &body[5..5 + len];
+        if flag & 0x80 != 0 {
+            trailers.push_str(std::str::from_utf8(payload).unwrap());
+        } else {
+            messages.push(payload.to_vec());
+        }
+        body = &body[5 + len..];
+    }
+    assert!(body.is_empty(), "trailing bytes in a gRPC-web body");
+    (messages, trailers)
+}
+
+#[tokio::test]
+async fn the_originals_calls_work_with_a_generated_client() {
+    let server = TestLogging::start().await;
+    let mut client = server.client().await;
+
+    let first = client.log_message(log_request(ID, "msg2")).await.unwrap();
+    assert_eq!(first.into_inner().status, "Message logged successfully");
+    let again = client.log_message(log_request(ID, "msg2")).await.unwrap();
+    assert_eq!(again.into_inner().status, "Duplicate message ignored");
+    let other = "3b8f0c2e-1111-4a2b-8c3d-4e5f60718293";
+    client
+        .log_message(log_request(other, "different message"))
+        .await
+        .unwrap();
+
+    let listed = client.get_messages(Empty {}).await.unwrap().into_inner();
+    assert_eq!(listed.messages, vec!["msg2", "different message"]);
+}
+
+#[tokio::test]
+async fn a_raw_http2_call_to_the_originals_method_path_works() {
+    let server = TestLogging::start().await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("{}/LoggingService/LogMessage", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(grpc_frame(
+            &log_request(ID, "raw").encode_to_vec(),
+        )))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("gRPC answers with trailers");
+    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+    let body = collected.to_bytes();
+    assert_eq!(body[0], 0, "uncompressed frame");
+    let answer = LogResponse::decode(&body[5..]).unwrap();
+    assert_eq!(answer.status, "Message logged successfully");
+}
+
+#[tokio::test]
+async fn a_grpc_web_call_over_http1_works() {
+    let server = TestLogging::start().await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/LoggingService/LogMessage", server.url()))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(grpc_frame(
+            &log_request(ID, "from a browser").encode_to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/grpc-web")
+    );
+    let body = response.bytes().await.unwrap();
+    let (messages, trailers) = split_grpc_web(&body);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        LogResponse::decode(messages[0].as_slice()).unwrap().status,
+        "Message logged successfully"
+    );
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+
+    // And the message is there for a native gRPC client.
+    let listed = server.client().await.get_messages(Empty {}).await.unwrap();
+    assert_eq!(listed.into_inner().messages, vec!["from a browser"]);
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_an_allowed_origin_only() {
+    let server = TestLogging::start().await;
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/LoggingService/GetMessages", server.url()),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent",
+            )
+            .send()
+    };
+
+    let allowed = preflight(ALLOWED_ORIGIN).await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+    let allowed_headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed_headers.contains("x-grpc-web"), "{allowed_headers}");
+
+    let denied = preflight("http://elsewhere.example").await.unwrap();
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // The real call from the allowed origin carries the header and exposes grpc-status.
+    let call = reqwest::Client::new()
+        .post(format!("{}/LoggingService/GetMessages", server.url()))
+        .header("origin", ALLOWED_ORIGIN)
+        .header("content-type", "application/grpc-web+proto")
+        .body(grpc_frame(&Empty {}.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        call.headers()["access-control-allow-origin"],
+        ALLOWED_ORIGIN
+    );
+    let exposed = call.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("grpc-status"), "{exposed}");
+}
+
+#[tokio::test]
+async fn no_origin_is_allowed_cross_origin_by_default() {
+    let server = TestLogging::start_with(ServerConfig::default()).await;
+    let preflight = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/LoggingService/GetMessages", server.url()),
+        )
+        .header("origin", ALLOWED_ORIGIN)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn health_reports_serving_for_the_server_and_the_logging_service() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let server = TestLogging::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    for service in ["", "LoggingService"] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_status_and_the_service_stays_up() {
+    let server = TestLogging::start().await;
+    let mut client = server.client().await;
+
+    let cases = [
+        (
+            log_request("not-a-uuid", "hi"),
+            Code::InvalidArgument,
+            "id must be a UUID",
+        ),
+        (
+            log_request("", "hi"),
+            Code::InvalidArgument,
+            "id must be a UUID",
+        ),
+        (
+            log_request(ID, ""),
+            Code::InvalidArgument,
+            "must not be empty",
+        ),
+        (
+            log_request(ID, "   "),
+            Code::InvalidArgument,
+            "must not be empty",
+        ),
+        (
+            log_request(ID, &"x".repeat(1025)),
+            Code::InvalidArgument,
+            "the limit is 1024 bytes",
+        ),
+    ];
+    for (request, code, text) in cases {
+        let status = client.log_message(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{request:?}");
+        assert!(status.message().contains(text), "{}", status.message());
+    }
+
+    // Same id, other text: refused, and the first text stays.
+    client.log_message(log_request(ID, "first")).await.unwrap();
+    let status = client
+        .log_message(log_request(ID, "second"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+
+    // A frame far over the limit is refused before it is decoded.
+    let status = client
+        .log_message(log_request(ID, &"x".repeat(8 * 1024 * 1024)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+
+    let listed = client.get_messages(Empty {}).await.unwrap().into_inner();
+    assert_eq!(listed.messages, vec!["first"]);
+}
+
+#[tokio::test]
+async fn malformed_protobuf_is_refused_and_the_service_stays_up() {
+    let server = TestLogging::start().await;
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    // Field 1 declared as a 100-byte string, but only 3 bytes follow.
+    let garbage = [0x0a, 100, b'a', b'b', b'c'];
+    let request = http::Request::post(format!("{}/LoggingService/LogMessage", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(grpc_frame(&garbage)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    // A trailers-only answer carries the status in the headers, a full one in the trailers.
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let collected = response.into_body().collect().await.unwrap();
+    let status = status.or_else(|| {
+        collected
+            .trailers()
+            .and_then(|t| t.get("grpc-status"))
+            .map(|v| v.to_str().unwrap().to_owned())
+    });
+    assert_eq!(
+        status.as_deref(),
+        Some("13"),
+        "INTERNAL: the message cannot be decoded"
+    );
+
+    let mut client = server.client().await;
+    client
+        .log_message(log_request(ID, "still up"))
+        .await
+        .unwrap();
+}
