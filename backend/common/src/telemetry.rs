@@ -1,11 +1,16 @@
 //! Tracing set-up shared by the three binaries.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Installs a global subscriber that writes to stderr.
 ///
 /// The filter comes from `RUST_LOG` when it is set (`RUST_LOG=debug`,
 /// `RUST_LOG=facade_service=debug,tower_http=debug`), else from `default_filter`.
+/// A log destination that goes away (a closed pipe) must not take requests down with it:
+/// the subscriber's own report of a failed write would itself write to stderr and panic, so
+/// that report is off. Colours only on a terminal (and never with `NO_COLOR` set), so log files stay plain text.
 /// Calling it twice is harmless (the second call keeps the first subscriber), which lets tests
 /// call it freely.
 pub fn init(default_filter: &str) {
@@ -14,7 +19,9 @@ pub fn init(default_filter: &str) {
     let _ = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(true)
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -1,14 +1,12 @@
 //! Every error the facade answers, mapped to an HTTP status and a JSON body in one place.
 
+use crate::retry::{RetryFailure, code_name};
 use axum::{
     Json,
     response::{IntoResponse, Response},
 };
 use http::StatusCode;
 use msglog_proto::api::ErrorBody;
-use tonic::Code;
-
-use crate::retry::RetryFailure;
 
 /// An error answer. Internals stay out of the body: a 5xx names the dependency that failed and
 /// its gRPC code, and the details go to the trace.
@@ -58,29 +56,6 @@ fn describe(failure: &RetryFailure) -> String {
             "{} after {attempts}: {message}",
             code_name(failure.status.code())
         )
-    }
-}
-
-/// The canonical upper-case name of a gRPC code, as gRPC tools print it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -178,6 +178,29 @@ pub struct Attempted<T> {
     pub attempts: u32,
 }
 
+/// The canonical upper-case name of a gRPC code, as gRPC tools print it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// Whether a failed attempt with `code` may be retried.
 pub fn is_retryable(code: Code, idempotent: bool) -> bool {
     match code {
@@ -230,13 +253,19 @@ where
             operation,
             attempt,
             max_attempts,
-            code = ?status.code(),
+            code = code_name(status.code()),
             message = status.message(),
             "attempt failed"
         );
 
         let give_up = |gave_up| {
-            tracing::warn!(operation, attempts = attempt, ?gave_up, code = ?status.code(), "giving up");
+            tracing::warn!(
+                operation,
+                attempts = attempt,
+                ?gave_up,
+                code = code_name(status.code()),
+                "giving up"
+            );
             Err(RetryFailure {
                 status: status.clone(),
                 attempts: attempt,

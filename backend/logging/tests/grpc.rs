@@ -292,6 +292,31 @@ async fn health_reports_serving_for_the_server_and_the_logging_service() {
 }
 
 #[tokio::test]
+async fn reflection_lists_the_logging_service() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let server = TestLogging::start().await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected answer {answer:?}");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"LoggingService".to_owned()), "{names:?}");
+}
+
+#[tokio::test]
 async fn bad_requests_get_the_right_status_and_the_service_stays_up() {
     let server = TestLogging::start().await;
     let mut client = server.client().await;
