@@ -34,3 +34,28 @@ pub fn init_for_tests() {
         let _ = fmt().with_env_filter(filter).with_test_writer().try_init();
     }
 }
+
+/// The `x-request-id` of a request, or `-`.
+fn request_id<B>(request: &http::Request<B>) -> &str {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-")
+}
+
+/// The span of one HTTP request, with its method, path and `x-request-id`, so every event of
+/// the request can be found by its id in every service's log.
+pub fn http_request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = request_id(request)
+    )
+}
+
+/// The span of one gRPC call, with its method path and `x-request-id` metadata.
+pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    tracing::info_span!("grpc", path = %request.uri().path(), request_id = request_id(request))
+}

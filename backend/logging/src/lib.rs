@@ -150,12 +150,7 @@ pub async fn run<S: Store>(
     let layers = tower::ServiceBuilder::new()
         .layer(
             TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("grpc", path = %request.uri().path(), request_id)
+                msglog_common::telemetry::grpc_request_span(request)
             }),
         )
         .layer(cors(config.cors_origins))

@@ -48,14 +48,11 @@ pub fn app(request_timeout: Duration) -> Router {
             request_timeout,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
+                msglog_common::telemetry::http_request_span(request)
+            }),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
