@@ -31,6 +31,10 @@ pub struct SendMessageResponse {
     pub status: SendStatus,
     /// `Message logged successfully` or `Duplicate message ignored`.
     pub message: String,
+    /// Calls made to logging, retries included. Only in `/api/` answers: the original's
+    /// routes keep the original's three fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 /// Answer of `GET /get_messages` with HTTP 200.
@@ -64,4 +68,24 @@ impl ErrorBody {
             attempts: None,
         }
     }
+}
+
+/// Whether one service is up, as the facade sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `true` when the service answered its health check.
+    pub up: bool,
+    /// What the check found (`SERVING`, `unreachable (...)`, `no answer within 500 ms`).
+    pub detail: String,
+}
+
+/// Answer of `GET /api/status`: the three services at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The facade itself (up whenever it answers).
+    pub facade: ServiceStatus,
+    /// The logging service's gRPC health check.
+    pub logging: ServiceStatus,
+    /// The messages service's `/healthz`.
+    pub messages: ServiceStatus,
 }

@@ -11,6 +11,7 @@
 //! - [`settings`]: flags and environment variables.
 //! - [`extract`]: request checking; [`error`]: every error answer.
 //! - [`routes`]: the handlers.
+//! - [`web`]: the browser page's static files.
 //! - [`ids`]: how a message's id is picked (the key to safe retries).
 //! - [`retry`]: back-off, retry budget and the retry loop; [`logging_client`] and
 //!   [`messages_client`]: the two dependencies.
@@ -23,8 +24,9 @@ pub mod messages_client;
 pub mod retry;
 pub mod routes;
 pub mod settings;
+pub mod web;
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{
@@ -33,11 +35,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode, header};
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
@@ -68,6 +72,8 @@ pub struct AppState {
     pub dedup: DedupMode,
     /// What clients may send.
     pub limits: Limits,
+    /// Where the built page is (`index.html` and its assets).
+    pub static_dir: Arc<Path>,
 }
 
 impl AppState {
@@ -88,6 +94,7 @@ impl AppState {
                 max_body_bytes: settings.max_body_bytes,
                 max_message_bytes: settings.max_message_bytes,
             },
+            static_dir: Arc::from(settings.static_dir.as_path()),
         })
     }
 }
@@ -101,10 +108,26 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/send_message", post(routes::send_message))
         .route("/get_messages", get(routes::get_messages))
         .route("/healthz", get(routes::healthz))
-        .fallback(routes::not_found)
+        .route(
+            "/api/messages",
+            get(routes::get_messages).post(routes::api_send_message),
+        )
+        .route("/api/status", get(routes::status))
+        .route("/", get(web::index))
+        .route("/index.html", get(web::index))
+        .fallback(web::static_or_not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,9 +15,12 @@ use tonic::{
     metadata::MetadataValue,
     transport::{Channel, Endpoint},
 };
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use uuid::Uuid;
 
-use crate::retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries};
+use crate::retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, code_name, with_retries};
 
 /// What logging did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +36,8 @@ pub enum Logged {
 pub struct LoggingClient {
     /// The generated client over a channel that reconnects on demand.
     client: LoggingServiceClient<Channel>,
+    /// The standard gRPC health client, on the same channel.
+    health: HealthClient<Channel>,
     /// How calls are retried.
     policy: RetryPolicy,
     /// Shared by every request, so retries stop while logging is down.
@@ -58,6 +63,7 @@ impl LoggingClient {
             .keep_alive_while_idle(false)
             .connect_lazy();
         Ok(Self {
+            health: HealthClient::new(channel.clone()),
             client: LoggingServiceClient::new(channel),
             policy,
             budget: Arc::new(budget),
@@ -107,6 +113,34 @@ impl LoggingClient {
             },
         )
         .await
+    }
+
+    /// Asks logging's gRPC health service whether it is serving. One attempt, bounded by the
+    /// attempt timeout: a status check must answer quickly and not spend the retry budget.
+    pub async fn health(&self) -> Result<(), String> {
+        let mut health = self.health.clone();
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        request.set_timeout(self.policy.attempt_timeout);
+        match tokio::time::timeout(self.policy.attempt_timeout, health.check(request)).await {
+            Ok(Ok(answer)) => match answer.into_inner().status() {
+                ServingStatus::Serving => Ok(()),
+                other => Err(other.as_str_name().to_owned()),
+            },
+            Ok(Err(status)) => {
+                let status = connection_failure_is_unavailable(status);
+                Err(format!(
+                    "{}: {}",
+                    code_name(status.code()),
+                    status.message()
+                ))
+            }
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.policy.attempt_timeout.as_millis()
+            )),
+        }
     }
 
     /// Every logged text, in insertion order.

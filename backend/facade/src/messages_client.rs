@@ -35,8 +35,10 @@ pub enum MessagesError {
 pub struct MessagesClient {
     /// Pooled HTTP/1.1 client.
     client: Client<HttpConnector, Empty<Bytes>>,
-    /// `GET` target: `<messages-url>/get_message`.
-    uri: Uri,
+    /// `<messages-url>/get_message`: the stub's text.
+    message_uri: Uri,
+    /// `<messages-url>/healthz`.
+    health_uri: Uri,
     /// The longest the whole call may take.
     timeout: Duration,
 }
@@ -44,27 +46,39 @@ pub struct MessagesClient {
 impl MessagesClient {
     /// A client of the messages service at `base_url` (`http://host:port`).
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
-        let uri = format!("{}/get_message", base_url.trim_end_matches('/')).parse()?;
+        let base = base_url.trim_end_matches('/');
+        let message_uri = format!("{base}/get_message").parse()?;
+        let health_uri = format!("{base}/healthz").parse()?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
-            uri,
+            message_uri,
+            health_uri,
             timeout,
         })
     }
 
     /// The messages service's text (`not implemented yet`).
     pub async fn get_message(&self, request_id: Option<&str>) -> Result<String, MessagesError> {
-        match tokio::time::timeout(self.timeout, self.fetch(request_id)).await {
+        self.get_text(&self.message_uri, request_id).await
+    }
+
+    /// Whether the messages service answers its `/healthz`.
+    pub async fn health(&self) -> Result<(), MessagesError> {
+        self.get_text(&self.health_uri, None).await.map(drop)
+    }
+
+    async fn get_text(&self, uri: &Uri, request_id: Option<&str>) -> Result<String, MessagesError> {
+        match tokio::time::timeout(self.timeout, self.fetch(uri, request_id)).await {
             Ok(result) => result,
             Err(_) => Err(MessagesError::Timeout(self.timeout.as_millis())),
         }
     }
 
-    async fn fetch(&self, request_id: Option<&str>) -> Result<String, MessagesError> {
-        let mut request = Request::get(self.uri.clone());
+    async fn fetch(&self, uri: &Uri, request_id: Option<&str>) -> Result<String, MessagesError> {
+        let mut request = Request::get(uri.clone());
         if let Some(id) = request_id {
             request = request.header("x-request-id", id);
         }

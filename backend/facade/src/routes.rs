@@ -2,9 +2,9 @@
 //! answers in [`crate::error`].
 
 use axum::{Json, extract::State};
-use http::Uri;
 use msglog_proto::{
-    api::{GetMessagesResponse, SendMessageResponse, SendStatus},
+    MessageText,
+    api::{GetMessagesResponse, SendMessageResponse, SendStatus, ServiceStatus, StatusResponse},
     logging::{STATUS_DUPLICATE, STATUS_LOGGED},
 };
 use tonic::Code;
@@ -13,19 +13,41 @@ use crate::{
     AppState,
     error::AppError,
     extract::{MaybeIdempotencyKey, RequestId, SendMessageBody},
-    ids::message_id,
+    ids::{IdempotencyKey, message_id},
     logging_client::Logged,
 };
 
-/// `POST /send_message`: picks the id, stores the message in logging (with retries) and says
-/// whether it was new or a duplicate.
-#[tracing::instrument(skip_all, fields(id))]
+/// `POST /send_message`: the original's route and answer (three fields).
 pub async fn send_message(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<SendMessageResponse>, AppError> {
+    let mut answer = store_message(&state, request_id, key, text).await?;
+    answer.attempts = None;
+    Ok(Json(answer))
+}
+
+/// `POST /api/messages`: as `/send_message`, and the answer says how many calls it took.
+pub async fn api_send_message(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    MaybeIdempotencyKey(key): MaybeIdempotencyKey,
+    SendMessageBody(text): SendMessageBody,
+) -> Result<Json<SendMessageResponse>, AppError> {
+    store_message(&state, request_id, key, text).await.map(Json)
+}
+
+/// Picks the id, stores the message in logging (with retries) and says whether it was new or
+/// a duplicate, and after how many calls.
+#[tracing::instrument(skip_all, fields(id))]
+async fn store_message(
+    state: &AppState,
+    request_id: Option<String>,
+    key: Option<IdempotencyKey>,
+    text: MessageText,
+) -> Result<SendMessageResponse, AppError> {
     let id = message_id(state.dedup, key.as_ref(), &text);
     tracing::Span::current().record("id", tracing::field::display(id));
     let logged = state
@@ -34,12 +56,10 @@ pub async fn send_message(
         .await
         .map_err(|failure| match failure.status.code() {
             Code::AlreadyExists => AppError::Conflict(match &key {
-                Some(key) => {
-                    format!(
-                        "Idempotency-Key {:?} was already used for a different message",
-                        key.as_str()
-                    )
-                }
+                Some(key) => format!(
+                    "Idempotency-Key {:?} was already used for a different message",
+                    key.as_str()
+                ),
                 None => format!("id {id} is already used by a different message"),
             }),
             // Logging refused the message itself (say, its own size limit is lower).
@@ -58,11 +78,12 @@ pub async fn send_message(
         attempts = logged.attempts,
         "message sent to logging"
     );
-    Ok(Json(SendMessageResponse {
+    Ok(SendMessageResponse {
         id: id.to_string(),
         status,
         message: message.to_owned(),
-    }))
+        attempts: Some(logged.attempts),
+    })
 }
 
 /// `GET /get_messages`: logging's list and the messages service's text, fetched together.
@@ -87,14 +108,37 @@ pub async fn get_messages(
     }))
 }
 
+/// `GET /api/status`: whether each service is up, checked now and concurrently.
+pub async fn status(State(state): State<AppState>) -> Json<StatusResponse> {
+    let (logging, messages) = tokio::join!(state.logging.health(), state.messages.health());
+    Json(StatusResponse {
+        facade: ServiceStatus {
+            up: true,
+            detail: "serving".to_owned(),
+        },
+        logging: match logging {
+            Ok(()) => ServiceStatus {
+                up: true,
+                detail: "SERVING".to_owned(),
+            },
+            Err(detail) => ServiceStatus { up: false, detail },
+        },
+        messages: match messages {
+            Ok(()) => ServiceStatus {
+                up: true,
+                detail: "ok".to_owned(),
+            },
+            Err(error) => ServiceStatus {
+                up: false,
+                detail: error.to_string(),
+            },
+        },
+    })
+}
+
 /// `GET /healthz`: the facade itself is up (it says nothing of its dependencies).
 pub async fn healthz() -> &'static str {
     "ok"
-}
-
-/// Any unknown path: a JSON 404 like every other error.
-pub async fn not_found(uri: Uri) -> AppError {
-    AppError::NotFound(uri.path().to_owned())
 }
 
 /// A known path with the wrong method: a JSON 405.

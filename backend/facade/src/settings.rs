@@ -1,7 +1,7 @@
 //! The facade's settings: every flag has an environment variable, and the defaults are the
 //! original's addresses.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::value_parser;
 
@@ -57,6 +57,10 @@ pub struct Settings {
     /// Retry budget: tokens given back by each successful call.
     #[arg(long, env = "FACADE_RETRY_BUDGET_RATIO", default_value_t = 0.1)]
     pub retry_budget_ratio: f64,
+
+    /// Where the built browser page is (Trunk's output: `index.html` and its assets).
+    #[arg(long, env = "FACADE_STATIC_DIR", default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
 
     /// Longest request body, in bytes.
     #[arg(long, env = "FACADE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]

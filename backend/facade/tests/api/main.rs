@@ -10,3 +10,4 @@ mod retries;
 mod tracing_ids;
 mod validation;
 mod walkthrough;
+mod web;

@@ -1,0 +1,208 @@
+//! The page's API under `/api/` and the static files.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::helpers::{
+    Client, TestApp, facade_settings, refused_addr, spawn_facade, spawn_messages, status_and_json,
+};
+
+const INDEX: &str = r#"<!doctype html><html><head><link rel="stylesheet" href="/style-0123456789abcdef.css">
+<script type="module">import init from '/app-0123456789abcdef.js'; await init();</script></head><body></body></html>"#;
+
+/// A built-page directory with an index, a hashed asset and a plain file.
+fn static_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("msglog-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), INDEX).unwrap();
+    std::fs::write(
+        dir.join("app-0123456789abcdef.js"),
+        "export default 1;\n".repeat(200),
+    )
+    .unwrap();
+    std::fs::write(dir.join("robots.txt"), "User-agent: *\n").unwrap();
+    dir
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_no_cache_and_a_csp_that_admits_only_its_loader() {
+    let dir = static_dir();
+    let app = TestApp::spawn_with(|s| s.static_dir = dir.clone()).await;
+
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    assert_eq!(header(&page, "x-content-type-options"), "nosniff");
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    let csp = header(&page, "content-security-policy");
+    assert_eq!(csp, facade_service::web::content_security_policy(INDEX));
+    assert!(csp.contains("'sha256-"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert_eq!(page.text().await.unwrap(), INDEX);
+
+    let asset = app
+        .http
+        .get(app.url("/app-0123456789abcdef.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(
+        header(&asset, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert!(header(&asset, "content-type").contains("javascript"));
+
+    let plain = app.http.get(app.url("/robots.txt")).send().await.unwrap();
+    assert_eq!(header(&plain, "cache-control"), "no-cache");
+
+    // Compressed for clients that ask.
+    let gzipped = app
+        .http
+        .get(app.url("/app-0123456789abcdef.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&gzipped, "content-encoding"), "gzip");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn unknown_paths_give_browsers_the_page_and_other_clients_json_404() {
+    let dir = static_dir();
+    let app = TestApp::spawn_with(|s| s.static_dir = dir.clone()).await;
+
+    let navigation = app
+        .http
+        .get(app.url("/some/view"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigation.status(), 200);
+    assert_eq!(navigation.text().await.unwrap(), INDEX);
+
+    let (status, body) =
+        status_and_json(app.http.get(app.url("/some/view")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"error": "no route for /some/view"}))
+    );
+
+    let api = app
+        .http
+        .get(app.url("/api/nope"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = status_and_json(api).await;
+    assert_eq!(status, 404);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_built_page_the_root_says_how_to_build_it() {
+    let app = TestApp::spawn_with(|s| s.static_dir = "/nonexistent/dist".into()).await;
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("not built"), "{text}");
+    assert!(text.contains("trunk build --release"), "{text}");
+    assert!(text.contains("/nonexistent/dist"), "{text}");
+}
+
+#[tokio::test]
+async fn the_api_sends_lists_and_says_how_many_attempts_it_took() {
+    let app = TestApp::spawn().await;
+    let send = |text: &'static str| {
+        let request = app
+            .http
+            .post(app.url("/api/messages"))
+            .json(&json!({ "message": text }));
+        async move { status_and_json(request.send().await.unwrap()).await }
+    };
+    let (status, first) = send("from the page").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["status"], "success");
+    assert_eq!(first["attempts"], 1);
+    let (_, again) = send("from the page").await;
+    assert_eq!(
+        (again["status"].as_str(), &again["id"]),
+        (Some("duplicate"), &first["id"])
+    );
+
+    let (status, error) = send("   ").await;
+    assert_eq!(
+        (status, error),
+        (400, json!({"error": "No message provided"}))
+    );
+
+    let (status, list) =
+        status_and_json(app.http.get(app.url("/api/messages")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        list,
+        json!({"logged_messages": ["from the page"], "message_from_service": "not implemented yet"})
+    );
+
+    // The original's route keeps the original's three fields.
+    let (_, original) = app.client().post_message("plain").await;
+    assert!(original.get("attempts").is_none(), "{original}");
+}
+
+#[tokio::test]
+async fn status_reports_each_service_up_or_down() {
+    let app = TestApp::spawn().await;
+    let (status, body) =
+        status_and_json(app.http.get(app.url("/api/status")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["facade"]["up"], true);
+    assert_eq!(body["logging"], json!({"up": true, "detail": "SERVING"}));
+    assert_eq!(body["messages"], json!({"up": true, "detail": "ok"}));
+
+    let messages = spawn_messages().await;
+    let logging_url = format!("http://{}", refused_addr().await);
+    let facade = spawn_facade(facade_settings(&logging_url, &messages.url())).await;
+    let client = Client::new(&facade);
+    let (status, body) = status_and_json(
+        client
+            .http
+            .get(format!("{}/api/status", client.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["logging"]["up"], false);
+    assert!(
+        body["logging"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("UNAVAILABLE"),
+        "{body}"
+    );
+    assert_eq!(body["messages"]["up"], true);
+    messages.stop().await;
+    let (_, body) = status_and_json(
+        client
+            .http
+            .get(format!("{}/api/status", client.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["messages"]["up"], false, "{body}");
+}
