@@ -6,6 +6,7 @@
 #   FACADE_ADDR=127.0.0.1:9000 scripts/run.sh
 #   PROFILE=dev scripts/run.sh      # debug build instead of release
 #   RUST_LOG=debug scripts/run.sh   # every retry attempt and request in detail
+#   SKIP_PAGE=1 scripts/run.sh      # services only, without installing tools or building the page
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,7 +29,15 @@ if ! command -v curl >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "==> building ($PROFILE)"
+# The page: tools first (skipped when present; the first time takes several minutes), then a
+# release build into frontend/dist, which the facade serves. SKIP_PAGE=1 skips both.
+if [ "${SKIP_PAGE:-0}" != 1 ]; then
+  scripts/setup.sh page
+  echo "==> building the page (trunk build --release)"
+  PATH="$PWD/frontend/node_modules/.bin:$PATH" trunk build --release
+fi
+
+echo "==> building the services ($PROFILE)"
 cargo build --locked --profile "$PROFILE" --bin logging-service --bin messages-service --bin facade-service
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ "$PROFILE" = dev ] && bin_dir="$target_dir/debug" || bin_dir="$target_dir/$PROFILE"
@@ -73,7 +82,8 @@ wait_healthy "http://127.0.0.1:$(port "$FACADE_ADDR")/healthz"
 
 cat <<INFO
 
-  facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages)
+  page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
+  facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/)
   logging   grpc://localhost:$(port "$LOGGING_ADDR")  (gRPC and gRPC-web)
   messages  http://localhost:$(port "$MESSAGES_ADDR")   (GET /get_message)
 

@@ -1,46 +1,74 @@
 #!/usr/bin/env bash
-# Every check the project has: formatting, lints, all tests (unit, router, whole services on
-# port 0), and the wasm32 build of the proto crate. CI runs exactly this.
+# Every check the project has: formatting, lints, the Rust tests (unit, router, whole
+# services on port 0), the wasm32 builds, and the browser test of the page in headless
+# Chromium. Installs what it needs first (scripts/setup.sh). CI runs exactly this.
 #
-#   scripts/test.sh            # everything
-#   TEST_LOG=1 scripts/test.sh # with the services' traces in failing tests' output
+#   scripts/test.sh              # everything
+#   TEST_LOG=1 scripts/test.sh   # with the services' traces in failing Rust tests' output
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 
-step "toolchain components"
+step "tools"
 if command -v rustup >/dev/null 2>&1; then
   installed_components=$(rustup component list --installed 2>/dev/null || true)
   for component in rustfmt clippy; do
     grep -q "^${component}" <<<"$installed_components" || rustup component add "$component"
   done
-  rustup target list --installed | grep -qx wasm32-unknown-unknown \
-    || rustup target add wasm32-unknown-unknown
-  echo "rustfmt, clippy and the wasm32 target are present"
-else
-  echo "rustup not found: assuming rustfmt, clippy and the wasm32-unknown-unknown target are installed"
 fi
+scripts/setup.sh all
+export PATH="$PWD/frontend/node_modules/.bin:$PATH"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy -D warnings (services, and the page for wasm32)"
+cargo clippy --workspace --exclude msglog-frontend --all-targets --locked -- -D warnings
+cargo clippy --locked -p msglog-frontend --target wasm32-unknown-unknown -- -D warnings
 
-step "proto crate builds for wasm32 (message types, and the gRPC-web client stub)"
+step "proto builds for wasm32 (message types, and the client stub)"
 cargo build --locked -p msglog-proto --target wasm32-unknown-unknown
 cargo build --locked -p msglog-proto --target wasm32-unknown-unknown --features client
 
-step "tests"
+step "Rust tests"
+set +e
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --exclude msglog-frontend --locked --no-fail-fast 2>&1 | tee -a "$results"
 else
   echo "(cargo-nextest not found; using cargo test)"
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --exclude msglog-frontend --locked --no-fail-fast 2>&1 | tee -a "$results"
 fi
+rust_status=${PIPESTATUS[0]}
+set -e
+
+step "the page (trunk build --release) and the service binaries"
+trunk build --release
+cargo build --locked --bins
+
+step "browser test (headless Chromium)"
+set +e
+E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
+browser_status=${PIPESTATUS[0]}
+set -e
+
+# One closing line for all runners: nextest's "N tests run: P passed, F failed" (or cargo
+# test's "test result: ok. P passed; F failed") and node's "# pass P" / "# fail F".
+passed=0; failed=0
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+  sed -n -E \
+    -e 's/.* tests? run: ([0-9]+) passed(, ([0-9]+) failed)?.*/\1 \3/p' \
+    -e 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$results" \
+    | awk '{ print $1, ($2 == "" ? 0 : $2) }'
+  awk '/^# pass /{p=$3} /^# fail /{f=$3} END { if (p != "") print p, f }' "$results"
+)
+echo
+echo "${passed} passed, ${failed} failed"
+[ "$rust_status" -eq 0 ] && [ "$browser_status" -eq 0 ]
