@@ -8,14 +8,15 @@
 //!
 //! # Layout
 //!
-//! - [`store`]: the [`Store`](store::Store) trait and its back-ends.
+//! - [`store`]: the [`Store`](store::Store) trait and its back-ends: in memory, or a SQLite
+//!   file (the default) with every acknowledged message on disk.
 //! - [`service`]: the gRPC API, which checks requests and maps store outcomes to statuses.
 //! - [`run`] (here): the tonic server with gRPC-web, CORS, health, reflection and tracing.
 
 pub mod service;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::Context as _;
 use http::{HeaderName, HeaderValue, Method};
@@ -48,12 +49,59 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// Where messages are kept: `memory` (lost on exit, as the original) or `sqlite:PATH`.
+    /// Default: a SQLite file, `logging.sqlite3` in the data directory.
+    #[arg(long, env = "LOGGING_STORE")]
+    pub store: Option<StoreChoice>,
+    /// Directory of the default SQLite file; created if missing.
+    #[arg(long, env = "LOGGING_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
     /// Longest message text accepted, in UTF-8 bytes.
     #[arg(long, env = "LOGGING_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
     /// After SIGINT/SIGTERM, how long in-flight calls may take to finish, in milliseconds.
     #[arg(long, env = "LOGGING_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+}
+
+/// Which store keeps the messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// In memory: fast, lost on exit.
+    Memory,
+    /// A SQLite file at this path.
+    Sqlite(PathBuf),
+}
+
+impl FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.split_once(':') {
+            _ if value == "memory" => Ok(Self::Memory),
+            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
+            _ => Err(format!("expected `memory` or `sqlite:PATH`, got {value:?}")),
+        }
+    }
+}
+
+impl Settings {
+    /// The store to use: the one named, or the default file in the data directory (which is
+    /// created if missing).
+    pub fn store_choice(&self) -> anyhow::Result<StoreChoice> {
+        match &self.store {
+            Some(choice) => Ok(choice.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!(
+                        "cannot create the data directory {}",
+                        self.data_dir.display()
+                    )
+                })?;
+                Ok(StoreChoice::Sqlite(self.data_dir.join("logging.sqlite3")))
+            }
+        }
+    }
 }
 
 /// Default limit on a message text: 64 KiB.
@@ -169,4 +217,38 @@ pub async fn run<S: Store>(
         )
         .await
         .context("logging server failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn store_choices_parse_and_bad_ones_are_refused() {
+        assert_eq!("memory".parse(), Ok(StoreChoice::Memory));
+        assert_eq!(
+            "sqlite:/var/lib/msglog/db".parse(),
+            Ok(StoreChoice::Sqlite(PathBuf::from("/var/lib/msglog/db")))
+        );
+        for bad in ["", "sqlite:", "sqlite", "redis://x", "Memory"] {
+            assert!(bad.parse::<StoreChoice>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_store_is_a_sqlite_file_in_a_created_data_directory() {
+        let dir = std::env::temp_dir().join(format!("msglog-data-{}", std::process::id()));
+        let settings =
+            Settings::try_parse_from(["logging-service", "--data-dir", dir.to_str().unwrap()])
+                .unwrap();
+        assert_eq!(settings.addr.port(), 8081);
+        assert_eq!(
+            settings.store_choice().unwrap(),
+            StoreChoice::Sqlite(dir.join("logging.sqlite3"))
+        );
+        assert!(dir.is_dir());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

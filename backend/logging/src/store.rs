@@ -1,5 +1,8 @@
 //! Where messages live: one trait, several back-ends.
 //!
+//! - [`MemoryStore`]: in memory, as the original; lost on exit.
+//! - [`SqliteStore`]: a SQLite file, durable, with group commit (the default).
+//!
 //! The service only speaks to [`Store`]. An implementation must make [`Store::insert`] atomic
 //! per id (two concurrent inserts of one id store it once) and keep insertion order for
 //! [`Store::list`]; how it does so (a lock, a transaction, a script) is its own business.
@@ -12,6 +15,10 @@ use std::{
 
 use msglog_proto::MessageText;
 use uuid::Uuid;
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
 
 /// A message to store: its caller-chosen id and its checked text.
 #[derive(Debug, Clone, PartialEq, Eq)]

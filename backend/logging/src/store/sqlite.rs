@@ -1,0 +1,401 @@
+//! The durable store: SQLite in WAL mode, every acknowledged message fsynced, concurrent
+//! inserts grouped into one transaction.
+//!
+//! One writer thread owns the write connection. Inserts queue on a channel; the writer takes
+//! everything queued (up to [`MAX_BATCH`]), runs it in one `BEGIN IMMEDIATE` transaction, commits
+//! (with `synchronous = FULL` the commit is on disk when it returns), and only then answers
+//! each waiter. While one commit is being fsynced the next batch gathers, so many concurrent
+//! writers share one fsync: group commit. If the transaction fails, nothing of the batch is
+//! kept and every waiter gets [`StoreError::Unavailable`]: nothing is acknowledged that is not
+//! on disk.
+//!
+//! Reads (`list`) use their own connection on the blocking pool; WAL lets them run while the
+//! writer commits.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Inserted, NewMessage, Store, StoreError};
+
+/// The most inserts one transaction takes.
+const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS messages (
+        -- The message's UUID, 16 bytes: the idempotency key.
+        id   BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+        text TEXT NOT NULL
+    );
+    -- Insertion order is rowid order: rows are never deleted, so rowids only grow.
+";
+
+/// One queued insert and where its answer goes.
+struct Write {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+/// Messages in a SQLite file. See the module documentation.
+#[derive(Debug)]
+pub struct SqliteStore {
+    /// The file, for messages.
+    path: PathBuf,
+    /// Inserts to the writer thread; `None` once closed.
+    writes: Mutex<Option<mpsc::UnboundedSender<Write>>>,
+    /// The writer thread, joined by [`SqliteStore::close`].
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The read connection.
+    reader: Arc<Mutex<Connection>>,
+    /// Transactions committed, for tests and stats: fewer than inserts when grouping works.
+    commits: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("id", &self.message.id)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts the writer. Fails, with
+    /// the reason, if the file cannot be created or written, or is not a usable database.
+    pub fn open(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let writer = open_connection(&path, true)
+            .with_context(|| format!("cannot open the message database {}", path.display()))?;
+        let reader = open_connection(&path, false)
+            .with_context(|| format!("cannot open the message database {}", path.display()))?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let (writes, queue) = mpsc::unbounded_channel();
+        let thread = {
+            let commits = Arc::clone(&commits);
+            std::thread::Builder::new()
+                .name("sqlite-writer".to_owned())
+                .spawn(move || write_loop(writer, queue, &commits))
+                .context("cannot start the database writer thread")?
+        };
+        tracing::info!(path = %path.display(), "message database open");
+        Ok(Self {
+            path,
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(thread)),
+            reader: Arc::new(Mutex::new(reader)),
+            commits,
+        })
+    }
+
+    /// Transactions committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking inserts, lets the writer finish every queued one, and closes the
+    /// database. Inserts after this fail with [`StoreError::Unavailable`].
+    pub fn close(&self) {
+        drop(
+            self.writes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                tracing::error!("the database writer thread panicked");
+            }
+            tracing::info!(path = %self.path.display(), "message database closed");
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Opens one connection with the settings every connection needs. The writer also sets the
+/// journal mode and creates the schema, so a read-only or corrupt file fails here, at start.
+fn open_connection(path: &Path, writer: bool) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    if writer {
+        let mode: String =
+            connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "the database refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        connection.execute_batch(SCHEMA)?;
+    }
+    // In WAL mode, FULL syncs the log on every commit: a commit that returned is on disk.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // Touch the table, so a file that is not a database is found now, not on first use.
+    connection.query_row("SELECT count(*) FROM messages", [], |row| {
+        row.get::<_, i64>(0)
+    })?;
+    Ok(connection)
+}
+
+fn write_loop(
+    mut connection: Connection,
+    mut queue: mpsc::UnboundedReceiver<Write>,
+    commits: &AtomicU64,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // `blocking_recv` returns `None` once every sender is gone and the queue is empty, so a
+    // close finishes what was queued before it.
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let outcome = write_batch(&mut connection, &batch);
+        match outcome {
+            Ok(results) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(size = batch.len(), "batch committed");
+                for (write, result) in batch.drain(..).zip(results) {
+                    let _ = write.reply.send(result);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, size = batch.len(), "batch not committed");
+                for write in batch.drain(..) {
+                    let _ = write
+                        .reply
+                        .send(Err(StoreError::Unavailable(error.to_string())));
+                }
+            }
+        }
+    }
+    if let Err((_, error)) = connection.close() {
+        tracing::error!(%error, "closing the database failed");
+    }
+}
+
+/// Runs one batch in one transaction. `Err` means nothing of it was committed.
+fn write_batch(
+    connection: &mut Connection,
+    batch: &[Write],
+) -> rusqlite::Result<Vec<Result<Inserted, StoreError>>> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut find = transaction.prepare_cached("SELECT text FROM messages WHERE id = ?1")?;
+        let mut insert =
+            transaction.prepare_cached("INSERT INTO messages (id, text) VALUES (?1, ?2)")?;
+        for write in batch {
+            let NewMessage { id, text } = &write.message;
+            let held: Option<String> = find
+                .query_row(params![id.as_bytes().as_slice()], |row| row.get(0))
+                .optional()?;
+            results.push(match held {
+                Some(held) if held == text.as_str() => Ok(Inserted::Duplicate),
+                Some(_) => Err(StoreError::Conflict { id: *id }),
+                None => {
+                    insert.execute(params![id.as_bytes().as_slice(), text.as_str()])?;
+                    Ok(Inserted::Stored)
+                }
+            });
+        }
+    }
+    transaction.commit()?;
+    Ok(results)
+}
+
+impl Store for SqliteStore {
+    async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|writes| writes.send(Write { message, reply }));
+        match sent {
+            Some(Ok(())) => {}
+            _ => return Err(StoreError::Unavailable("the store is closed".to_owned())),
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer stopped".to_owned())))
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let connection = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut query =
+                connection.prepare_cached("SELECT text FROM messages ORDER BY rowid")?;
+            let texts = query
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok::<_, rusqlite::Error>(texts)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+        .map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use msglog_proto::MessageText;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn temp_db() -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "msglog-sqlite-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("messages.sqlite3")
+    }
+
+    fn message(n: u128, text: &str) -> NewMessage {
+        NewMessage {
+            id: Uuid::from_u128(n),
+            text: MessageText::parse(text.to_owned(), 1 << 20).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stores_once_refuses_conflicts_and_lists_in_order() {
+        let path = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.insert(message(2, "b")).await.unwrap(),
+            Inserted::Stored
+        );
+        assert_eq!(
+            store.insert(message(1, "a")).await.unwrap(),
+            Inserted::Stored
+        );
+        assert_eq!(
+            store.insert(message(2, "b")).await.unwrap(),
+            Inserted::Duplicate
+        );
+        assert!(matches!(
+            store.insert(message(2, "other")).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(store.list().await.unwrap(), vec!["b", "a"]);
+    }
+
+    #[tokio::test]
+    async fn messages_and_ids_survive_a_reopen() {
+        let path = temp_db();
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            for n in 0..50 {
+                store.insert(message(n, &format!("m{n}"))).await.unwrap();
+            }
+            store.close();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let expected: Vec<_> = (0..50).map(|n| format!("m{n}")).collect();
+        assert_eq!(store.list().await.unwrap(), expected);
+        assert_eq!(
+            store.insert(message(7, "m7")).await.unwrap(),
+            Inserted::Duplicate
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_inserts_share_commits_and_store_each_id_once() {
+        let path = temp_db();
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        // 400 inserts of 200 ids (each id twice), all at once.
+        let tasks: Vec<_> = (0..400_u128)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .insert(message(n % 200, &format!("m{}", n % 200)))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for task in tasks {
+            if task.await.unwrap() == Inserted::Stored {
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, 200);
+        assert_eq!(store.list().await.unwrap().len(), 200);
+        let commits = store.commits();
+        assert!(
+            commits < 400,
+            "{commits} commits for 400 inserts: nothing was grouped"
+        );
+    }
+
+    #[tokio::test]
+    async fn text_is_stored_byte_for_byte() {
+        let path = temp_db();
+        let store = SqliteStore::open(&path).unwrap();
+        let text = "nul\u{0} bell\u{7} 😀 𝄞 \r\n\t end";
+        store.insert(message(1, text)).await.unwrap();
+        store.close();
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.list().await.unwrap(), vec![text]);
+    }
+
+    #[tokio::test]
+    async fn after_close_inserts_fail_cleanly() {
+        let store = SqliteStore::open(temp_db()).unwrap();
+        store.close();
+        assert!(matches!(
+            store.insert(message(1, "late")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_start_up_error() {
+        let path = temp_db();
+        std::fs::write(&path, vec![0x42_u8; 8192]).unwrap();
+        let error = SqliteStore::open(&path).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("cannot open the message database"), "{text}");
+        assert!(text.contains("not a database"), "{text}");
+    }
+
+    #[test]
+    fn a_database_in_a_missing_directory_is_a_start_up_error() {
+        let error = SqliteStore::open("/nonexistent/dir/messages.sqlite3").unwrap_err();
+        assert!(format!("{error:#}").contains("unable to open"), "{error:#}");
+    }
+}
