@@ -1,0 +1,369 @@
+//! Faults with real processes and real signals: the logging binary on a SQLite file is
+//! stopped, restarted and killed with SIGKILL under load, with the facade in front of it.
+//! What must hold: every message the facade acknowledged (200) is stored exactly once, no
+//! message is ever stored twice, and every other answer is a JSON error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+#![cfg(unix)]
+
+use std::{
+    collections::HashMap,
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use clap::Parser as _;
+use facade_service::{AppState, Settings};
+use tokio::{net::TcpListener, sync::Notify};
+
+/// The logging binary, on a SQLite file. Killed if a test ends without stopping it.
+struct LoggingProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl LoggingProcess {
+    /// Starts it on `addr` (port 0 for any) and waits until it says where it listens.
+    async fn start(db: &Path, addr: SocketAddr) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logging-service"))
+            .args(["--addr", &addr.to_string()])
+            .arg(format!("--store=sqlite:{}", db.display()))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if let Some(rest) = line.split("listening (gRPC and gRPC-web) addr=").nth(1) {
+                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    // Keep draining the log so the process never blocks on a full pipe.
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return addr;
+                }
+            }
+            panic!("logging exited before listening");
+        })
+        .await
+        .unwrap();
+        Self { child, addr }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    async fn terminate(mut self) {
+        self.signal("-TERM");
+        let status = tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            status.success(),
+            "logging exits cleanly on SIGTERM: {status:?}"
+        );
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    async fn kill9(mut self) {
+        self.signal("-KILL");
+        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for LoggingProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_db() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("msglog-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}.sqlite3", rand_suffix()))
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// The facade, in this process, in front of `logging`; `tweak` adjusts its settings.
+async fn start_facade(logging: SocketAddr, tweak: impl FnOnce(&mut Settings)) -> String {
+    let mut settings = Settings::try_parse_from([
+        "facade-service",
+        "--logging-url",
+        &format!("http://{logging}"),
+        // No messages service: only POSTs and the list matter here.
+        "--messages-url",
+        "http://127.0.0.1:9",
+    ])
+    .unwrap();
+    tweak(&mut settings);
+    let state = AppState::from_settings(&settings).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(facade_service::run(
+        listener,
+        state,
+        Duration::from_secs(30),
+        std::future::pending(),
+    ));
+    url
+}
+
+async fn logged_messages(http: &reqwest::Client, facade: &str) -> Vec<String> {
+    let body: serde_json::Value = http
+        .get(format!("{facade}/get_messages"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    serde_json::from_value(body["logged_messages"].clone()).unwrap()
+}
+
+/// One POST's outcome: the status, and whether the body was a JSON object as promised.
+#[derive(Debug, Clone)]
+struct Outcome {
+    status: u16,
+    json_error: bool,
+}
+
+/// Sends `total` POSTs of distinct texts (`{prefix}-{i}`) with `concurrency` in flight,
+/// counting completions in `done` and failures in `failed` (and waking `progress` on each).
+async fn load(
+    facade: &str,
+    prefix: &str,
+    total: usize,
+    concurrency: usize,
+    done: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    progress: Arc<Notify>,
+) -> Vec<Outcome> {
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcomes = Arc::new(std::sync::Mutex::new(vec![None; total]));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, next, outcomes) = (http.clone(), Arc::clone(&next), Arc::clone(&outcomes));
+            let (done, failed, progress) = (
+                Arc::clone(&done),
+                Arc::clone(&failed),
+                Arc::clone(&progress),
+            );
+            let url = format!("{facade}/send_message");
+            let prefix = prefix.to_owned();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= total {
+                        break;
+                    }
+                    let response = http
+                        .post(&url)
+                        .json(&serde_json::json!({ "message": format!("{prefix}-{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    let body: Option<serde_json::Value> = response.json().await.ok();
+                    let json_error = body.as_ref().is_some_and(|b| b["error"].is_string());
+                    if status != 200 {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    outcomes.lock().unwrap()[i] = Some(Outcome { status, json_error });
+                    done.fetch_add(1, Ordering::SeqCst);
+                    progress.notify_waiters();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let outcomes = outcomes.lock().unwrap().clone();
+    outcomes.into_iter().map(Option::unwrap).collect()
+}
+
+/// Waits (on the load's own progress, not on a clock) until `counter` reaches `target`.
+async fn wait_for(counter: &AtomicUsize, target: usize, progress: &Notify) {
+    loop {
+        let notified = progress.notified();
+        if counter.load(Ordering::SeqCst) >= target {
+            return;
+        }
+        tokio::time::timeout(Duration::from_secs(60), notified)
+            .await
+            .expect("the load makes progress");
+    }
+}
+
+/// Checks the invariants over the load's outcomes and the stored list; returns how many
+/// POSTs were acknowledged.
+fn check(prefix: &str, outcomes: &[Outcome], stored: &[String]) -> usize {
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for text in stored {
+        *copies.entry(text.as_str()).or_default() += 1;
+    }
+    let doubled: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "stored more than once: {doubled:?}");
+    let mut acknowledged = 0;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let text = format!("{prefix}-{i}");
+        if outcome.status == 200 {
+            acknowledged += 1;
+            assert_eq!(
+                copies.get(text.as_str()),
+                Some(&1),
+                "{text} was acknowledged but not stored"
+            );
+        } else {
+            assert!(
+                outcome.json_error,
+                "{text}: HTTP {} without a JSON error body",
+                outcome.status
+            );
+            assert_eq!(outcome.status, 500, "{text}");
+        }
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_logging_has_every_message_in_order() {
+    let db = temp_db();
+    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = logging.addr;
+    let facade = start_facade(addr, |_| {}).await;
+    let http = reqwest::Client::new();
+    let texts: Vec<_> = (0..100).map(|i| format!("kept-{i}")).collect();
+    for text in &texts {
+        let response = http
+            .post(format!("{facade}/send_message"))
+            .json(&serde_json::json!({ "message": text }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    logging.terminate().await;
+    let logging = LoggingProcess::start(&db, addr).await;
+    assert_eq!(logged_messages(&http, &facade).await, texts);
+    // Ids survive too: the same text is still a duplicate.
+    let again: serde_json::Value = http
+        .post(format!("{facade}/send_message"))
+        .json(&serde_json::json!({ "message": "kept-7" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "duplicate");
+    logging.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
+    const TOTAL: usize = 2000;
+    let db = temp_db();
+    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = logging.addr;
+    let facade = start_facade(addr, |_| {}).await;
+    let (done, failed, progress) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Notify::new()),
+    );
+    let load = tokio::spawn({
+        let (facade, done, failed, progress) = (
+            facade.clone(),
+            Arc::clone(&done),
+            Arc::clone(&failed),
+            Arc::clone(&progress),
+        );
+        async move { load(&facade, "crash", TOTAL, 32, done, failed, progress).await }
+    });
+
+    // Kill logging a quarter of the way in, keep it down until POSTs have failed for it, then
+    // bring it back on the same file and port while the load goes on.
+    wait_for(&done, TOTAL / 4, &progress).await;
+    logging.kill9().await;
+    wait_for(&failed, 20, &progress).await;
+    let logging = LoggingProcess::start(&db, addr).await;
+
+    let outcomes = load.await.unwrap();
+    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
+    let acknowledged = check("crash", &outcomes, &stored);
+    let failures = outcomes.iter().filter(|o| o.status != 200).count();
+    assert!(failures >= 20, "the crash was felt: {failures} failures");
+    assert!(acknowledged >= TOTAL / 4, "{acknowledged} acknowledged");
+    logging.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
+    const TOTAL: usize = 2000;
+    let db = temp_db();
+    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = logging.addr;
+    // Retries long and plentiful enough to outlast a restart.
+    let facade = start_facade(addr, |settings| {
+        settings.retry_max_attempts = 20;
+        settings.retry_initial_backoff_ms = 50;
+        settings.retry_max_backoff_ms = 500;
+        settings.retry_attempt_timeout_ms = 2_000;
+        settings.retry_deadline_ms = 15_000;
+        settings.retry_budget_tokens = 1_000;
+    })
+    .await;
+    let (done, failed, progress) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Notify::new()),
+    );
+    let load = tokio::spawn({
+        let (facade, done, failed, progress) = (
+            facade.clone(),
+            Arc::clone(&done),
+            Arc::clone(&failed),
+            Arc::clone(&progress),
+        );
+        async move { load(&facade, "cross", TOTAL, 32, done, failed, progress).await }
+    });
+
+    wait_for(&done, TOTAL / 4, &progress).await;
+    logging.kill9().await;
+    let logging = LoggingProcess::start(&db, addr).await;
+
+    let outcomes = load.await.unwrap();
+    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
+    let acknowledged = check("cross", &outcomes, &stored);
+    assert_eq!(acknowledged, TOTAL, "every POST outlasted the crash");
+    assert_eq!(stored.len(), TOTAL);
+    logging.terminate().await;
+}
