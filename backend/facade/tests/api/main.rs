@@ -6,6 +6,8 @@
 
 mod helpers;
 
+mod abuse;
+
 mod retries;
 mod tracing_ids;
 mod validation;

@@ -1,0 +1,173 @@
+//! Oversized bodies against the real facade binary: refused early with a JSON 413, without
+//! the process's memory growing with what the client sends.
+
+#![cfg(target_os = "linux")]
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
+
+use crate::helpers::{refused_addr, spawn_messages};
+
+/// The facade binary; killed when dropped.
+struct Facade {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Facade {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Facade {
+    async fn start(logging_url: &str, messages_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_facade-service"))
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--logging-url",
+                logging_url,
+                "--messages-url",
+                messages_url,
+            ])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                if let Some(rest) = line.split("facade listening addr=").nth(1) {
+                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    std::thread::spawn(move || lines.for_each(drop));
+                    return addr;
+                }
+            }
+            panic!("the facade exited before listening");
+        })
+        .await
+        .unwrap();
+        Self { child, addr }
+    }
+
+    /// Resident memory, in KiB, from /proc.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+/// POSTs `size` bytes (declared with Content-Length, or chunked) while reading the answer, and
+/// returns the status line and body. The server may answer and close before the body is sent;
+/// the writer then stops on the broken connection.
+async fn post_huge(addr: SocketAddr, size: usize, chunked: bool) -> (String, String) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = if chunked {
+        "POST /send_message HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            .to_owned()
+    } else {
+        format!(
+            "POST /send_message HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {size}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    let sender = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let block = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        while sent < size {
+            let n = block.len().min(size - sent);
+            if chunked {
+                writer.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                writer.write_all(&block[..n]).await?;
+                writer.write_all(b"\r\n").await?;
+            } else {
+                writer.write_all(&block[..n]).await?;
+            }
+            sent += n;
+        }
+        if chunked {
+            writer.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok::<_, std::io::Error>(sent)
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the facade answered within 30 s");
+    sender.abort();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_bodies_get_413_early_and_memory_stays_flat() {
+    let messages = spawn_messages().await;
+    let logging_url = format!("http://{}", refused_addr().await);
+    let facade = Facade::start(&logging_url, &messages.url()).await;
+
+    // Warm up the allocator and the connection machinery with one refused body.
+    let (status, _) = post_huge(facade.addr, 1 << 20, false).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    let before = facade.rss_kib();
+
+    for (size, chunked) in [
+        (1_000_000, false),
+        (1_000_000, true),
+        (100_000_000, false),
+        (100_000_000, true),
+        (100_000_000, false),
+        (100_000_000, true),
+    ] {
+        let (status, body) = post_huge(facade.addr, size, chunked).await;
+        assert!(
+            status.starts_with("HTTP/1.1 413"),
+            "{size} chunked={chunked}: {status}"
+        );
+        assert!(
+            body.contains("request body is larger than the limit of 262144 bytes"),
+            "{size} chunked={chunked}: {body:?}"
+        );
+    }
+    let after = facade.rss_kib();
+    // 400 MB went at it; the process may not grow by more than a few buffers.
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+
+    // And it still answers.
+    let mut stream = TcpStream::connect(facade.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
