@@ -19,7 +19,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 [ "$PROFILE" = dev ] && bin="$target_dir/debug" || bin="$target_dir/$PROFILE"
 
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+data=$(mktemp -d)
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
 export RUST_LOG=${RUST_LOG:-error}
 
@@ -34,7 +35,7 @@ start_facade() {
   wait_for "http://127.0.0.1:$facade_port/healthz"
 }
 start_logging() {
-  "$bin/logging-service" --addr "127.0.0.1:$logging_port" & logging_pid=$!; pids+=("$logging_pid")
+  "$bin/logging-service" --addr "127.0.0.1:$logging_port" --data-dir "$data" & logging_pid=$!; pids+=("$logging_pid")
 }
 post() { # label text
   curl -s -o /tmp/failover.$$ -w '%{http_code} %{time_total}\n' -X POST \

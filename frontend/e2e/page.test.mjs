@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -69,7 +70,10 @@ test('the page sends, shows duplicates, survives logging going down and coming b
   const { chromium } = await import('playwright-core');
 
   const services = [];
-  let logging = await startService('logging-service', ['--addr', '127.0.0.1:0']);
+  // Logging on its default store (SQLite) in a data directory of its own.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'msglog-e2e-'));
+  const loggingArgs = (addr) => ['--addr', addr, '--data-dir', dataDir];
+  let logging = await startService('logging-service', loggingArgs('127.0.0.1:0'));
   services.push(logging);
   const messages = await startService('messages-service', ['--addr', '127.0.0.1:0']);
   services.push(messages);
@@ -140,13 +144,14 @@ test('the page sends, shows duplicates, survives logging going down and coming b
     await pill('logging', 'down').waitFor({ timeout: WAIT });
 
     // Logging comes back on the same address: the strip follows, and the kept text is stored.
-    logging = await startService('logging-service', ['--addr', logging.addr]);
+    logging = await startService('logging-service', loggingArgs(logging.addr));
     services.push(logging);
     await page.getByRole('button', { name: 'Refresh' }).click();
     await pill('logging', 'up').waitFor({ timeout: WAIT });
     await page.press('#message', 'Enter');
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
     await listHas(kept);
+    await listHas(first); // kept on disk across the restart
     assert.equal(await page.inputValue('#message'), '');
 
     // A phone-sized screen: nothing wider than the screen.
@@ -169,5 +174,6 @@ test('the page sends, shows duplicates, survives logging going down and coming b
   } finally {
     await browser.close();
     await Promise.all(services.map(stopService));
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
