@@ -53,6 +53,16 @@ step "the page (trunk build --release) and the service binaries"
 trunk build --release
 cargo build --locked --bins
 
+step "wire compatibility with the original's gRPC stack (Python grpcio)"
+command -v python3 >/dev/null 2>&1 || { echo "python3 is missing: apt-get install python3 python3-venv" >&2; exit 1; }
+venv=target/python-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -r backend/logging/tests/python/requirements.txt
+set +e
+"$venv/bin/python" -m pytest -q -p no:cacheprovider backend/logging/tests/python 2>&1 | tee -a "$results"
+python_status=${PIPESTATUS[0]}
+set -e
+
 step "browser test (headless Chromium)"
 set +e
 E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
@@ -60,15 +70,17 @@ browser_status=${PIPESTATUS[0]}
 set -e
 
 # One closing line for all runners: nextest's "N tests run: P passed, F failed" (or cargo
-# test's "test result: ok. P passed; F failed") and node's "# pass P" / "# fail F".
+# test's "test result: ok. P passed; F failed"), pytest's "P passed, F failed in 1s" and
+# node's "# pass P" / "# fail F".
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
   sed -n -E \
     -e 's/.* tests? run: ([0-9]+) passed(, ([0-9]+) failed)?.*/\1 \3/p' \
-    -e 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' "$results" \
+    -e 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' \
+    -e 's/^(([0-9]+) failed, )?([0-9]+) passed(, ([0-9]+) failed)?.* in [0-9.]+s.*/\3 \2\5/p' "$results" \
     | awk '{ print $1, ($2 == "" ? 0 : $2) }'
   awk '/^# pass /{p=$3} /^# fail /{f=$3} END { if (p != "") print p, f }' "$results"
 )
 echo
 echo "${passed} passed, ${failed} failed"
-[ "$rust_status" -eq 0 ] && [ "$browser_status" -eq 0 ]
+[ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$browser_status" -eq 0 ]

@@ -273,7 +273,11 @@ async fn a_restarted_logging_has_every_message_in_order() {
     logging.terminate().await;
     // A clean close checkpoints the write-ahead log into the database and removes it.
     let wal = PathBuf::from(format!("{}-wal", db.display()));
-    assert!(!wal.exists(), "{} left behind: the database was not closed cleanly", wal.display());
+    assert!(
+        !wal.exists(),
+        "{} left behind: the database was not closed cleanly",
+        wal.display()
+    );
     let logging = LoggingProcess::start(&db, addr).await;
     assert_eq!(logged_messages(&http, &facade).await, texts);
     // Ids survive too: the same text is still a duplicate.
