@@ -79,6 +79,17 @@ impl LoggingProcess {
         );
     }
 
+    /// Resident memory, in KiB, from /proc.
+    #[cfg(target_os = "linux")]
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// SIGKILL: no chance to flush or close anything.
     async fn kill9(mut self) {
         self.signal("-KILL");
@@ -372,5 +383,46 @@ async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
     let acknowledged = check("cross", &outcomes, &stored);
     assert_eq!(acknowledged, TOTAL, "every POST outlasted the crash");
     assert_eq!(stored.len(), TOTAL);
+    logging.terminate().await;
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_are_refused_without_growing_memory() {
+    use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceClient};
+
+    let db = temp_db();
+    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", logging.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // A client willing to send what the server will not take.
+    let mut client = LoggingServiceClient::new(channel).max_encoding_message_size(usize::MAX);
+    let huge = |size: usize| LogRequest {
+        id: "5f0e9d1c-2b3a-4c5d-8e7f-a1b2c3d4e5f6".to_owned(),
+        message: "x".repeat(size),
+    };
+
+    let status = client.log_message(huge(8 << 20)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    let before = logging.rss_kib();
+    for _ in 0..5 {
+        let status = client.log_message(huge(32 << 20)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    }
+    let after = logging.rss_kib();
+    // 160 MB was offered; the service may not keep more than a few buffers of it.
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+
+    let stored = client.log_message(huge(100)).await.unwrap().into_inner();
+    assert_eq!(
+        stored.status, "Message logged successfully",
+        "still serving"
+    );
     logging.terminate().await;
 }
