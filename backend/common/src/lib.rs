@@ -3,10 +3,13 @@
 //! - [`telemetry::init`]: tracing to stderr with an `RUST_LOG`-style filter;
 //! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM, and [`shutdown::serve`], which
 //!   runs a server until that signal and then gives it a bounded time to finish;
-//! - [`bind`]: binds a listener with an error that names the address.
+//! - [`bind`]: binds a listener with an error that names the address;
+//! - `testing` (feature `testing`): a service binary run as a real process, for tests.
 
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::SocketAddr;
 

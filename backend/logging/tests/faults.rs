@@ -8,10 +8,8 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead as _, BufReader},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -21,89 +19,30 @@ use std::{
 
 use clap::Parser as _;
 use facade_service::{AppState, Settings};
+use msglog_common::testing::{LogAfterStart, ServiceProcess};
 use tokio::{net::TcpListener, sync::Notify};
 
-/// The logging binary, on a SQLite file. Killed if a test ends without stopping it.
-struct LoggingProcess {
-    child: Child,
-    addr: SocketAddr,
+/// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
+async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_logging-service"),
+        [
+            "--addr".to_owned(),
+            addr.to_string(),
+            format!("--store=sqlite:{}", db.display()),
+        ],
+        LogAfterStart::Drain,
+    )
+    .await
 }
 
-impl LoggingProcess {
-    /// Starts it on `addr` (port 0 for any) and waits until it says where it listens.
-    async fn start(db: &Path, addr: SocketAddr) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_logging-service"))
-            .args(["--addr", &addr.to_string()])
-            .arg(format!("--store=sqlite:{}", db.display()))
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let addr = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stderr).lines();
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                if let Some(rest) = line.split("listening (gRPC and gRPC-web) addr=").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    // Keep draining the log so the process never blocks on a full pipe.
-                    std::thread::spawn(move || lines.for_each(drop));
-                    return addr;
-                }
-            }
-            panic!("logging exited before listening");
-        })
-        .await
-        .unwrap();
-        Self { child, addr }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, and waits for a clean exit.
-    async fn terminate(mut self) {
-        self.signal("-TERM");
-        let status = tokio::task::spawn_blocking(move || self.child.wait().unwrap())
-            .await
-            .unwrap();
-        assert!(
-            status.success(),
-            "logging exits cleanly on SIGTERM: {status:?}"
-        );
-    }
-
-    /// Resident memory, in KiB, from /proc.
-    #[cfg(target_os = "linux")]
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-
-    /// SIGKILL: no chance to flush or close anything.
-    async fn kill9(mut self) {
-        self.signal("-KILL");
-        tokio::task::spawn_blocking(move || self.child.wait().unwrap())
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for LoggingProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, and a clean exit.
+async fn terminate(logging: ServiceProcess) {
+    let status = logging.terminate().await;
+    assert!(
+        status.success(),
+        "logging exits cleanly on SIGTERM: {status:?}"
+    );
 }
 
 fn temp_db() -> PathBuf {
@@ -266,7 +205,7 @@ fn check(prefix: &str, outcomes: &[Outcome], stored: &[String]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_logging_has_every_message_in_order() {
     let db = temp_db();
-    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
     let http = reqwest::Client::new();
@@ -281,7 +220,7 @@ async fn a_restarted_logging_has_every_message_in_order() {
         assert_eq!(response.status(), 200);
     }
 
-    logging.terminate().await;
+    terminate(logging).await;
     // A clean close checkpoints the write-ahead log into the database and removes it.
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     assert!(
@@ -289,7 +228,7 @@ async fn a_restarted_logging_has_every_message_in_order() {
         "{} left behind: the database was not closed cleanly",
         wal.display()
     );
-    let logging = LoggingProcess::start(&db, addr).await;
+    let logging = start_logging(&db, addr).await;
     assert_eq!(logged_messages(&http, &facade).await, texts);
     // Ids survive too: the same text is still a duplicate.
     let again: serde_json::Value = http
@@ -302,14 +241,14 @@ async fn a_restarted_logging_has_every_message_in_order() {
         .await
         .unwrap();
     assert_eq!(again["status"], "duplicate");
-    logging.terminate().await;
+    terminate(logging).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
     const TOTAL: usize = 2000;
     let db = temp_db();
-    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
     let (done, failed, progress) = (
@@ -332,7 +271,7 @@ async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
     wait_for(&done, TOTAL / 4, &progress).await;
     logging.kill9().await;
     wait_for(&failed, 20, &progress).await;
-    let logging = LoggingProcess::start(&db, addr).await;
+    let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
     let stored = logged_messages(&reqwest::Client::new(), &facade).await;
@@ -340,14 +279,14 @@ async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
     let failures = outcomes.iter().filter(|o| o.status != 200).count();
     assert!(failures >= 20, "the crash was felt: {failures} failures");
     assert!(acknowledged >= TOTAL / 4, "{acknowledged} acknowledged");
-    logging.terminate().await;
+    terminate(logging).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
     const TOTAL: usize = 2000;
     let db = temp_db();
-    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     // Retries long and plentiful enough to outlast a restart.
     let facade = start_facade(addr, |settings| {
@@ -376,14 +315,14 @@ async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
 
     wait_for(&done, TOTAL / 4, &progress).await;
     logging.kill9().await;
-    let logging = LoggingProcess::start(&db, addr).await;
+    let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
     let stored = logged_messages(&reqwest::Client::new(), &facade).await;
     let acknowledged = check("cross", &outcomes, &stored);
     assert_eq!(acknowledged, TOTAL, "every POST outlasted the crash");
     assert_eq!(stored.len(), TOTAL);
-    logging.terminate().await;
+    terminate(logging).await;
 }
 
 #[cfg(target_os = "linux")]
@@ -392,7 +331,7 @@ async fn oversized_frames_are_refused_without_growing_memory() {
     use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceClient};
 
     let db = temp_db();
-    let logging = LoggingProcess::start(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", logging.addr))
         .unwrap()
         .connect()
@@ -424,5 +363,5 @@ async fn oversized_frames_are_refused_without_growing_memory() {
         stored.status, "Message logged successfully",
         "still serving"
     );
-    logging.terminate().await;
+    terminate(logging).await;
 }

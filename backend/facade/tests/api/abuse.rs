@@ -3,13 +3,9 @@
 
 #![cfg(target_os = "linux")]
 
-use std::{
-    io::{BufRead as _, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
+use msglog_common::testing::{LogAfterStart, ServiceProcess};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
@@ -17,62 +13,20 @@ use tokio::{
 
 use crate::helpers::{refused_addr, spawn_messages};
 
-/// The facade binary; killed when dropped.
-struct Facade {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Facade {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Facade {
-    async fn start(logging_url: &str, messages_url: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_facade-service"))
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--logging-url",
-                logging_url,
-                "--messages-url",
-                messages_url,
-            ])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let addr = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stderr).lines();
-            for line in lines.by_ref() {
-                let line = line.unwrap();
-                if let Some(rest) = line.split("facade listening addr=").nth(1) {
-                    let addr: SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                    std::thread::spawn(move || lines.for_each(drop));
-                    return addr;
-                }
-            }
-            panic!("the facade exited before listening");
-        })
-        .await
-        .unwrap();
-        Self { child, addr }
-    }
-
-    /// Resident memory, in KiB, from /proc.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
+async fn start_facade(logging_url: &str, messages_url: &str) -> ServiceProcess {
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_facade-service"),
+        [
+            "--addr",
+            "127.0.0.1:0",
+            "--logging-url",
+            logging_url,
+            "--messages-url",
+            messages_url,
+        ],
+        LogAfterStart::Drain,
+    )
+    .await
 }
 
 /// POSTs `size` bytes (declared with Content-Length, or chunked) while reading the answer, and
@@ -129,7 +83,7 @@ async fn post_huge(addr: SocketAddr, size: usize, chunked: bool) -> (String, Str
 async fn huge_bodies_get_413_early_and_memory_stays_flat() {
     let messages = spawn_messages().await;
     let logging_url = format!("http://{}", refused_addr().await);
-    let facade = Facade::start(&logging_url, &messages.url()).await;
+    let facade = start_facade(&logging_url, &messages.url()).await;
 
     // Warm up the allocator and the connection machinery with one refused body.
     let (status, _) = post_huge(facade.addr, 1 << 20, false).await;
