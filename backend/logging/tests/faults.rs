@@ -20,7 +20,7 @@ use std::{
 use clap::Parser as _;
 use facade_service::{AppState, Settings};
 use msglog_common::testing::{LogAfterStart, ServiceProcess};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 
 /// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
 async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
@@ -102,28 +102,47 @@ struct Outcome {
     json_error: bool,
 }
 
-/// Sends `total` POSTs of distinct texts (`{prefix}-{i}`) with `concurrency` in flight,
-/// counting completions in `done` and failures in `failed` (and waking `progress` on each).
-async fn load(
+/// How far a load has got; waiters are woken on every answer.
+#[derive(Default)]
+struct Progress {
+    /// POSTs answered.
+    done: AtomicUsize,
+    /// POSTs answered with anything but 200.
+    failed: AtomicUsize,
+    /// Notified on every answer.
+    changed: Notify,
+}
+
+impl Progress {
+    /// Waits (on the load's own answers, not on a clock) until `counter` reaches `target`.
+    async fn wait(&self, counter: impl Fn(&Self) -> &AtomicUsize, target: usize) {
+        loop {
+            let changed = self.changed.notified();
+            if counter(self).load(Ordering::SeqCst) >= target {
+                return;
+            }
+            tokio::time::timeout(Duration::from_secs(60), changed)
+                .await
+                .expect("the load makes progress");
+        }
+    }
+}
+
+/// Starts sending `total` POSTs of distinct texts (`{prefix}-{i}`), 32 in flight.
+fn start_load(
     facade: &str,
     prefix: &str,
     total: usize,
-    concurrency: usize,
-    done: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    progress: Arc<Notify>,
-) -> Vec<Outcome> {
+) -> (JoinHandle<Vec<Outcome>>, Arc<Progress>) {
+    const CONCURRENCY: usize = 32;
+    let progress = Arc::new(Progress::default());
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let outcomes = Arc::new(std::sync::Mutex::new(vec![None; total]));
-    let workers: Vec<_> = (0..concurrency)
+    let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (http, next, outcomes) = (http.clone(), Arc::clone(&next), Arc::clone(&outcomes));
-            let (done, failed, progress) = (
-                Arc::clone(&done),
-                Arc::clone(&failed),
-                Arc::clone(&progress),
-            );
+            let progress = Arc::clone(&progress);
             let url = format!("{facade}/send_message");
             let prefix = prefix.to_owned();
             tokio::spawn(async move {
@@ -142,33 +161,23 @@ async fn load(
                     let body: Option<serde_json::Value> = response.json().await.ok();
                     let json_error = body.as_ref().is_some_and(|b| b["error"].is_string());
                     if status != 200 {
-                        failed.fetch_add(1, Ordering::SeqCst);
+                        progress.failed.fetch_add(1, Ordering::SeqCst);
                     }
                     outcomes.lock().unwrap()[i] = Some(Outcome { status, json_error });
-                    done.fetch_add(1, Ordering::SeqCst);
-                    progress.notify_waiters();
+                    progress.done.fetch_add(1, Ordering::SeqCst);
+                    progress.changed.notify_waiters();
                 }
             })
         })
         .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let outcomes = outcomes.lock().unwrap().clone();
-    outcomes.into_iter().map(Option::unwrap).collect()
-}
-
-/// Waits (on the load's own progress, not on a clock) until `counter` reaches `target`.
-async fn wait_for(counter: &AtomicUsize, target: usize, progress: &Notify) {
-    loop {
-        let notified = progress.notified();
-        if counter.load(Ordering::SeqCst) >= target {
-            return;
+    let all = tokio::spawn(async move {
+        for worker in workers {
+            worker.await.unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(60), notified)
-            .await
-            .expect("the load makes progress");
-    }
+        let outcomes = outcomes.lock().unwrap().clone();
+        outcomes.into_iter().map(Option::unwrap).collect()
+    });
+    (all, progress)
 }
 
 /// Checks the invariants over the load's outcomes and the stored list; returns how many
@@ -251,26 +260,13 @@ async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
-    let (done, failed, progress) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Notify::new()),
-    );
-    let load = tokio::spawn({
-        let (facade, done, failed, progress) = (
-            facade.clone(),
-            Arc::clone(&done),
-            Arc::clone(&failed),
-            Arc::clone(&progress),
-        );
-        async move { load(&facade, "crash", TOTAL, 32, done, failed, progress).await }
-    });
+    let (load, progress) = start_load(&facade, "crash", TOTAL);
 
     // Kill logging a quarter of the way in, keep it down until POSTs have failed for it, then
     // bring it back on the same file and port while the load goes on.
-    wait_for(&done, TOTAL / 4, &progress).await;
+    progress.wait(|p| &p.done, TOTAL / 4).await;
     logging.kill9().await;
-    wait_for(&failed, 20, &progress).await;
+    progress.wait(|p| &p.failed, 20).await;
     let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
@@ -298,22 +294,9 @@ async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
         settings.retry_budget_tokens = 1_000;
     })
     .await;
-    let (done, failed, progress) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Notify::new()),
-    );
-    let load = tokio::spawn({
-        let (facade, done, failed, progress) = (
-            facade.clone(),
-            Arc::clone(&done),
-            Arc::clone(&failed),
-            Arc::clone(&progress),
-        );
-        async move { load(&facade, "cross", TOTAL, 32, done, failed, progress).await }
-    });
+    let (load, progress) = start_load(&facade, "cross", TOTAL);
 
-    wait_for(&done, TOTAL / 4, &progress).await;
+    progress.wait(|p| &p.done, TOTAL / 4).await;
     logging.kill9().await;
     let logging = start_logging(&db, addr).await;
 
