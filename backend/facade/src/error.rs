@@ -31,6 +31,9 @@ pub enum AppError {
     /// No route (404).
     #[error("no route for {0}")]
     NotFound(String),
+    /// The request took longer than the request timeout (503).
+    #[error("the request took too long")]
+    Timeout,
     /// The route exists but not with this method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -68,6 +71,7 @@ impl AppError {
             Self::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::LogMessageFailed(_) | Self::GetMessagesFailed(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

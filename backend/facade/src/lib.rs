@@ -31,6 +31,7 @@ use std::{future::Future, path::Path, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{
     Router,
+    error_handling::HandleErrorLayer,
     extract::DefaultBodyLimit,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -42,14 +43,13 @@ use tower_http::{
     compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
 pub use crate::settings::Settings;
 use crate::{
-    ids::DedupMode, logging_client::LoggingClient, messages_client::MessagesClient,
-    retry::RetryBudget,
+    error::AppError, ids::DedupMode, logging_client::LoggingClient,
+    messages_client::MessagesClient, retry::RetryBudget,
 };
 
 /// Size limits on what clients send.
@@ -129,10 +129,14 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
+        // A request that takes too long (a body trickling in, say) ends with a JSON 503.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    AppError::Timeout
+                }))
+                .timeout(request_timeout),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

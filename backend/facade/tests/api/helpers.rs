@@ -105,9 +105,13 @@ pub fn facade_settings(logging_url: &str, messages_url: &str) -> Settings {
 }
 
 pub async fn spawn_facade(settings: Settings) -> Service {
+    spawn_facade_with_timeout(settings, Duration::from_secs(10)).await
+}
+
+pub async fn spawn_facade_with_timeout(settings: Settings, request_timeout: Duration) -> Service {
     let state = AppState::from_settings(&settings).unwrap();
     Service::spawn(listener().await, move |listener, stop| {
-        facade_service::run(listener, state, Duration::from_secs(10), stop)
+        facade_service::run(listener, state, request_timeout, stop)
     })
 }
 

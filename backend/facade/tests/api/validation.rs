@@ -252,3 +252,38 @@ async fn unknown_routes_and_methods_answer_json() {
         (405, json!({"error": "method not allowed"}))
     );
 }
+
+#[tokio::test]
+async fn a_body_that_never_finishes_gets_a_json_503_at_the_request_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use crate::helpers::{facade_settings, refused_addr, spawn_facade_with_timeout};
+
+    let nowhere = format!("http://{}", refused_addr().await);
+    let facade = spawn_facade_with_timeout(
+        facade_settings(&nowhere, &nowhere),
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(facade.addr).await.unwrap();
+    // 100 bytes announced, 14 sent, and the connection held open.
+    stream
+        .write_all(
+            b"POST /send_message HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"message\": \"",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer before the client gives up")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"error":"the request took too long"}"#),
+        "{answer}"
+    );
+}
