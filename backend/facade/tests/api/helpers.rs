@@ -178,9 +178,14 @@ impl Client {
     }
 
     pub async fn get_messages(&self) -> (u16, Value) {
+        self.get_json("/get_messages").await
+    }
+
+    /// GETs `path` and returns the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(format!("{}/get_messages", self.base))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap();

@@ -164,8 +164,7 @@ async fn the_api_sends_lists_and_says_how_many_attempts_it_took() {
 #[tokio::test]
 async fn status_reports_each_service_up_or_down() {
     let app = TestApp::spawn().await;
-    let (status, body) =
-        status_and_json(app.http.get(app.url("/api/status")).send().await.unwrap()).await;
+    let (status, body) = app.client().get_json("/api/status").await;
     assert_eq!(status, 200);
     assert_eq!(body["facade"]["up"], true);
     assert_eq!(body["logging"], json!({"up": true, "detail": "SERVING"}));
@@ -175,15 +174,7 @@ async fn status_reports_each_service_up_or_down() {
     let logging_url = format!("http://{}", refused_addr().await);
     let facade = spawn_facade(facade_settings(&logging_url, &messages.url())).await;
     let client = Client::new(&facade);
-    let (status, body) = status_and_json(
-        client
-            .http
-            .get(format!("{}/api/status", client.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = client.get_json("/api/status").await;
     assert_eq!(status, 200);
     assert_eq!(body["logging"]["up"], false);
     assert!(
@@ -195,14 +186,6 @@ async fn status_reports_each_service_up_or_down() {
     );
     assert_eq!(body["messages"]["up"], true);
     messages.stop().await;
-    let (_, body) = status_and_json(
-        client
-            .http
-            .get(format!("{}/api/status", client.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = client.get_json("/api/status").await;
     assert_eq!(body["messages"]["up"], false, "{body}");
 }
