@@ -394,6 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn a_path_that_cannot_be_written_as_a_file_is_a_start_up_error() {
+        // A directory where the file should be: nothing can be created or written there.
+        let path = temp_db();
+        std::fs::create_dir_all(&path).unwrap();
+        let error = SqliteStore::open(&path).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("cannot open the message database"), "{text}");
+        assert!(text.contains("unable to open"), "{text}");
+    }
+
+    #[test]
     fn a_database_in_a_missing_directory_is_a_start_up_error() {
         let error = SqliteStore::open("/nonexistent/dir/messages.sqlite3").unwrap_err();
         assert!(format!("{error:#}").contains("unable to open"), "{error:#}");
