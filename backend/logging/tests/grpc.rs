@@ -196,6 +196,50 @@ async fn a_grpc_web_call_over_http1_works() {
 }
 
 #[tokio::test]
+async fn a_grpc_web_text_call_works_too() {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let server = TestLogging::start().await;
+    let frame = grpc_frame(&log_request(ID, "as text").encode_to_vec());
+    let response = reqwest::Client::new()
+        .post(format!("{}/LoggingService/LogMessage", server.url()))
+        .header("content-type", "application/grpc-web-text")
+        .header("accept", "application/grpc-web-text")
+        .header("x-grpc-web", "1")
+        .body(base64.encode(&frame))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/grpc-web-text")
+    );
+    // The answer is base64 segments, one per frame, each ending at its padding: decode each
+    // run of 4-character groups up to and including a padded group.
+    let text = response.text().await.unwrap();
+    let mut body = Vec::new();
+    let mut segment = String::new();
+    for group in text.as_bytes().chunks(4) {
+        let group = std::str::from_utf8(group).unwrap();
+        segment.push_str(group);
+        if group.contains('=') {
+            body.extend(base64.decode(&segment).unwrap());
+            segment.clear();
+        }
+    }
+    body.extend(base64.decode(&segment).unwrap());
+    let (messages, trailers) = split_grpc_web(&body);
+    assert_eq!(
+        LogResponse::decode(messages[0].as_slice()).unwrap().status,
+        "Message logged successfully"
+    );
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+}
+
+#[tokio::test]
 async fn cors_preflight_is_answered_for_an_allowed_origin_only() {
     let server = TestLogging::start().await;
     let preflight = |origin: &'static str| {
