@@ -214,3 +214,19 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     );
     (status, serde_json::from_str(&body).unwrap())
 }
+
+/// The status code and body of a raw HTTP/1.1 answer read off a socket.
+pub fn parse_http_answer(raw: &[u8]) -> (u16, String) {
+    let answer = String::from_utf8_lossy(raw);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}

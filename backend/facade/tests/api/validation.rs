@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, status_and_json};
+use crate::helpers::{TestApp, parse_http_answer, status_and_json};
 
 async fn post_raw(
     app: &TestApp,
@@ -177,18 +177,7 @@ async fn post_chunked(app: &TestApp, body: &[u8]) -> (u16, String) {
     let _ = stream.write_all(&request).await;
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
-    let body = answer
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
+    parse_http_answer(&answer)
 }
 
 #[tokio::test]
