@@ -9,15 +9,17 @@
 //!   the text, so the same text twice is one message, found in O(1).
 //! - In [`DedupMode::Unique`]: a random UUID (v4) per request; equal texts are separate messages.
 
-use std::fmt;
+use std::{fmt, sync::LazyLock};
 
 use msglog_proto::MessageText;
 use uuid::Uuid;
 
-/// Namespace of ids derived from message texts (a v5 UUID of the URL below).
-const CONTENT_NAMESPACE_NAME: &[u8] = b"urn:msglog:message-text";
+/// Namespace of ids derived from message texts: a v5 UUID of a name of our own.
+static CONTENT_NAMESPACE: LazyLock<Uuid> =
+    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:msglog:message-text"));
 /// Namespace of ids derived from `Idempotency-Key` headers.
-const KEY_NAMESPACE_NAME: &[u8] = b"urn:msglog:idempotency-key";
+static KEY_NAMESPACE: LazyLock<Uuid> =
+    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:msglog:idempotency-key"));
 
 /// How ids are picked when the client sends no `Idempotency-Key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -64,16 +66,10 @@ impl fmt::Display for IdempotencyKey {
 /// The id for a message, by the rules in the module's documentation.
 pub fn message_id(mode: DedupMode, key: Option<&IdempotencyKey>, text: &MessageText) -> Uuid {
     match (key, mode) {
-        (Some(key), _) => Uuid::new_v5(&namespace(KEY_NAMESPACE_NAME), key.as_str().as_bytes()),
-        (None, DedupMode::Content) => {
-            Uuid::new_v5(&namespace(CONTENT_NAMESPACE_NAME), text.as_str().as_bytes())
-        }
+        (Some(key), _) => Uuid::new_v5(&KEY_NAMESPACE, key.as_str().as_bytes()),
+        (None, DedupMode::Content) => Uuid::new_v5(&CONTENT_NAMESPACE, text.as_str().as_bytes()),
         (None, DedupMode::Unique) => Uuid::new_v4(),
     }
-}
-
-fn namespace(name: &[u8]) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, name)
 }
 
 #[cfg(test)]

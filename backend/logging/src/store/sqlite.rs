@@ -22,7 +22,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Inserted, NewMessage, Store, StoreError};
@@ -207,21 +207,24 @@ fn write_batch(
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     {
+        // Insert first: a new id (the common case) costs one statement. Only when the id is
+        // already held is its text read, to tell a duplicate from a conflict.
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO messages (id, text) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )?;
         let mut find = transaction.prepare_cached("SELECT text FROM messages WHERE id = ?1")?;
-        let mut insert =
-            transaction.prepare_cached("INSERT INTO messages (id, text) VALUES (?1, ?2)")?;
         for write in batch {
             let NewMessage { id, text } = &write.message;
-            let held: Option<String> = find
-                .query_row(params![id.as_bytes().as_slice()], |row| row.get(0))
-                .optional()?;
-            results.push(match held {
-                Some(held) if held == text.as_str() => Ok(Inserted::Duplicate),
-                Some(_) => Err(StoreError::Conflict { id: *id }),
-                None => {
-                    insert.execute(params![id.as_bytes().as_slice(), text.as_str()])?;
-                    Ok(Inserted::Stored)
-                }
+            let key = id.as_bytes().as_slice();
+            if insert.execute(params![key, text.as_str()])? == 1 {
+                results.push(Ok(Inserted::Stored));
+                continue;
+            }
+            let held: String = find.query_row(params![key], |row| row.get(0))?;
+            results.push(if held == text.as_str() {
+                Ok(Inserted::Duplicate)
+            } else {
+                Err(StoreError::Conflict { id: *id })
             });
         }
     }
