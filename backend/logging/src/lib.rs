@@ -239,7 +239,9 @@ mod tests {
 
     #[test]
     fn the_default_store_is_a_sqlite_file_in_a_created_data_directory() {
-        let dir = std::env::temp_dir().join(format!("msglog-data-{}", std::process::id()));
+        let temp = msglog_common::testing::TempDir::new("msglog-data");
+        // A directory that does not exist yet, inside one removed afterwards.
+        let dir = temp.join("data");
         let settings =
             Settings::try_parse_from(["logging-service", "--data-dir", dir.to_str().unwrap()])
                 .unwrap();
@@ -249,6 +251,5 @@ mod tests {
             StoreChoice::Sqlite(dir.join("logging.sqlite3"))
         );
         assert!(dir.is_dir());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

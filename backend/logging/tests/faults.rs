@@ -19,7 +19,7 @@ use std::{
 
 use clap::Parser as _;
 use facade_service::{AppState, Settings};
-use msglog_common::testing::{LogAfterStart, ServiceProcess};
+use msglog_common::testing::{LogAfterStart, ServiceProcess, TempDir};
 use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 
 /// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
@@ -45,18 +45,11 @@ async fn terminate(logging: ServiceProcess) {
     );
 }
 
-fn temp_db() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("msglog-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{}.sqlite3", rand_suffix()))
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+/// A database path in a directory removed when the guard drops.
+fn temp_db() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("msglog-faults");
+    let path = dir.join("messages.sqlite3");
+    (dir, path)
 }
 
 /// The facade, in this process, in front of `logging`; `tweak` adjusts its settings.
@@ -213,7 +206,7 @@ fn check(prefix: &str, outcomes: &[Outcome], stored: &[String]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_logging_has_every_message_in_order() {
-    let db = temp_db();
+    let (_dir, db) = temp_db();
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
@@ -256,7 +249,7 @@ async fn a_restarted_logging_has_every_message_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
     const TOTAL: usize = 2000;
-    let db = temp_db();
+    let (_dir, db) = temp_db();
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
@@ -281,7 +274,7 @@ async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
     const TOTAL: usize = 2000;
-    let db = temp_db();
+    let (_dir, db) = temp_db();
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     // Retries long and plentiful enough to outlast a restart.
@@ -313,7 +306,7 @@ async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
 async fn oversized_frames_are_refused_without_growing_memory() {
     use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceClient};
 
-    let db = temp_db();
+    let (_dir, db) = temp_db();
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", logging.addr))
         .unwrap()

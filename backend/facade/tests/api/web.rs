@@ -1,7 +1,6 @@
 //! The page's API under `/api/` and the static files.
 
-use std::path::PathBuf;
-
+use msglog_common::testing::TempDir;
 use serde_json::json;
 
 use crate::helpers::{
@@ -12,9 +11,8 @@ const INDEX: &str = r#"<!doctype html><html><head><link rel="stylesheet" href="/
 <script type="module">import init from '/app-0123456789abcdef.js'; await init();</script></head><body></body></html>"#;
 
 /// A built-page directory with an index, a hashed asset and a plain file.
-fn static_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("msglog-web-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn static_dir() -> TempDir {
+    let dir = TempDir::new("msglog-web");
     std::fs::write(dir.join("index.html"), INDEX).unwrap();
     std::fs::write(
         dir.join("app-0123456789abcdef.js"),
@@ -36,7 +34,7 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 #[tokio::test]
 async fn the_page_is_served_with_no_cache_and_a_csp_that_admits_only_its_loader() {
     let dir = static_dir();
-    let app = TestApp::spawn_with(|s| s.static_dir = dir.clone()).await;
+    let app = TestApp::spawn_with(|s| s.static_dir = dir.path().to_path_buf()).await;
 
     let page = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -74,13 +72,12 @@ async fn the_page_is_served_with_no_cache_and_a_csp_that_admits_only_its_loader(
         .await
         .unwrap();
     assert_eq!(header(&gzipped, "content-encoding"), "gzip");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
 async fn unknown_paths_give_browsers_the_page_and_other_clients_json_404() {
     let dir = static_dir();
-    let app = TestApp::spawn_with(|s| s.static_dir = dir.clone()).await;
+    let app = TestApp::spawn_with(|s| s.static_dir = dir.path().to_path_buf()).await;
 
     let navigation = app
         .http
@@ -108,7 +105,6 @@ async fn unknown_paths_give_browsers_the_page_and_other_clients_json_404() {
         .unwrap();
     let (status, _) = status_and_json(api).await;
     assert_eq!(status, 404);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

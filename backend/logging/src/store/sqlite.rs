@@ -269,20 +269,17 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use msglog_common::testing::TempDir;
     use msglog_proto::MessageText;
     use uuid::Uuid;
 
     use super::*;
 
-    fn temp_db() -> PathBuf {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "msglog-sqlite-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("messages.sqlite3")
+    /// A database path in a directory removed when the guard drops.
+    fn temp_db() -> (TempDir, PathBuf) {
+        let dir = TempDir::new("msglog-sqlite");
+        let path = dir.join("messages.sqlite3");
+        (dir, path)
     }
 
     fn message(n: u128, text: &str) -> NewMessage {
@@ -294,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn stores_once_refuses_conflicts_and_lists_in_order() {
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(
             store.insert(message(2, "b")).await.unwrap(),
@@ -317,7 +314,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_and_ids_survive_a_reopen() {
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         {
             let store = SqliteStore::open(&path).unwrap();
             for n in 0..50 {
@@ -336,7 +333,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_share_commits_and_store_each_id_once() {
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         let store = Arc::new(SqliteStore::open(&path).unwrap());
         // 400 inserts of 200 ids (each id twice), all at once.
         let tasks: Vec<_> = (0..400_u128)
@@ -367,7 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn text_is_stored_byte_for_byte() {
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         let store = SqliteStore::open(&path).unwrap();
         let text = "nul\u{0} bell\u{7} 😀 𝄞 \r\n\t end";
         store.insert(message(1, text)).await.unwrap();
@@ -378,7 +375,8 @@ mod tests {
 
     #[tokio::test]
     async fn after_close_inserts_fail_cleanly() {
-        let store = SqliteStore::open(temp_db()).unwrap();
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(path).unwrap();
         store.close();
         assert!(matches!(
             store.insert(message(1, "late")).await,
@@ -388,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_database_is_a_start_up_error() {
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         std::fs::write(&path, vec![0x42_u8; 8192]).unwrap();
         let error = SqliteStore::open(&path).unwrap_err();
         let text = format!("{error:#}");
@@ -399,7 +397,7 @@ mod tests {
     #[test]
     fn a_path_that_cannot_be_written_as_a_file_is_a_start_up_error() {
         // A directory where the file should be: nothing can be created or written there.
-        let path = temp_db();
+        let (_dir, path) = temp_db();
         std::fs::create_dir_all(&path).unwrap();
         let error = SqliteStore::open(&path).unwrap_err();
         let text = format!("{error:#}");
