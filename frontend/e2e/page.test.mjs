@@ -142,6 +142,10 @@ test('the page sends, shows duplicates, survives logging going down and coming b
     assert.match(failureText, /attempts? to logging, last answer UNAVAILABLE/);
     assert.equal(await page.inputValue('#message'), kept);
     await pill('logging', 'down').waitFor({ timeout: WAIT });
+    // The list that loaded before stays on screen, marked stale.
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.getByText('showing the last list that loaded').waitFor({ timeout: WAIT });
+    await listHas(first);
 
     // Logging comes back on the same address: the strip follows, and the kept text is stored.
     logging = await startService('logging-service', loggingArgs(logging.addr));
