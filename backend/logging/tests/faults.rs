@@ -272,6 +272,28 @@ async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_in_flight_writes_and_loses_nothing_acknowledged() {
+    const TOTAL: usize = 2000;
+    let (_dir, db) = temp_db();
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = logging.addr;
+    let facade = start_facade(addr, |_| {}).await;
+    let (load, progress) = start_load(&facade, "drain", TOTAL);
+
+    // A graceful stop in the middle of the load: calls in flight finish (their messages
+    // committed before the database closes), then logging comes back on the same file.
+    progress.wait(|p| &p.done, TOTAL / 4).await;
+    terminate(logging).await;
+    let logging = start_logging(&db, addr).await;
+
+    let outcomes = load.await.unwrap();
+    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
+    let acknowledged = check("drain", &outcomes, &stored);
+    assert!(acknowledged >= TOTAL / 4, "{acknowledged} acknowledged");
+    terminate(logging).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
     const TOTAL: usize = 2000;
     let (_dir, db) = temp_db();
