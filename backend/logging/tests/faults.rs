@@ -246,61 +246,75 @@ async fn a_restarted_logging_has_every_message_in_order() {
     terminate(logging).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
-    const TOTAL: usize = 2000;
+/// POSTs under load while logging goes through a fault.
+const LOAD: usize = 2000;
+
+/// What happens to logging a quarter of the way into the load.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL, and logging stays down until this many POSTs have failed for it.
+    KillAndStayDown(usize),
+    /// SIGKILL, and logging comes straight back.
+    Kill,
+    /// SIGTERM (a graceful stop), and logging comes straight back.
+    Terminate,
+}
+
+/// Runs [`LOAD`] POSTs of texts `{prefix}-{i}` through the facade (set up by `tweak`) to a
+/// logging binary on a SQLite file; a quarter of the way in, applies `fault` and brings
+/// logging back on the same file and port while the load goes on. Checks the invariants
+/// (see [`check`]) and returns the outcomes, how many were acknowledged, and what was stored.
+async fn load_through_fault(
+    prefix: &str,
+    fault: Fault,
+    tweak: impl FnOnce(&mut Settings),
+) -> (Vec<Outcome>, usize, Vec<String>) {
     let (_dir, db) = temp_db();
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
-    let facade = start_facade(addr, |_| {}).await;
-    let (load, progress) = start_load(&facade, "crash", TOTAL);
+    let facade = start_facade(addr, tweak).await;
+    let (load, progress) = start_load(&facade, prefix, LOAD);
 
-    // Kill logging a quarter of the way in, keep it down until POSTs have failed for it, then
-    // bring it back on the same file and port while the load goes on.
-    progress.wait(|p| &p.done, TOTAL / 4).await;
-    logging.kill9().await;
-    progress.wait(|p| &p.failed, 20).await;
+    progress.wait(|p| &p.done, LOAD / 4).await;
+    match fault {
+        Fault::KillAndStayDown(failures) => {
+            logging.kill9().await;
+            progress.wait(|p| &p.failed, failures).await;
+        }
+        Fault::Kill => logging.kill9().await,
+        Fault::Terminate => terminate(logging).await,
+    }
     let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
     let stored = logged_messages(&reqwest::Client::new(), &facade).await;
-    let acknowledged = check("crash", &outcomes, &stored);
+    let acknowledged = check(prefix, &outcomes, &stored);
+    terminate(logging).await;
+    (outcomes, acknowledged, stored)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_message_and_doubles_none() {
+    // Logging stays down until POSTs have failed for it, then comes back mid-load.
+    let (outcomes, acknowledged, _) =
+        load_through_fault("crash", Fault::KillAndStayDown(20), |_| {}).await;
     let failures = outcomes.iter().filter(|o| o.status != 200).count();
     assert!(failures >= 20, "the crash was felt: {failures} failures");
-    assert!(acknowledged >= TOTAL / 4, "{acknowledged} acknowledged");
-    terminate(logging).await;
+    assert!(acknowledged >= LOAD / 4, "{acknowledged} acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_in_flight_writes_and_loses_nothing_acknowledged() {
-    const TOTAL: usize = 2000;
-    let (_dir, db) = temp_db();
-    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
-    let addr = logging.addr;
-    let facade = start_facade(addr, |_| {}).await;
-    let (load, progress) = start_load(&facade, "drain", TOTAL);
-
-    // A graceful stop in the middle of the load: calls in flight finish (their messages
-    // committed before the database closes), then logging comes back on the same file.
-    progress.wait(|p| &p.done, TOTAL / 4).await;
-    terminate(logging).await;
-    let logging = start_logging(&db, addr).await;
-
-    let outcomes = load.await.unwrap();
-    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
-    let acknowledged = check("drain", &outcomes, &stored);
-    assert!(acknowledged >= TOTAL / 4, "{acknowledged} acknowledged");
-    terminate(logging).await;
+    // A graceful stop: calls in flight finish (their messages committed before the
+    // database closes).
+    let (_, acknowledged, _) = load_through_fault("drain", Fault::Terminate, |_| {}).await;
+    assert!(acknowledged >= LOAD / 4, "{acknowledged} acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
-    const TOTAL: usize = 2000;
-    let (_dir, db) = temp_db();
-    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
-    let addr = logging.addr;
     // Retries long and plentiful enough to outlast a restart.
-    let facade = start_facade(addr, |settings| {
+    let (_, acknowledged, stored) = load_through_fault("cross", Fault::Kill, |settings| {
         settings.retry_max_attempts = 20;
         settings.retry_initial_backoff_ms = 50;
         settings.retry_max_backoff_ms = 500;
@@ -309,18 +323,8 @@ async fn retries_that_cross_a_sigkill_and_restart_succeed_without_doubling() {
         settings.retry_budget_tokens = 1_000;
     })
     .await;
-    let (load, progress) = start_load(&facade, "cross", TOTAL);
-
-    progress.wait(|p| &p.done, TOTAL / 4).await;
-    logging.kill9().await;
-    let logging = start_logging(&db, addr).await;
-
-    let outcomes = load.await.unwrap();
-    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
-    let acknowledged = check("cross", &outcomes, &stored);
-    assert_eq!(acknowledged, TOTAL, "every POST outlasted the crash");
-    assert_eq!(stored.len(), TOTAL);
-    terminate(logging).await;
+    assert_eq!(acknowledged, LOAD, "every POST outlasted the crash");
+    assert_eq!(stored.len(), LOAD);
 }
 
 #[cfg(target_os = "linux")]
