@@ -4,7 +4,8 @@ use std::fmt;
 
 use gloo_net::http::{Request, Response};
 use msglog_proto::api::{
-    ErrorBody, GetMessagesResponse, SendMessageRequest, SendMessageResponse, StatusResponse,
+    ApiSendMessageResponse, ErrorBody, GetMessagesResponse, SendMessageRequest, StatusResponse,
+    paths,
 };
 use serde::de::DeserializeOwned;
 
@@ -31,9 +32,14 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// `/api/messages`.
+fn messages_path() -> String {
+    format!("{}{}", paths::API, paths::API_MESSAGES)
+}
+
 /// `POST /api/messages`.
-pub(crate) async fn send(message: String) -> Result<SendMessageResponse, ApiError> {
-    let request = Request::post("/api/messages")
+pub(crate) async fn send(message: String) -> Result<ApiSendMessageResponse, ApiError> {
+    let request = Request::post(&messages_path())
         .json(&SendMessageRequest { message })
         .map_err(|error| ApiError::Network(error.to_string()))?;
     read(request.send().await).await
@@ -41,12 +47,17 @@ pub(crate) async fn send(message: String) -> Result<SendMessageResponse, ApiErro
 
 /// `GET /api/messages`.
 pub(crate) async fn list() -> Result<GetMessagesResponse, ApiError> {
-    read(Request::get("/api/messages").send().await).await
+    read(Request::get(&messages_path()).send().await).await
 }
 
 /// `GET /api/status`.
 pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
-    read(Request::get("/api/status").send().await).await
+    read(
+        Request::get(&format!("{}{}", paths::API, paths::API_STATUS))
+            .send()
+            .await,
+    )
+    .await
 }
 
 async fn read<T: DeserializeOwned>(

@@ -5,6 +5,22 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The facade's paths, written once for the facade's router and the page.
+pub mod paths {
+    /// The original's `POST` route.
+    pub const SEND_MESSAGE: &str = "/send_message";
+    /// The original's `GET` route.
+    pub const GET_MESSAGES: &str = "/get_messages";
+    /// The facade's own liveness check.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Where the page's API is nested.
+    pub const API: &str = "/api";
+    /// Under [`API`]: `POST` a message, `GET` the list.
+    pub const API_MESSAGES: &str = "/messages";
+    /// Under [`API`]: the services' health at a glance.
+    pub const API_STATUS: &str = "/status";
+}
+
 /// Body of `POST /send_message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessageRequest {
@@ -22,7 +38,7 @@ pub enum SendStatus {
     Duplicate,
 }
 
-/// Answer of `POST /send_message` with HTTP 200.
+/// Answer of `POST /send_message` with HTTP 200: the original's three fields, exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessageResponse {
     /// The message's id (a UUID).
@@ -31,10 +47,20 @@ pub struct SendMessageResponse {
     pub status: SendStatus,
     /// `Message logged successfully` or `Duplicate message ignored`.
     pub message: String,
-    /// Calls made to logging, retries included. Only in `/api/` answers: the original's
-    /// routes keep the original's three fields.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u32>,
+}
+
+/// Answer of `POST /api/messages` with HTTP 200: the original's fields, and how many calls it
+/// took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiSendMessageResponse {
+    /// The message's id (a UUID).
+    pub id: String,
+    /// `success` or `duplicate`.
+    pub status: SendStatus,
+    /// `Message logged successfully` or `Duplicate message ignored`.
+    pub message: String,
+    /// Calls made to logging, retries included.
+    pub attempts: u32,
 }
 
 /// Answer of `GET /get_messages` with HTTP 200.

@@ -1,11 +1,20 @@
 //! What every service of the system shares, and nothing more:
 //!
-//! - [`telemetry::init`]: tracing to stderr with an `RUST_LOG`-style filter;
-//! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM, and [`shutdown::serve`], which
-//!   runs a server until that signal and then gives it a bounded time to finish;
+//! - [`server`]: the one way the three services serve HTTP (HTTP/1.1 and h2c on one port), with
+//!   connection limits (header-read and idle timeouts, HTTP/2 keep-alive, a connection cap that
+//!   keeps room for new clients) and a bounded graceful drain; the flags that set the limits
+//!   ([`connection_settings!`]);
+//! - [`request_id`]: the one rule for `x-request-id`;
+//! - [`http_edge`]: JSON error answers and refusal of unservable paths, for the HTTP services;
+//! - [`telemetry`]: tracing to stderr with an `RUST_LOG`-style filter, and request spans that
+//!   never log a client's input unbounded;
+//! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM;
 //! - [`bind`]: binds a listener with an error that names the address;
-//! - `testing` (feature `testing`): a service binary run as a real process, for tests.
+//! - `testing` (feature `testing`): the test harness (services in-process or as real processes).
 
+pub mod http_edge;
+pub mod request_id;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

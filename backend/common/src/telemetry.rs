@@ -35,27 +35,71 @@ pub fn init_for_tests() {
     }
 }
 
-/// The `x-request-id` of a request, or `-`.
-fn request_id<B>(request: &http::Request<B>) -> &str {
-    request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
+/// At most `max` bytes of what a client sent, as printable text (invalid UTF-8 and control
+/// characters escaped), with the full length noted when cut: what a client sends is never
+/// logged unbounded.
+pub fn shorten_bytes(bytes: &[u8], max: usize) -> String {
+    let cut = &bytes[..bytes.len().min(max)];
+    let mut text: String = String::from_utf8_lossy(cut).escape_debug().collect();
+    if bytes.len() > max {
+        text.push_str(&format!("…({} bytes)", bytes.len()));
+    }
+    text
 }
 
-/// The span of one HTTP request, with its method, path and `x-request-id`, so every event of
-/// the request can be found by its id in every service's log.
+/// Longest piece of a request path put in a span.
+const MAX_LOGGED_PATH: usize = 128;
+
+/// What a span names a request by: the route that matched (`/api/messages`, so traces group
+/// by route and not by every URL a client invents), or for a request no route matched, its path
+/// cut to a bounded length.
+fn route<B>(request: &http::Request<B>) -> String {
+    match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(matched) => matched.as_str().to_owned(),
+        None => shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
+    }
+}
+
+/// The span of one HTTP request, with its method, route and settled `x-request-id` (see
+/// [`crate::request_id`]), so every event of the request can be found by its id in every
+/// service's log.
 pub fn http_request_span<B>(request: &http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
-        request_id = request_id(request)
+        route = %route(request),
+        request_id = crate::request_id::of(request)
     )
 }
 
-/// The span of one gRPC call, with its method path and `x-request-id` metadata.
+/// The span of one gRPC call, with its method path (cut short) and `x-request-id`.
 pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
-    tracing::info_span!("grpc", path = %request.uri().path(), request_id = request_id(request))
+    tracing::info_span!(
+        "grpc",
+        path = %shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
+        request_id = crate::request_id::of(request)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortened_text_is_bounded_escaped_and_says_its_length() {
+        assert_eq!(shorten_bytes(b"short", 10), "short");
+        let long = shorten_bytes(&[b'a'; 100_000], 8);
+        assert_eq!(long, "aaaaaaaa…(100000 bytes)");
+        assert_eq!(shorten_bytes(b"a\nb\x1b", 10), "a\\nb\\u{1b}");
+    }
+
+    #[test]
+    fn a_matched_route_names_the_request_and_an_unmatched_path_is_cut() {
+        let request = http::Request::get(format!("/{}", "x".repeat(5000)))
+            .body(())
+            .unwrap();
+        let name = route(&request);
+        assert!(name.len() < 200, "{name}");
+        assert!(name.ends_with("(5001 bytes)"), "{name}");
+    }
 }

@@ -1,16 +1,87 @@
-//! For tests: a service binary run as a real process, so tests can send it real signals
-//! (SIGTERM, SIGKILL), read its memory, and restart it on the same address.
+//! For tests, the one harness of the workspace:
+//!
+//! - [`InProcess`]: a service built by its `Application` and run in the test's own runtime,
+//!   stopped by a signal the test controls;
+//! - [`ServiceProcess`]: a service binary run as a real process, so tests can send it real
+//!   signals (SIGTERM, SIGKILL), read its memory, and restart it on the same address;
+//! - [`TempDir`]: a directory removed with its content when dropped.
 //!
 //! Failures panic: these helpers only run inside tests, where a panic is the report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
     ffi::OsStr,
+    future::Future,
     io::{BufRead as _, BufReader},
     net::SocketAddr,
+    pin::Pin,
     process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
 };
+
+/// The shutdown signal an in-process service is given.
+pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A service running in this process. Dropping it aborts it; [`InProcess::stop`] stops it
+/// gracefully and checks that it ended well.
+#[derive(Debug)]
+pub struct InProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Completes the service's shutdown signal.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The running service.
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    /// Runs `run(stop_signal)` (an `Application::run_until`) in a task. `addr` is where the
+    /// application is bound: it accepts connections from now on, so nobody waits for readiness.
+    pub fn spawn<F, Fut>(addr: SocketAddr, run: F) -> Self
+    where
+        F: FnOnce(StopSignal) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        crate::telemetry::init_for_tests();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let signal: StopSignal = Box::pin(async {
+            let _ = stopped.await;
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(signal))),
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the service and waits (at most 10 s) until it has closed its listener and
+    /// connections, failing the test if it ended with an error.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the service stops within 10 s")
+                .expect("the service task did not panic")
+                .expect("the service ended without an error");
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
 
 /// What to do with the process's log once it has said where it listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,17 +1,24 @@
-//! Every error the facade answers, mapped to an HTTP status and a JSON body in one place.
+//! Every error the facade answers, mapped to an HTTP status and a JSON body in one place,
+//! and what gRPC codes mean to a client of the JSON API.
 
-use crate::retry::{RetryFailure, code_name};
 use axum::{
     Json,
     response::{IntoResponse, Response},
 };
 use http::StatusCode;
 use msglog_proto::api::ErrorBody;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::{
+    ids::IdempotencyKey,
+    retry::{GiveUp, RetryFailure},
+};
 
 /// An error answer. Internals stay out of the body: a 5xx names the dependency that failed and
 /// its gRPC code, and the details go to the trace.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// The request is malformed or a field is invalid (400). The text says what.
     #[error("{0}")]
     BadRequest(String),
@@ -24,11 +31,7 @@ pub enum AppError {
         /// The limit in force.
         limit: usize,
     },
-    /// The id the request maps to is held with another text (422): an `Idempotency-Key`
-    /// reused for a different message.
-    #[error("{0}")]
-    Conflict(String),
-    /// No route (404).
+    /// No route (404). Holds the path, already cut short.
     #[error("no route for {0}")]
     NotFound(String),
     /// The request took longer than the request timeout (503).
@@ -37,19 +40,55 @@ pub enum AppError {
     /// The route exists but not with this method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// Storing a message in logging failed after retries (500 `Logging service error: ...`).
-    #[error("Logging service error: {}", describe(.0))]
-    LogMessageFailed(RetryFailure),
+    /// `LogMessage` failed; what that means to the client depends on the last gRPC code (see
+    /// [`AppError::status`]).
+    #[error("{}", describe_log_failure(.failure, .id, .key.as_ref()))]
+    LogMessage {
+        /// The last attempt's status and how many were made.
+        failure: RetryFailure,
+        /// The id the message was sent under.
+        id: Uuid,
+        /// The client's `Idempotency-Key`, when it sent one.
+        key: Option<IdempotencyKey>,
+    },
     /// Listing messages from logging failed after retries (500 `Service error: ...`).
     #[error("Service error: logging service: {}", describe(.0))]
-    GetMessagesFailed(RetryFailure),
+    GetMessages(RetryFailure),
 }
 
-/// `UNAVAILABLE after 3 attempts: <status message>`.
+/// The canonical upper-case name of a gRPC code, as gRPC tools print it.
+pub(crate) fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// `UNAVAILABLE after 3 attempts: <status message>`, saying why retries stopped early.
 fn describe(failure: &RetryFailure) -> String {
     let attempts = match failure.attempts {
         1 => "1 attempt".to_owned(),
         n => format!("{n} attempts"),
+    };
+    let attempts = match failure.gave_up {
+        GiveUp::BudgetExhausted => format!("{attempts} (retries paused: logging keeps failing)"),
+        GiveUp::DeadlineReached => format!("{attempts} (no time left for another)"),
+        GiveUp::NotRetryable | GiveUp::AttemptsExhausted => attempts,
     };
     let message = failure.status.message();
     if message.is_empty() {
@@ -62,25 +101,50 @@ fn describe(failure: &RetryFailure) -> String {
     }
 }
 
+fn describe_log_failure(failure: &RetryFailure, id: &Uuid, key: Option<&IdempotencyKey>) -> String {
+    match (failure.status.code(), key) {
+        (Code::AlreadyExists, Some(key)) => format!(
+            "Idempotency-Key {:?} was already used for a different message",
+            key.as_str()
+        ),
+        (Code::AlreadyExists, None) => format!("id {id} is already used by a different message"),
+        // Logging refused the message itself (say, its own size limit is lower).
+        (Code::InvalidArgument, _) => format!(
+            "logging service refused the message: {}",
+            failure.status.message()
+        ),
+        _ => format!("Logging service error: {}", describe(failure)),
+    }
+}
+
 impl AppError {
-    fn status(&self) -> StatusCode {
+    /// The HTTP status of the answer.
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::LogMessageFailed(_) | Self::GetMessagesFailed(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::LogMessage { failure, .. } => match failure.status.code() {
+                // The id is held with another text: the request conflicts with what is stored.
+                Code::AlreadyExists => StatusCode::UNPROCESSABLE_ENTITY,
+                Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Self::GetMessages(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
+    /// The failed calls to report in the body: only when a dependency failed (5xx).
     fn failure(&self) -> Option<&RetryFailure> {
         match self {
-            Self::LogMessageFailed(failure) | Self::GetMessagesFailed(failure) => Some(failure),
+            Self::LogMessage { failure, .. } | Self::GetMessages(failure)
+                if self.status().is_server_error() =>
+            {
+                Some(failure)
+            }
             _ => None,
         }
     }

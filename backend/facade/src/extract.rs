@@ -12,17 +12,19 @@ use msglog_proto::{MessageText, MessageTextError};
 use serde_json::Value;
 
 use crate::{
-    AppState,
     error::AppError,
     ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
+    state::AppState,
 };
 
 /// The original's answer to a missing or empty message.
-pub const NO_MESSAGE: &str = "No message provided";
+pub(crate) const NO_MESSAGE: &str = "No message provided";
 
-/// The request id set by the request-id layer (or sent by the client).
+/// The request id settled by the request-id rule (`msglog_common::request_id`): the client's
+/// when it was short visible ASCII, else a fresh UUID. This one id is forwarded to the other
+/// services.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Option<String>);
+pub(crate) struct RequestId(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
@@ -31,16 +33,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
         Ok(Self(
             parts
                 .headers
-                .get("x-request-id")
+                .get(msglog_common::request_id::HEADER)
                 .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
+                .unwrap_or("-")
+                .to_owned(),
         ))
     }
 }
 
 /// The optional `Idempotency-Key` header, checked.
 #[derive(Debug, Clone)]
-pub struct MaybeIdempotencyKey(pub Option<IdempotencyKey>);
+pub(crate) struct MaybeIdempotencyKey(pub(crate) Option<IdempotencyKey>);
 
 impl<S: Send + Sync> FromRequestParts<S> for MaybeIdempotencyKey {
     type Rejection = AppError;
@@ -64,7 +67,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeIdempotencyKey {
 /// The body of `POST /send_message`: a JSON object whose `message` is a non-blank string
 /// within the limit. Other fields are ignored, as the original did.
 #[derive(Debug, Clone)]
-pub struct SendMessageBody(pub MessageText);
+pub(crate) struct SendMessageBody(pub(crate) MessageText);
 
 impl FromRequest<AppState> for SendMessageBody {
     type Rejection = AppError;
@@ -106,7 +109,10 @@ impl FromRequest<AppState> for SendMessageBody {
 }
 
 /// Parses and checks a `send_message` body; separate from the extractor so it is tested alone.
-pub fn parse_send_message(body: &[u8], max_message_bytes: usize) -> Result<MessageText, AppError> {
+pub(crate) fn parse_send_message(
+    body: &[u8],
+    max_message_bytes: usize,
+) -> Result<MessageText, AppError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| AppError::BadRequest("request body is not valid UTF-8".to_owned()))?;
     if text.trim().is_empty() {

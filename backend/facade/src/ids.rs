@@ -33,18 +33,18 @@ pub enum DedupMode {
 
 /// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
+pub(crate) struct IdempotencyKey(String);
 
 /// The key's rule, said to the client when it is broken.
-pub const IDEMPOTENCY_KEY_RULE: &str =
+pub(crate) const IDEMPOTENCY_KEY_RULE: &str =
     "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)";
 
 impl IdempotencyKey {
     /// Longest key accepted.
-    pub const MAX_LEN: usize = 255;
+    pub(crate) const MAX_LEN: usize = 255;
 
     /// Checks a raw header value.
-    pub fn parse(raw: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(raw: &[u8]) -> Option<Self> {
         let valid = (1..=Self::MAX_LEN).contains(&raw.len())
             && raw.iter().all(|byte| byte.is_ascii_graphic());
         // Visible ASCII is valid UTF-8.
@@ -52,7 +52,7 @@ impl IdempotencyKey {
     }
 
     /// The key as sent.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -64,7 +64,11 @@ impl fmt::Display for IdempotencyKey {
 }
 
 /// The id for a message, by the rules in the module's documentation.
-pub fn message_id(mode: DedupMode, key: Option<&IdempotencyKey>, text: &MessageText) -> Uuid {
+pub(crate) fn message_id(
+    mode: DedupMode,
+    key: Option<&IdempotencyKey>,
+    text: &MessageText,
+) -> Uuid {
     match (key, mode) {
         (Some(key), _) => Uuid::new_v5(&KEY_NAMESPACE, key.as_str().as_bytes()),
         (None, DedupMode::Content) => Uuid::new_v5(&CONTENT_NAMESPACE, text.as_str().as_bytes()),

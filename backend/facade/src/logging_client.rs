@@ -20,11 +20,14 @@ use tonic_health::pb::{
 };
 use uuid::Uuid;
 
-use crate::retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, code_name, with_retries};
+use crate::{
+    error::code_name,
+    retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries},
+};
 
 /// What logging did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logged {
+pub(crate) enum Logged {
     /// Stored by this call.
     Stored,
     /// Already held; nothing stored.
@@ -33,7 +36,7 @@ pub enum Logged {
 
 /// A cheap-to-clone handle to the logging service.
 #[derive(Debug, Clone)]
-pub struct LoggingClient {
+pub(crate) struct LoggingClient {
     /// The generated client over a channel that reconnects on demand.
     client: LoggingServiceClient<Channel>,
     /// The standard gRPC health client, on the same channel.
@@ -47,7 +50,7 @@ pub struct LoggingClient {
 impl LoggingClient {
     /// A client of the logging service at `url` (`http://host:port`). Connects on first use,
     /// so the facade starts whether or not logging is up.
-    pub fn new(
+    pub(crate) fn new(
         url: &str,
         policy: RetryPolicy,
         budget: RetryBudget,
@@ -72,18 +75,17 @@ impl LoggingClient {
 
     /// Stores `text` under `id`, retrying with the same id. `request_id` is passed on in the
     /// `x-request-id` metadata.
-    pub async fn log_message(
+    pub(crate) async fn log_message(
         &self,
         id: Uuid,
         text: &MessageText,
-        request_id: Option<&str>,
+        request_id: &str,
     ) -> Result<Attempted<Logged>, RetryFailure> {
         let id = id.to_string();
         with_retries(
             "LogMessage",
             &self.policy,
             &self.budget,
-            true,
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(
@@ -117,7 +119,7 @@ impl LoggingClient {
 
     /// Asks logging's gRPC health service whether it is serving. One attempt, bounded by the
     /// attempt timeout: a status check must answer quickly and not spend the retry budget.
-    pub async fn health(&self) -> Result<(), String> {
+    pub(crate) async fn health(&self) -> Result<(), String> {
         let mut health = self.health.clone();
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: String::new(),
@@ -144,15 +146,14 @@ impl LoggingClient {
     }
 
     /// Every logged text, in insertion order.
-    pub async fn get_messages(
+    pub(crate) async fn get_messages(
         &self,
-        request_id: Option<&str>,
+        request_id: &str,
     ) -> Result<Attempted<Vec<String>>, RetryFailure> {
         with_retries(
             "GetMessages",
             &self.policy,
             &self.budget,
-            true,
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(Empty {}, request_id, attempt, timeout);
@@ -190,17 +191,18 @@ fn connection_failure_is_unavailable(status: Status) -> Status {
     }
 }
 
-/// A request with the attempt's deadline (`grpc-timeout`) and the request id.
+/// A request with the attempt's deadline (`grpc-timeout`) and the request id (settled by the
+/// request-id rule, so short visible ASCII: it always fits in metadata).
 fn grpc_request<T>(
     message: T,
-    request_id: Option<&str>,
+    request_id: &str,
     attempt: u32,
     timeout: Duration,
 ) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
     let metadata = request.metadata_mut();
-    if let Some(value) = request_id.and_then(|id| MetadataValue::try_from(id).ok()) {
+    if let Ok(value) = MetadataValue::try_from(request_id) {
         metadata.insert("x-request-id", value);
     }
     // gRFC A6 names this header for the attempt number on retries.

@@ -15,7 +15,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why the messages service's text could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum MessagesError {
+pub(crate) enum MessagesError {
     /// No answer within the timeout.
     #[error("no answer within {0} ms")]
     Timeout(u128),
@@ -32,7 +32,7 @@ pub enum MessagesError {
 
 /// A cheap-to-clone handle to the messages service.
 #[derive(Debug, Clone)]
-pub struct MessagesClient {
+pub(crate) struct MessagesClient {
     /// Pooled HTTP/1.1 client.
     client: Client<HttpConnector, Empty<Bytes>>,
     /// `<messages-url>/get_message`: the stub's text.
@@ -45,7 +45,7 @@ pub struct MessagesClient {
 
 impl MessagesClient {
     /// A client of the messages service at `base_url` (`http://host:port`).
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
+    pub(crate) fn new(base_url: &str, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
         let base = base_url.trim_end_matches('/');
         let message_uri = format!("{base}/get_message").parse()?;
         let health_uri = format!("{base}/healthz").parse()?;
@@ -61,12 +61,12 @@ impl MessagesClient {
     }
 
     /// The messages service's text (`not implemented yet`).
-    pub async fn get_message(&self, request_id: Option<&str>) -> Result<String, MessagesError> {
-        self.get_text(&self.message_uri, request_id).await
+    pub(crate) async fn get_message(&self, request_id: &str) -> Result<String, MessagesError> {
+        self.get_text(&self.message_uri, Some(request_id)).await
     }
 
     /// Whether the messages service answers its `/healthz`.
-    pub async fn health(&self) -> Result<(), MessagesError> {
+    pub(crate) async fn health(&self) -> Result<(), MessagesError> {
         self.get_text(&self.health_uri, None).await.map(drop)
     }
 

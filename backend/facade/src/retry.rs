@@ -1,8 +1,8 @@
 //! Retries for gRPC calls, after gRPC's retry design (gRFC A6), done here since tonic has none.
 //!
 //! A call is retried only when all of these hold:
-//! - its status is retryable: `UNAVAILABLE`, or `DEADLINE_EXCEEDED` for an idempotent call
-//!   (every call the facade makes is idempotent: `LogMessage` resends the same id);
+//! - its status is retryable: `UNAVAILABLE` or `DEADLINE_EXCEEDED` (every call the facade
+//!   makes is idempotent: `LogMessage` resends the same id, the rest are reads);
 //! - fewer than [`RetryPolicy::max_attempts`] attempts were made;
 //! - the overall [`RetryPolicy::deadline`] leaves time for the back-off and another attempt;
 //! - the [`RetryBudget`] has tokens left, so a dead backend is not hammered by every request.
@@ -10,11 +10,11 @@
 //! Each attempt is bounded by [`RetryPolicy::attempt_timeout`] (and by what is left of the
 //! deadline), and between attempts the caller waits a [`Backoff`] delay with full jitter.
 
-use std::{
-    future::Future,
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+mod budget;
+
+use std::{future::Future, time::Duration};
+
+pub(crate) use budget::RetryBudget;
 
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -82,72 +82,9 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A token bucket that stops retries while most calls fail (gRFC A6 "retry throttling").
-///
-/// It starts full with `max_tokens`. Every failed attempt takes one token; every successful
-/// call gives back `token_ratio`. Retries are allowed only while more than half the tokens
-/// are left. So while a backend is down each request makes a single attempt, and once calls
-/// succeed again the bucket refills and retries resume. Kept in thousandths of a token in an
-/// atomic, so it is shared by all requests without a lock.
-#[derive(Debug)]
-pub struct RetryBudget {
-    /// Thousandths of a token held now.
-    milli_tokens: AtomicU32,
-    /// Capacity, in thousandths.
-    max_milli_tokens: u32,
-    /// What a success gives back, in thousandths.
-    milli_ratio: u32,
-}
-
-impl RetryBudget {
-    /// A full bucket of `max_tokens` tokens refilled by `token_ratio` per success
-    /// (gRPC's defaults are 10 and 0.1).
-    pub fn new(max_tokens: u32, token_ratio: f64) -> Self {
-        let max_milli_tokens = max_tokens.saturating_mul(1000);
-        let milli_ratio = (token_ratio.clamp(0.0, f64::from(max_tokens)) * 1000.0).round() as u32;
-        Self {
-            milli_tokens: AtomicU32::new(max_milli_tokens),
-            max_milli_tokens,
-            milli_ratio,
-        }
-    }
-
-    /// Tokens left, for logs and tests.
-    pub fn tokens(&self) -> f64 {
-        f64::from(self.milli_tokens.load(Ordering::Relaxed)) / 1000.0
-    }
-
-    /// Whether a retry may be made now.
-    pub fn allows_retry(&self) -> bool {
-        self.milli_tokens.load(Ordering::Relaxed) > self.max_milli_tokens / 2
-    }
-
-    /// Records a failed attempt.
-    pub fn record_failure(&self) {
-        let _ = self
-            .milli_tokens
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tokens| {
-                Some(tokens.saturating_sub(1000))
-            });
-    }
-
-    /// Records a successful call.
-    pub fn record_success(&self) {
-        let _ = self
-            .milli_tokens
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tokens| {
-                Some(
-                    tokens
-                        .saturating_add(self.milli_ratio)
-                        .min(self.max_milli_tokens),
-                )
-            });
-    }
-}
-
 /// Why a call stopped being retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GiveUp {
+pub(crate) enum GiveUp {
     /// The status is not one that a retry can help.
     NotRetryable,
     /// `max_attempts` attempts were made.
@@ -160,7 +97,7 @@ pub enum GiveUp {
 
 /// A call that failed, after however many attempts.
 #[derive(Debug)]
-pub struct RetryFailure {
+pub(crate) struct RetryFailure {
     /// The status of the last attempt.
     pub status: Status,
     /// Attempts made.
@@ -171,54 +108,28 @@ pub struct RetryFailure {
 
 /// A call that succeeded, and on which attempt.
 #[derive(Debug)]
-pub struct Attempted<T> {
+pub(crate) struct Attempted<T> {
     /// The answer.
     pub value: T,
     /// Attempts made, the successful one included.
     pub attempts: u32,
 }
 
-/// The canonical upper-case name of a gRPC code, as gRPC tools print it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// Whether a failed attempt with `code` may be retried.
-pub fn is_retryable(code: Code, idempotent: bool) -> bool {
-    match code {
-        Code::Unavailable => true,
-        Code::DeadlineExceeded => idempotent,
-        _ => false,
-    }
+/// Whether a failed attempt with `code` may be retried. Every call the facade makes is
+/// idempotent (`LogMessage` resends the same id; the rest are reads), so a call that ran out
+/// of time may be made again.
+pub(crate) fn is_retryable(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::DeadlineExceeded)
 }
 
 /// Runs `call` until it succeeds or the policy says stop.
 ///
 /// `call` receives the attempt number (from 1) and the time the attempt may take, which it
 /// should pass on as the gRPC deadline. `operation` names the call in traces.
-pub async fn with_retries<T, F, Fut>(
+pub(crate) async fn with_retries<T, F, Fut>(
     operation: &'static str,
     policy: &RetryPolicy,
     budget: &RetryBudget,
-    idempotent: bool,
     mut call: F,
 ) -> Result<Attempted<T>, RetryFailure>
 where
@@ -253,7 +164,7 @@ where
             operation,
             attempt,
             max_attempts,
-            code = code_name(status.code()),
+            code = crate::error::code_name(status.code()),
             message = status.message(),
             "attempt failed"
         );
@@ -263,7 +174,7 @@ where
                 operation,
                 attempts = attempt,
                 ?gave_up,
-                code = code_name(status.code()),
+                code = crate::error::code_name(status.code()),
                 "giving up"
             );
             Err(RetryFailure {
@@ -272,7 +183,7 @@ where
                 gave_up,
             })
         };
-        if !is_retryable(status.code(), idempotent) {
+        if !is_retryable(status.code()) {
             return give_up(GiveUp::NotRetryable);
         }
         if attempt >= max_attempts {
@@ -346,7 +257,7 @@ mod tests {
         let budget = RetryBudget::new(10, 0.1);
         let started = Instant::now();
         let attempts_seen = Cell::new(0);
-        let result = with_retries("test", &policy(), &budget, true, |attempt, _| {
+        let result = with_retries("test", &policy(), &budget, |attempt, _| {
             attempts_seen.set(attempt);
             async move {
                 if attempt < 3 {
@@ -371,7 +282,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn attempts_stop_at_max_attempts_with_the_last_status() {
         let budget = RetryBudget::new(10, 0.1);
-        let failure = with_retries("test", &policy(), &budget, true, |_, _| async {
+        let failure = with_retries("test", &policy(), &budget, |_, _| async {
             Err::<(), _>(unavailable())
         })
         .await
@@ -385,7 +296,7 @@ mod tests {
     async fn a_non_retryable_status_is_not_retried() {
         let budget = RetryBudget::new(10, 0.1);
         for code in [Code::InvalidArgument, Code::AlreadyExists, Code::Internal] {
-            let failure = with_retries("test", &policy(), &budget, true, |_, _| async move {
+            let failure = with_retries("test", &policy(), &budget, |_, _| async move {
                 Err::<(), _>(Status::new(code, "no"))
             })
             .await
@@ -398,18 +309,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn deadline_exceeded_is_retried_only_for_idempotent_calls() {
+    async fn deadline_exceeded_is_retried() {
         let budget = RetryBudget::new(10, 0.1);
         let call = |_, _| async { Err::<(), _>(Status::deadline_exceeded("slow")) };
-        let idempotent = with_retries("test", &policy(), &budget, true, call)
+        let failure = with_retries("test", &policy(), &budget, call)
             .await
             .unwrap_err();
-        assert_eq!(idempotent.attempts, 3);
-        let budget = RetryBudget::new(10, 0.1);
-        let not = with_retries("test", &policy(), &budget, false, call)
-            .await
-            .unwrap_err();
-        assert_eq!(not.attempts, 1);
+        assert_eq!(
+            (failure.attempts, failure.gave_up),
+            (3, GiveUp::AttemptsExhausted)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -417,7 +326,7 @@ mod tests {
         let budget = RetryBudget::new(10, 0.1);
         let started = Instant::now();
         let timeouts = Arc::new(Mutex::new(Vec::new()));
-        let failure = with_retries("test", &policy(), &budget, true, |_, timeout| {
+        let failure = with_retries("test", &policy(), &budget, |_, timeout| {
             timeouts.lock().unwrap().push(timeout);
             std::future::pending::<Result<(), Status>>()
         })
@@ -444,7 +353,7 @@ mod tests {
             ..policy()
         };
         let started = Instant::now();
-        let failure = with_retries("test", &policy, &budget, true, |_, _| {
+        let failure = with_retries("test", &policy, &budget, |_, _| {
             std::future::pending::<Result<(), Status>>()
         })
         .await
@@ -458,37 +367,12 @@ mod tests {
         assert_eq!(failure.status.code(), Code::DeadlineExceeded);
     }
 
-    #[test]
-    fn budget_allows_retries_only_above_half_and_refills_on_success() {
-        let budget = RetryBudget::new(10, 0.1);
-        assert!(budget.allows_retry());
-        for _ in 0..4 {
-            budget.record_failure();
-        }
-        assert!(budget.allows_retry(), "6 tokens left");
-        budget.record_failure();
-        assert!(
-            !budget.allows_retry(),
-            "5 tokens left is not more than half"
-        );
-        budget.record_success();
-        assert!(budget.allows_retry(), "5.1 tokens");
-        for _ in 0..100 {
-            budget.record_success();
-        }
-        assert_eq!(budget.tokens(), 10.0, "never above max");
-        for _ in 0..100 {
-            budget.record_failure();
-        }
-        assert_eq!(budget.tokens(), 0.0, "never below zero");
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_dead_backend_drains_the_budget_so_later_calls_make_one_attempt() {
         let budget = RetryBudget::new(10, 0.1);
         let mut attempts = Vec::new();
         for _ in 0..4 {
-            let failure = with_retries("test", &policy(), &budget, true, |_, _| async {
+            let failure = with_retries("test", &policy(), &budget, |_, _| async {
                 Err::<(), _>(unavailable())
             })
             .await
@@ -498,7 +382,7 @@ mod tests {
         // 10 tokens: 3 attempts (7 left), 2 attempts (5 left, no more retries), then 1 each.
         assert_eq!(attempts, vec![3, 2, 1, 1]);
         assert_eq!(
-            with_retries("test", &policy(), &budget, true, |_, _| async {
+            with_retries("test", &policy(), &budget, |_, _| async {
                 Err::<(), _>(unavailable())
             })
             .await

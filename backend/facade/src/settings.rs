@@ -10,6 +10,8 @@ use crate::{
     retry::{Backoff, RetryPolicy},
 };
 
+msglog_common::connection_settings!("FACADE");
+
 /// Settings, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -77,6 +79,9 @@ pub struct Settings {
     /// After SIGINT/SIGTERM, how long in-flight requests may take to finish, in milliseconds.
     #[arg(long, env = "FACADE_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+    /// Limits on client connections.
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
 }
 
 impl Settings {

@@ -1,16 +1,21 @@
 //! The browser page: the files Trunk builds into the static directory, served with the
 //! caching and headers a page needs.
 //!
-//! - `index.html` is read on every request (it is small, and a rebuild must show at once),
-//!   sent with `Cache-Control: no-cache` and a Content-Security-Policy that allows exactly its
-//!   own inline loader scripts (by hash) and WebAssembly, nothing from other origins.
+//! - A page (`index.html`, or any `.html` file, however its path is spelled: `/`,
+//!   `/index.html`, `//index.html`, `/%69ndex.html`) is read on every request (it is small, and
+//!   a rebuild must show at once), sent with `Cache-Control: no-cache` and a
+//!   Content-Security-Policy that allows exactly its own inline loader scripts (by hash) and
+//!   WebAssembly, nothing from other origins, and no framing. As a safety net,
+//!   [`html_has_a_policy`] gives any other HTML answer a policy that allows nothing.
 //! - Files whose names carry Trunk's content hash are cached for a year (`immutable`); other
 //!   files must be revalidated.
+//! - Files never leave the static directory: a path is resolved (symlinks included) and
+//!   refused unless it stays inside.
 //! - A browser navigating to an unknown path gets the page (single-page app); any other
-//!   client, and every `/api/` path, gets the API's JSON 404.
+//!   client gets the API's JSON 404.
 //! - When the page is not built, `/` says how to build it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::{
     body::Body,
@@ -19,61 +24,125 @@ use axum::{
 };
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use percent_encoding::percent_decode_str;
 use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 
-use crate::{AppState, error::AppError};
+use crate::{error::AppError, state::AppState};
 
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// The policy of an HTML answer that is not the page: nothing may run, load or frame it.
+const NOTHING_ALLOWED: HeaderValue = HeaderValue::from_static(
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+);
 
 /// `GET /`: the page, or how to build it.
-pub async fn index(State(state): State<AppState>) -> Response {
-    serve_index(&state.static_dir).await
+pub(crate) async fn index(State(state): State<AppState>) -> Response {
+    serve_page(&state.static_dir.join("index.html"), &state.static_dir).await
 }
 
 /// Everything no route matched: a static file, the page for a browser, or a JSON 404.
-pub async fn static_or_not_found(State(state): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let is_read = matches!(*request.method(), Method::GET | Method::HEAD);
-    if !is_read || path.starts_with("/api/") {
-        return AppError::NotFound(path).into_response();
+pub(crate) async fn static_or_not_found(
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    let shown_path = msglog_common::telemetry::shorten_bytes(request.uri().path().as_bytes(), 64);
+    let not_found = move || AppError::NotFound(shown_path).into_response();
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        return not_found();
     }
     let navigating = accepts_html(request.headers());
+    let file = match resolve(&state.static_dir, request.uri().path()).await {
+        Resolved::File(file) => file,
+        Resolved::Missing if navigating => {
+            return serve_page(&state.static_dir.join("index.html"), &state.static_dir).await;
+        }
+        Resolved::Missing => return not_found(),
+        Resolved::Outside(target) => {
+            tracing::warn!(
+                target = %target.display(),
+                "refused a path that leads out of the static directory"
+            );
+            return not_found();
+        }
+    };
+    if file
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("html"))
+    {
+        return serve_page(&file, &state.static_dir).await;
+    }
+    let hashed = is_hashed_asset(request.uri().path());
     let Ok(response) = ServeDir::new(&*state.static_dir)
         .append_index_html_on_directories(false)
         .oneshot(request)
         .await;
-    if response.status() == StatusCode::NOT_FOUND {
-        return if navigating {
-            serve_index(&state.static_dir).await
-        } else {
-            AppError::NotFound(path).into_response()
-        };
-    }
-    let mut response = response.map(Body::new);
-    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
-        let cache = if is_hashed_asset(&path) {
-            IMMUTABLE
-        } else {
-            NO_CACHE
-        };
+    let status = response.status();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        let mut response = response.map(Body::new);
+        let cache = if hashed { IMMUTABLE } else { NO_CACHE };
         response.headers_mut().insert(header::CACHE_CONTROL, cache);
+        return response;
     }
-    response
+    if status.is_client_error() && status != StatusCode::NOT_FOUND {
+        // A range that cannot be satisfied, a bad precondition: ServeDir's own answer.
+        return response.map(Body::new);
+    }
+    not_found()
 }
 
-async fn serve_index(static_dir: &Path) -> Response {
-    let file = static_dir.join("index.html");
-    match tokio::fs::read_to_string(&file).await {
+/// Where a request path leads inside the static directory.
+#[derive(Debug, PartialEq, Eq)]
+enum Resolved {
+    /// A regular file inside the directory (its real path).
+    File(PathBuf),
+    /// Nothing there, or not a file, or a path that cannot name a file.
+    Missing,
+    /// Something that resolves outside the directory (through a symlink).
+    Outside(PathBuf),
+}
+
+/// Resolves `path` (percent-encoded, as requested) under `root`, following symlinks, and
+/// says whether it is a file that stays inside `root`.
+async fn resolve(root: &Path, path: &str) -> Resolved {
+    let mut relative = PathBuf::new();
+    for segment in path.split('/').filter(|segment| !segment.is_empty()) {
+        let Ok(segment) = percent_decode_str(segment).decode_utf8() else {
+            return Resolved::Missing;
+        };
+        if segment == "." || segment == ".." || segment.contains(['/', '\\', '\0']) {
+            return Resolved::Missing;
+        }
+        relative.push(&*segment);
+    }
+    let (Ok(root), Ok(target)) = (
+        tokio::fs::canonicalize(root).await,
+        tokio::fs::canonicalize(root.join(&relative)).await,
+    ) else {
+        return Resolved::Missing;
+    };
+    if !target.starts_with(&root) {
+        return Resolved::Outside(target);
+    }
+    match tokio::fs::metadata(&target).await {
+        Ok(metadata) if metadata.is_file() => Resolved::File(target),
+        _ => Resolved::Missing,
+    }
+}
+
+/// An HTML page from the static directory, with its policy; or, when the static directory
+/// has no page yet, how to build it.
+async fn serve_page(file: &Path, static_dir: &Path) -> Response {
+    match tokio::fs::read_to_string(file).await {
         Ok(html) => {
             let mut response = Html(html.clone()).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, NO_CACHE);
-            if let Ok(policy) = HeaderValue::from_str(&content_security_policy(&html)) {
-                headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-            }
+            let policy =
+                HeaderValue::from_str(&content_security_policy(&html)).unwrap_or(NOTHING_ALLOWED);
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
             response
         }
         Err(error) => {
@@ -87,9 +156,29 @@ async fn serve_index(static_dir: &Path) -> Response {
     }
 }
 
+/// Middleware: any HTML answer that does not carry a policy gets one that allows nothing, so
+/// no HTML the facade sends can be framed or run scripts by accident.
+pub(crate) async fn html_has_a_policy(mut response: Response) -> Response {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/html"));
+    if is_html
+        && !response
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, NOTHING_ALLOWED);
+    }
+    response
+}
+
 /// The policy for the page: only this origin, WebAssembly allowed, and inline scripts only
 /// when they are exactly the ones in this `index.html` (Trunk's loader).
-pub fn content_security_policy(html: &str) -> String {
+pub(crate) fn content_security_policy(html: &str) -> String {
     let hashes: String = inline_scripts(html)
         .map(|script| {
             let digest = Sha256::digest(script.as_bytes());
@@ -165,7 +254,61 @@ fn not_built_page(static_dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use msglog_common::testing::TempDir;
+
     use super::*;
+
+    #[tokio::test]
+    async fn paths_resolve_inside_the_directory_only() {
+        let dir = TempDir::new("msglog-static");
+        let root = dir.join("dist");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("index.html"), "<p>page</p>").unwrap();
+        std::fs::write(root.join("sub/a b.js"), "x").unwrap();
+        std::fs::write(dir.join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("index.html"), root.join("alias.html")).unwrap();
+        let real = |name: &str| std::fs::canonicalize(root.join(name)).unwrap();
+
+        assert_eq!(
+            resolve(&root, "/index.html").await,
+            Resolved::File(real("index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "//index.html").await,
+            Resolved::File(real("index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "/%69ndex.html").await,
+            Resolved::File(real("index.html"))
+        );
+        assert_eq!(
+            resolve(&root, "/sub/a%20b.js").await,
+            Resolved::File(real("sub/a b.js"))
+        );
+        assert_eq!(
+            resolve(&root, "/alias.html").await,
+            Resolved::File(real("index.html"))
+        );
+        assert!(matches!(
+            resolve(&root, "/leak.txt").await,
+            Resolved::Outside(_)
+        ));
+        for missing in [
+            "/",
+            "/sub",
+            "/nope",
+            "/../secret.txt",
+            "/sub/%2e%2e/index.html",
+            "/%ff",
+        ] {
+            assert_eq!(
+                resolve(&root, missing).await,
+                Resolved::Missing,
+                "{missing}"
+            );
+        }
+    }
 
     #[test]
     fn only_inline_scripts_are_hashed() {

@@ -1,5 +1,7 @@
 //! The `LoggingService` gRPC API over a [`Store`].
 
+use std::sync::Arc;
+
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
@@ -10,23 +12,34 @@ use msglog_proto::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::store::{Inserted, NewMessage, Store, StoreError};
+use crate::{
+    health::StoreHealth,
+    store::{Inserted, NewMessage, Store, StoreError},
+};
 
-/// The gRPC API: checks each request, then asks the store.
+/// The gRPC API: checks each request, then asks the store, and tells health how the store
+/// did.
 #[derive(Debug)]
-pub struct LoggingApi<S> {
+pub(crate) struct LoggingApi {
     /// Where messages live.
-    store: S,
+    store: Arc<dyn Store>,
     /// Longest message text accepted, in UTF-8 bytes.
     max_message_bytes: usize,
+    /// Follows the store's outcomes.
+    health: StoreHealth,
 }
 
-impl<S: Store> LoggingApi<S> {
+impl LoggingApi {
     /// An API over `store` that accepts texts up to `max_message_bytes` long.
-    pub fn new(store: S, max_message_bytes: usize) -> Self {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        max_message_bytes: usize,
+        health: StoreHealth,
+    ) -> Self {
         Self {
             store,
             max_message_bytes,
+            health,
         }
     }
 
@@ -53,14 +66,16 @@ impl<S: Store> LoggingApi<S> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> LoggingService for LoggingApi<S> {
+impl LoggingService for LoggingApi {
     async fn log_message(
         &self,
         request: Request<LogRequest>,
     ) -> Result<Response<LogResponse>, Status> {
         let message = self.parse(request.into_inner())?;
         let id = message.id;
-        let status = match self.store.insert(message).await {
+        let outcome = self.store.insert(message).await;
+        self.health.observe(&outcome).await;
+        let status = match outcome {
             Ok(Inserted::Stored) => {
                 tracing::info!(%id, "message stored");
                 STATUS_LOGGED
@@ -87,7 +102,9 @@ impl<S: Store> LoggingService for LoggingApi<S> {
         &self,
         _request: Request<Empty>,
     ) -> Result<Response<MessagesResponse>, Status> {
-        match self.store.list().await {
+        let outcome = self.store.list().await;
+        self.health.observe(&outcome).await;
+        match outcome {
             Ok(messages) => {
                 tracing::info!(count = messages.len(), "listing messages");
                 Ok(Response::new(MessagesResponse { messages }))
@@ -115,11 +132,19 @@ mod tests {
 
     const ID: &str = "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11";
 
-    fn api() -> LoggingApi<MemoryStore> {
-        LoggingApi::new(MemoryStore::new(), 16)
+    async fn api() -> LoggingApi {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let (health, _stop) = StoreHealth::new(
+            reporter,
+            Arc::clone(&store),
+            std::time::Duration::from_secs(1),
+        )
+        .await;
+        LoggingApi::new(store, 16, health)
     }
 
-    async fn log(api: &LoggingApi<MemoryStore>, id: &str, message: &str) -> Result<String, Status> {
+    async fn log(api: &LoggingApi, id: &str, message: &str) -> Result<String, Status> {
         api.log_message(Request::new(LogRequest {
             id: id.to_owned(),
             message: message.to_owned(),
@@ -130,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_id_is_logged_and_a_repeat_is_a_duplicate() {
-        let api = api();
+        let api = api().await;
         assert_eq!(
             log(&api, ID, "hello").await.unwrap(),
             "Message logged successfully"
@@ -143,7 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_id_with_another_text_is_already_exists() {
-        let api = api();
+        let api = api().await;
         log(&api, ID, "hello").await.unwrap();
         let status = log(&api, ID, "bye").await.unwrap_err();
         assert_eq!(status.code(), tonic::Code::AlreadyExists);
@@ -152,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_requests_are_invalid_argument_with_a_clear_message() {
-        let api = api();
+        let api = api().await;
         for (id, message, expected) in [
             ("not-a-uuid", "hello", "id must be a UUID"),
             ("", "hello", "id must be a UUID"),

@@ -3,56 +3,60 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::SocketAddr, sync::Arc};
+use clap::Parser as _;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use logging_service::{ServerConfig, store::MemoryStore};
+use logging_service::{Application, Settings};
+use msglog_common::testing::InProcess;
 use msglog_proto::logging::{
     Empty, LogRequest, LogResponse, logging_service_client::LoggingServiceClient,
 };
 use prost::Message as _;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Code, transport::Channel};
 
 const ID: &str = "0e4b6c1a-5d7f-4e3a-9b2c-8f1d0a6e7c35";
 const ALLOWED_ORIGIN: &str = "http://page.example:8080";
 
-/// A logging server on a free port, stopped when dropped.
+/// A logging service on a free port, built as `main.rs` builds it; stopped when dropped.
 struct TestLogging {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    service: InProcess,
+}
+
+/// Settings for a test: port 0, memory store, and `extra` flags.
+fn settings(extra: &[&str]) -> Settings {
+    let mut args = vec![
+        "logging-service",
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        "memory",
+    ];
+    args.extend_from_slice(extra);
+    Settings::try_parse_from(args).unwrap()
 }
 
 impl TestLogging {
     async fn start() -> Self {
-        Self::start_with(ServerConfig {
-            max_message_bytes: 1024,
-            cors_origins: vec![ALLOWED_ORIGIN.parse().unwrap()],
-        })
+        Self::start_with(settings(&[
+            "--max-message-bytes",
+            "1024",
+            "--cors-origin",
+            ALLOWED_ORIGIN,
+        ]))
         .await
     }
 
-    async fn start_with(config: ServerConfig) -> Self {
-        msglog_common::telemetry::init_for_tests();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let store = Arc::new(MemoryStore::new());
-        let task = tokio::spawn(logging_service::run(listener, config, store, async {
-            let _ = stopped.await;
-        }));
+    async fn start_with(settings: Settings) -> Self {
+        let app = Application::build(&settings).await.unwrap();
         Self {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
+            service: InProcess::spawn(app.addr(), |stop| app.run_until(stop)),
         }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.service.url()
     }
 
     async fn channel(&self) -> Channel {
@@ -65,17 +69,6 @@ impl TestLogging {
 
     async fn client(&self) -> LoggingServiceClient<Channel> {
         LoggingServiceClient::new(self.channel().await)
-    }
-}
-
-impl Drop for TestLogging {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }
 
@@ -297,7 +290,7 @@ async fn cors_preflight_is_answered_for_an_allowed_origin_only() {
 
 #[tokio::test]
 async fn no_origin_is_allowed_cross_origin_by_default() {
-    let server = TestLogging::start_with(ServerConfig::default()).await;
+    let server = TestLogging::start_with(settings(&[])).await;
     let preflight = reqwest::Client::new()
         .request(
             reqwest::Method::OPTIONS,

@@ -4,20 +4,20 @@
 //! `ok` so the facade and people can see it is up.
 //!
 //! Run it with `cargo run -p messages-service` (listens on `0.0.0.0:8082`; `--addr` or
-//! `MESSAGES_ADDR` to change).
+//! `MESSAGES_ADDR` to change; see `--help`). [`Application`] is its one start-up path.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
-use axum::{Router, routing::get};
+use axum::{Router, extract::Request, response::Response, routing::get};
+use http::{HeaderValue, StatusCode, header};
+use msglog_common::server::ConnectionLimits;
 use tokio::net::TcpListener;
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
-    trace::TraceLayer,
-};
+use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 /// The stub's only answer, the original's text.
 pub const NOT_IMPLEMENTED: &str = "not implemented yet";
+
+msglog_common::connection_settings!("MESSAGES");
 
 /// Settings, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
@@ -36,37 +36,83 @@ pub struct Settings {
     /// After SIGINT/SIGTERM, how long in-flight requests may take to finish, in milliseconds.
     #[arg(long, env = "MESSAGES_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
+    /// Limits on client connections.
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
 }
 
-/// The service's routes, with request ids, tracing and a request timeout.
-pub fn app(request_timeout: Duration) -> Router {
+/// The messages service, bound and ready to serve. `main.rs` and the tests build it this way.
+#[derive(Debug)]
+pub struct Application {
+    /// The bound listener: connections queue on it from now on.
+    listener: TcpListener,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// The routes with their middleware.
+    router: Router,
+    /// Limits on each client connection.
+    limits: ConnectionLimits,
+    /// How long in-flight requests may take to finish after the shutdown signal.
+    grace: Duration,
+}
+
+impl Application {
+    /// Binds the address.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let listener = msglog_common::bind(settings.addr).await?;
+        Ok(Self {
+            addr: listener.local_addr()?,
+            listener,
+            router: router(Duration::from_millis(settings.request_timeout_ms)),
+            limits: settings.connections.limits(),
+            grace: Duration::from_millis(settings.shutdown_grace_ms),
+        })
+    }
+
+    /// Where the service listens (the real port when the settings asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
+    /// grace period).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr, "messages service listening");
+        msglog_common::server::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            shutdown,
+            self.grace,
+        )
+        .await
+    }
+}
+
+/// The service's routes, with the request-id rule, refusal of unservable paths, tracing, a
+/// request timeout, `nosniff`, and a JSON 404 for anything else.
+fn router(request_timeout: Duration) -> Router {
     Router::new()
         .route("/get_message", get(get_message))
         .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(TimeoutLayer::with_status_code(
-            http::StatusCode::REQUEST_TIMEOUT,
+            StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
                 msglog_common::telemetry::http_request_span(request)
             }),
         )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-}
-
-/// Serves [`app`] on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn run(
-    listener: TcpListener,
-    request_timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "messages service listening");
-    axum::serve(listener, app(request_timeout))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .layer(axum::middleware::from_fn(
+            msglog_common::http_edge::refuse_unservable_paths,
+        ))
+        .layer(msglog_common::request_id::RequestIdLayer)
 }
 
 #[tracing::instrument]
@@ -79,6 +125,18 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Any other path or method: a JSON 404 that quotes the path cut short.
+async fn not_found(request: Request) -> Response {
+    msglog_common::http_edge::json_error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {} {}",
+            request.method(),
+            msglog_common::telemetry::shorten_bytes(request.uri().path().as_bytes(), 64)
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,7 +145,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     async fn get(path: &str) -> (http::StatusCode, String, String) {
-        let response = app(Duration::from_secs(5))
+        let response = router(Duration::from_secs(5))
             .oneshot(http::Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -120,8 +178,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_path_is_404() {
-        let (status, _, _) = get("/nope").await;
-        assert_eq!(status, http::StatusCode::NOT_FOUND);
+    async fn unknown_path_is_a_json_404_and_every_answer_is_nosniff() {
+        let response = router(Duration::from_secs(5))
+            .oneshot(http::Request::get("/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"error":"no route for GET /nope"}"#);
     }
 }

@@ -8,12 +8,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use facade_service::DedupMode;
 use logging_service::store::{Inserted, MemoryStore, NewMessage, Store, StoreError};
+use msglog_common::testing::TempDir;
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    Client, facade_settings, listener, refused_addr, spawn_facade, spawn_logging, spawn_messages,
+    Client, facade_settings, listener, logging_settings, refused_addr, spawn_facade,
+    spawn_logging_over, spawn_logging_with, spawn_messages,
 };
 
 /// Slack for the scheduler on a loaded machine: the bound proven is "the deadline plus this",
@@ -91,40 +94,50 @@ async fn a_hung_logging_is_cut_off_by_the_deadline() {
 async fn logging_that_starts_during_the_back_off_gets_the_message() {
     let messages = spawn_messages().await;
     let logging_listener = listener().await;
-    let logging_url = format!("http://{}", logging_listener.local_addr().unwrap());
-    let store = Arc::new(MemoryStore::new());
+    let addr = logging_listener.local_addr().unwrap();
 
     // The first connection is accepted and closed at once (logging "not up yet"); right
-    // after, the real logging service starts on the same listener.
+    // after, the real logging service starts on the same address.
     let (first_refused, refused) = oneshot::channel();
-    let logging = {
-        let store = Arc::clone(&store);
-        tokio::spawn(async move {
-            let (connection, _) = logging_listener.accept().await.unwrap();
-            drop(connection);
-            first_refused.send(()).unwrap();
-            spawn_logging(logging_listener, store)
-        })
-    };
+    let logging = tokio::spawn(async move {
+        let (connection, _) = logging_listener.accept().await.unwrap();
+        drop(connection);
+        drop(logging_listener);
+        first_refused.send(()).unwrap();
+        spawn_logging_with(&logging_settings(addr, &[])).await
+    });
 
-    let facade = spawn_facade(facade_settings(&logging_url, &messages.url())).await;
-    let (status, body) = Client::new(&facade).post_message("late but kept").await;
+    let mut settings = facade_settings(&format!("http://{addr}"), &messages.url());
+    // Room for a refused connection or two while logging binds.
+    settings.retry_max_attempts = 10;
+    settings.retry_deadline_ms = 5_000;
+    let facade = spawn_facade(settings).await;
+    let client = Client::new(&facade);
+    let (status, body) = client.post_message("late but kept").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "success");
+    assert!(
+        body["attempts"].is_null(),
+        "the original's three fields only"
+    );
     refused
         .await
         .expect("the first attempt met the closed connection");
-    assert_eq!(store.list().await.unwrap(), vec!["late but kept"]);
-    drop(logging.await.unwrap());
+    let _logging = logging.await.unwrap();
+    assert_eq!(client.stored().await, vec!["late but kept"]);
 }
 
 #[tokio::test]
 async fn logging_restarted_on_the_same_port_gets_the_very_next_post() {
     let messages = spawn_messages().await;
-    let store = Arc::new(MemoryStore::new());
-    let first_listener = listener().await;
-    let addr = first_listener.local_addr().unwrap();
-    let logging = spawn_logging(first_listener, Arc::clone(&store));
+    let dir = TempDir::new("msglog-restart");
+    let db = format!("sqlite:{}", dir.join("messages.sqlite3").display());
+    let logging = spawn_logging_with(&logging_settings(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--store", &db],
+    ))
+    .await;
+    let addr = logging.addr;
     let facade = spawn_facade(facade_settings(&format!("http://{addr}"), &messages.url())).await;
     let client = Client::new(&facade);
 
@@ -135,10 +148,7 @@ async fn logging_restarted_on_the_same_port_gets_the_very_next_post() {
     let (status, body) = client.post_message("while down").await;
     assert_eq!(status, 500, "{body}");
 
-    let logging = spawn_logging(
-        tokio::net::TcpListener::bind(addr).await.unwrap(),
-        Arc::clone(&store),
-    );
+    let logging = spawn_logging_with(&logging_settings(addr, &["--store", &db])).await;
     let (status, body) = client.post_message("after").await;
     assert_eq!(
         status, 200,
@@ -153,15 +163,17 @@ async fn logging_restarted_on_the_same_port_gets_the_very_next_post() {
 
 /// A store that stores the message and then fails the answer, once: the facade cannot know
 /// whether the message was kept, and must retry without doubling it.
+#[derive(Debug, Default)]
 struct StoresThenFailsOnce {
-    inner: Arc<MemoryStore>,
-    fail_next: AtomicBool,
+    inner: MemoryStore,
+    answered_once: AtomicBool,
 }
 
+#[async_trait::async_trait]
 impl Store for StoresThenFailsOnce {
     async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         let inserted = self.inner.insert(message).await?;
-        if self.fail_next.swap(false, Ordering::SeqCst) {
+        if !self.answered_once.swap(true, Ordering::SeqCst) {
             return Err(StoreError::Unavailable("answer lost".to_owned()));
         }
         Ok(inserted)
@@ -170,35 +182,30 @@ impl Store for StoresThenFailsOnce {
     async fn list(&self) -> Result<Vec<String>, StoreError> {
         self.inner.list().await
     }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.inner.check().await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
 }
 
 #[tokio::test]
 async fn a_retry_after_a_lost_answer_leaves_exactly_one_copy() {
-    for dedup in [
-        facade_service::ids::DedupMode::Content,
-        facade_service::ids::DedupMode::Unique,
-    ] {
+    for dedup in [DedupMode::Content, DedupMode::Unique] {
         let messages = spawn_messages().await;
-        let store = Arc::new(MemoryStore::new());
-        let logging = spawn_logging(
-            listener().await,
-            StoresThenFailsOnce {
-                inner: Arc::clone(&store),
-                fail_next: AtomicBool::new(true),
-            },
-        );
+        let logging = spawn_logging_over(Arc::new(StoresThenFailsOnce::default())).await;
         let mut settings = facade_settings(&logging.url(), &messages.url());
         settings.dedup = dedup;
         let facade = spawn_facade(settings).await;
+        let client = Client::new(&facade);
 
-        let (status, body) = Client::new(&facade).post_message("exactly once").await;
+        let (status, body) = client.post_message("exactly once").await;
         assert_eq!(status, 200, "{dedup:?}: {body}");
         // The second attempt found the copy the first one stored.
         assert_eq!(body["status"], "duplicate", "{dedup:?}");
-        assert_eq!(
-            store.list().await.unwrap(),
-            vec!["exactly once"],
-            "{dedup:?}"
-        );
+        assert_eq!(client.stored().await, vec!["exactly once"], "{dedup:?}");
     }
 }

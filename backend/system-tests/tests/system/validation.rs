@@ -18,8 +18,7 @@ async fn post_raw(
 }
 
 async fn assert_nothing_stored(app: &TestApp) {
-    use logging_service::store::Store as _;
-    assert!(app.store.list().await.unwrap().is_empty());
+    assert!(app.stored().await.is_empty());
 }
 
 #[tokio::test]
@@ -150,8 +149,7 @@ async fn a_message_over_its_limit_is_400_and_a_body_over_its_limit_is_413() {
         "{body}"
     );
 
-    use logging_service::store::Store as _;
-    assert_eq!(app.store.list().await.unwrap(), vec![exactly]);
+    assert_eq!(app.stored().await, vec![exactly]);
 }
 
 /// Posts `body` with `Transfer-Encoding: chunked` (no declared length) over a raw connection,
@@ -183,8 +181,7 @@ async fn post_chunked(app: &TestApp, body: &[u8]) -> (u16, String) {
 #[tokio::test]
 async fn idempotency_keys_are_checked_and_a_resent_post_is_answered_not_stored() {
     let app =
-        TestApp::spawn_with(|settings| settings.dedup = facade_service::ids::DedupMode::Unique)
-            .await;
+        TestApp::spawn_with(|settings| settings.dedup = facade_service::DedupMode::Unique).await;
     let post = |key: &'static str, text: &'static str| {
         let request = app
             .http
@@ -221,8 +218,7 @@ async fn idempotency_keys_are_checked_and_a_resent_post_is_answered_not_stored()
         );
     }
 
-    use logging_service::store::Store as _;
-    assert_eq!(app.store.list().await.unwrap(), vec!["pay"]);
+    assert_eq!(app.stored().await, vec!["pay"]);
 }
 
 #[tokio::test]
@@ -246,14 +242,12 @@ async fn unknown_routes_and_methods_answer_json() {
 async fn a_body_that_never_finishes_gets_a_json_503_at_the_request_timeout() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    use crate::helpers::{facade_settings, refused_addr, spawn_facade_with_timeout};
+    use crate::helpers::{facade_settings, refused_addr, spawn_facade};
 
     let nowhere = format!("http://{}", refused_addr().await);
-    let facade = spawn_facade_with_timeout(
-        facade_settings(&nowhere, &nowhere),
-        std::time::Duration::from_millis(300),
-    )
-    .await;
+    let mut settings = facade_settings(&nowhere, &nowhere);
+    settings.request_timeout_ms = 300;
+    let facade = spawn_facade(settings).await;
     let mut stream = tokio::net::TcpStream::connect(facade.addr).await.unwrap();
     // 100 bytes announced, 14 sent, and the connection held open.
     stream

@@ -2,15 +2,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use msglog_common::testing::InProcess;
 use msglog_proto::logging::{
     Empty, LogRequest, LogResponse, MessagesResponse,
     logging_service_server::{LoggingService, LoggingServiceServer},
 };
 use tonic::{Request, Response, Status};
 
-use crate::helpers::{
-    Client, Service, TestApp, facade_settings, listener, spawn_facade, spawn_messages,
-};
+use crate::helpers::{Client, TestApp, facade_settings, listener, spawn_facade, spawn_messages};
 
 /// A logging stand-in that records the `x-request-id` of every call.
 #[derive(Clone, Default)]
@@ -52,9 +51,10 @@ impl LoggingService for RecordingLogging {
 #[tokio::test]
 async fn the_clients_request_id_is_returned_and_passed_to_logging() {
     let recorder = RecordingLogging::default();
-    let logging = Service::spawn(listener().await, {
+    let listener = listener().await;
+    let logging = InProcess::spawn(listener.local_addr().unwrap(), {
         let recorder = recorder.clone();
-        |listener, stop| async move {
+        |stop| async move {
             tonic::transport::Server::builder()
                 .add_service(LoggingServiceServer::new(recorder))
                 .serve_with_incoming_shutdown(

@@ -3,8 +3,7 @@
 use serde_json::json;
 
 use crate::helpers::{
-    Client, TestApp, facade_settings, listener, refused_addr, spawn_facade, spawn_logging,
-    spawn_messages,
+    Client, TestApp, facade_settings, refused_addr, spawn_facade, spawn_logging, spawn_messages,
 };
 
 #[tokio::test]
@@ -62,8 +61,7 @@ async fn the_originals_walkthrough_post_get_duplicate_another_get_in_order() {
 #[tokio::test]
 async fn unique_mode_stores_equal_texts_as_separate_messages() {
     let app =
-        TestApp::spawn_with(|settings| settings.dedup = facade_service::ids::DedupMode::Unique)
-            .await;
+        TestApp::spawn_with(|settings| settings.dedup = facade_service::DedupMode::Unique).await;
     let client = app.client();
     let (_, a) = client.post_message("same").await;
     let (_, b) = client.post_message("same").await;
@@ -89,8 +87,7 @@ async fn control_characters_and_non_bmp_text_are_stored_and_returned_intact() {
 
 #[tokio::test]
 async fn messages_down_still_answers_200_with_an_error_text() {
-    let store = std::sync::Arc::new(logging_service::store::MemoryStore::new());
-    let logging = spawn_logging(listener().await, store);
+    let logging = spawn_logging().await;
     let messages_url = format!("http://{}", refused_addr().await);
     let facade = spawn_facade(facade_settings(&logging.url(), &messages_url)).await;
     let client = Client::new(&facade);

@@ -3,7 +3,6 @@
 //! What must hold: every message the facade acknowledged (200) is stored exactly once, no
 //! message is ever stored twice, and every other answer is a JSON error.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 #![cfg(unix)]
 
 use std::{
@@ -17,15 +16,16 @@ use std::{
     time::Duration,
 };
 
-use clap::Parser as _;
-use facade_service::{AppState, Settings};
-use msglog_common::testing::{LogAfterStart, ServiceProcess, TempDir};
-use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use facade_service::Settings;
+use msglog_common::testing::{InProcess, LogAfterStart, ServiceProcess, TempDir};
+use tokio::{sync::Notify, task::JoinHandle};
+
+use crate::helpers::{facade_settings, spawn_facade};
 
 /// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
 async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
     ServiceProcess::start(
-        env!("CARGO_BIN_EXE_logging-service"),
+        env!("CARGO_BIN_EXE_logging"),
         [
             "--addr".to_owned(),
             addr.to_string(),
@@ -53,27 +53,12 @@ fn temp_db() -> (TempDir, PathBuf) {
 }
 
 /// The facade, in this process, in front of `logging`; `tweak` adjusts its settings.
-async fn start_facade(logging: SocketAddr, tweak: impl FnOnce(&mut Settings)) -> String {
-    let mut settings = Settings::try_parse_from([
-        "facade-service",
-        "--logging-url",
-        &format!("http://{logging}"),
-        // No messages service: only POSTs and the list matter here.
-        "--messages-url",
-        "http://127.0.0.1:9",
-    ])
-    .unwrap();
+async fn start_facade(logging: SocketAddr, tweak: impl FnOnce(&mut Settings)) -> InProcess {
+    // No messages service: only POSTs and the list matter here.
+    let mut settings = facade_settings(&format!("http://{logging}"), "http://127.0.0.1:9");
+    settings.request_timeout_ms = 30_000;
     tweak(&mut settings);
-    let state = AppState::from_settings(&settings).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(facade_service::run(
-        listener,
-        state,
-        Duration::from_secs(30),
-        std::future::pending(),
-    ));
-    url
+    spawn_facade(settings).await
 }
 
 async fn logged_messages(http: &reqwest::Client, facade: &str) -> Vec<String> {
@@ -210,6 +195,7 @@ async fn a_restarted_logging_has_every_message_in_order() {
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
+    let facade = facade.url();
     let http = reqwest::Client::new();
     let texts: Vec<_> = (0..100).map(|i| format!("kept-{i}")).collect();
     for text in &texts {
@@ -273,7 +259,7 @@ async fn load_through_fault(
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, tweak).await;
-    let (load, progress) = start_load(&facade, prefix, LOAD);
+    let (load, progress) = start_load(&facade.url(), prefix, LOAD);
 
     progress.wait(|p| &p.done, LOAD / 4).await;
     match fault {
@@ -287,7 +273,7 @@ async fn load_through_fault(
     let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
-    let stored = logged_messages(&reqwest::Client::new(), &facade).await;
+    let stored = logged_messages(&reqwest::Client::new(), &facade.url()).await;
     let acknowledged = check(prefix, &outcomes, &stored);
     terminate(logging).await;
     (outcomes, acknowledged, stored)

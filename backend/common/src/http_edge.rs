@@ -1,0 +1,88 @@
+//! What the two HTTP services (facade, messages) do at their edge, written once: JSON error
+//! answers, and refusing paths no route or file can have before anything else looks at them.
+
+use axum::{
+    Json,
+    extract::Request,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use http::StatusCode;
+
+/// Longest request path served, in bytes. Longer ones get a JSON 414.
+pub const MAX_PATH_BYTES: usize = 2048;
+/// Longest path segment served, in bytes: no route has a longer one, and no file system allows
+/// a longer file name. Longer ones get a JSON 404.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// An error answer in the API's shape: `{"error": "..."}`.
+pub fn json_error(status: StatusCode, error: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": error.into() }))).into_response()
+}
+
+/// Middleware: a JSON 414 for a path over [`MAX_PATH_BYTES`], a JSON 404 for a segment over
+/// [`MAX_SEGMENT_BYTES`]. The answer quotes the path only cut short.
+pub async fn refuse_unservable_paths(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.len() > MAX_PATH_BYTES {
+        return json_error(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "the path is {} bytes long; the limit is {MAX_PATH_BYTES} bytes",
+                path.len()
+            ),
+        );
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.len() > MAX_SEGMENT_BYTES)
+    {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route for {} (a path segment is over {MAX_SEGMENT_BYTES} bytes)",
+                crate::telemetry::shorten_bytes(path.as_bytes(), 64)
+            ),
+        );
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, routing::get};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn get_path(path: &str) -> (StatusCode, String) {
+        let app = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(refuse_unservable_paths));
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn long_paths_and_segments_get_json_errors_that_quote_them_cut_short() {
+        let (status, body) = get_path(&format!("/{}", "s".repeat(256))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.starts_with(r#"{"error":"no route for /sss"#), "{body}");
+        assert!(body.len() < 200, "{body}");
+
+        let (status, body) = get_path(&"/abc".repeat(1300)).await;
+        assert_eq!(status, StatusCode::URI_TOO_LONG);
+        assert_eq!(
+            body,
+            r#"{"error":"the path is 5200 bytes long; the limit is 2048 bytes"}"#
+        );
+
+        assert_eq!(get_path("/ok").await, (StatusCode::OK, "ok".to_owned()));
+    }
+}

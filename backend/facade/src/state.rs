@@ -1,0 +1,57 @@
+//! What every handler shares: one `Clone` struct of handles and copies.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+
+use crate::{
+    ids::DedupMode, logging_client::LoggingClient, messages_client::MessagesClient,
+    retry::RetryBudget, settings::Settings,
+};
+
+/// Size limits on what clients send.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Longest request body, in bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Longest message text, in UTF-8 bytes.
+    pub(crate) max_message_bytes: usize,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    /// The logging service, with retries.
+    pub(crate) logging: LoggingClient,
+    /// The messages service.
+    pub(crate) messages: MessagesClient,
+    /// How ids are picked without an `Idempotency-Key`.
+    pub(crate) dedup: DedupMode,
+    /// What clients may send.
+    pub(crate) limits: Limits,
+    /// Where the built page is (`index.html` and its assets).
+    pub(crate) static_dir: Arc<Path>,
+}
+
+impl AppState {
+    /// Builds the clients from the settings. Connects to nothing yet.
+    pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let policy = settings.retry_policy();
+        let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
+        Ok(Self {
+            logging: LoggingClient::new(&settings.logging_url, policy, budget)
+                .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?,
+            messages: MessagesClient::new(
+                &settings.messages_url,
+                Duration::from_millis(settings.messages_timeout_ms),
+            )
+            .with_context(|| format!("invalid --messages-url {:?}", settings.messages_url))?,
+            dedup: settings.dedup,
+            limits: Limits {
+                max_body_bytes: settings.max_body_bytes,
+                max_message_bytes: settings.max_message_bytes,
+            },
+            static_dir: Arc::from(settings.static_dir.as_path()),
+        })
+    }
+}

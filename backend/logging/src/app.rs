@@ -1,0 +1,149 @@
+//! The one start-up path: [`Application::build`] opens the store, binds the port and wires
+//! the gRPC services; [`Application::run_until`] serves until a shutdown signal, drains, and
+//! closes the store. `main.rs` and every test build the service this way.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use http::{HeaderName, HeaderValue, Method};
+use msglog_common::server::ConnectionLimits;
+use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::LoggingServiceServer};
+use tokio::net::TcpListener;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    health::{StopProbe, StoreHealth},
+    service::LoggingApi,
+    settings::Settings,
+    store::Store,
+};
+
+/// The logging service, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    /// The bound listener: connections queue on it from now on.
+    listener: TcpListener,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// gRPC (LoggingService, health, reflection) behind gRPC-web, CORS, tracing and request ids.
+    routes: tonic::service::Routes,
+    /// Browser origins allowed cross-origin.
+    cors_origins: Vec<HeaderValue>,
+    /// Limits on each client connection.
+    limits: ConnectionLimits,
+    /// How long in-flight calls may take to finish after the shutdown signal.
+    grace: Duration,
+    /// The store, closed when serving ends.
+    store: Arc<dyn Store>,
+    /// Ends the health probe when serving ends.
+    stop_probe: StopProbe,
+}
+
+impl Application {
+    /// Opens the store the settings name, then binds the address. The store opens first: a
+    /// database that cannot be used stops the start-up with its reason.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = settings.store_choice()?.open()?;
+        Self::build_with_store(settings, store).await
+    }
+
+    /// As [`Application::build`], over a store the caller opened (any [`Store`]).
+    pub async fn build_with_store(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let cors_origins = settings.cors_origins()?;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let (health, stop_probe) = StoreHealth::new(
+            reporter,
+            Arc::clone(&store),
+            Duration::from_millis(settings.store_probe_ms),
+        )
+        .await;
+        let api = LoggingServiceServer::new(LoggingApi::new(
+            Arc::clone(&store),
+            settings.max_message_bytes,
+            health,
+        ))
+        // Room for the longest accepted text plus the id and framing; anything larger is
+        // refused before it is buffered whole.
+        .max_decoding_message_size(
+            settings
+                .max_message_bytes
+                .saturating_mul(2)
+                .saturating_add(4096),
+        );
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build the reflection service")?;
+        let routes = tonic::service::Routes::new(api)
+            .add_service(health_service)
+            .add_service(reflection)
+            .prepare();
+
+        let listener = msglog_common::bind(settings.addr).await?;
+        Ok(Self {
+            addr: listener.local_addr()?,
+            listener,
+            routes,
+            cors_origins,
+            limits: settings.connections.limits(),
+            grace: Duration::from_millis(settings.shutdown_grace_ms),
+            store,
+            stop_probe,
+        })
+    }
+
+    /// Where the service listens (the real port when the settings asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight calls finish (bounded by the grace
+    /// period), then commits what the store has queued and closes it.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let service = tower::ServiceBuilder::new()
+            .layer(msglog_common::request_id::RequestIdLayer)
+            .layer(
+                TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
+                    msglog_common::telemetry::grpc_request_span(request)
+                }),
+            )
+            .layer(cors(self.cors_origins))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .service(self.routes);
+        tracing::info!(addr = %self.addr, "logging service listening (gRPC and gRPC-web)");
+        let served =
+            msglog_common::server::serve(self.listener, service, self.limits, shutdown, self.grace)
+                .await;
+        self.stop_probe.stop();
+        self.store.close().await;
+        served
+    }
+}
+
+/// CORS for gRPC-web: only the named origins, only POST, with the headers gRPC-web sends and
+/// reads. Outside the gRPC-web layer, so preflights never reach it.
+fn cors(origins: Vec<HeaderValue>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST])
+        .allow_headers([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}

@@ -1,0 +1,177 @@
+//! The logging service's settings: every flag has an environment variable, and the default
+//! address is the original's.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
+
+use anyhow::Context as _;
+use http::HeaderValue;
+
+use crate::store::{MemoryStore, SqliteStore, Store};
+
+msglog_common::connection_settings!("LOGGING");
+
+/// Default limit on a message text: 64 KiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Settings, from flags or environment variables.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "logging-service",
+    version,
+    about = "The logging service (gRPC + gRPC-web)."
+)]
+pub struct Settings {
+    /// Address to listen on (gRPC over HTTP/2, gRPC-web over HTTP/1.1).
+    #[arg(long, env = "LOGGING_ADDR", default_value = "0.0.0.0:8081")]
+    pub addr: SocketAddr,
+    /// Origins allowed to call over gRPC-web from a browser (repeat the flag or separate
+    /// with commas), e.g. `http://localhost:8080`. None by default: same-origin only.
+    #[arg(
+        long = "cors-origin",
+        env = "LOGGING_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Where messages are kept: `memory` (lost on exit, as the original) or `sqlite:PATH`.
+    /// Default: a SQLite file, `logging.sqlite3` in the data directory.
+    #[arg(long, env = "LOGGING_STORE")]
+    pub store: Option<StoreChoice>,
+    /// Directory of the default SQLite file; created if missing.
+    #[arg(long, env = "LOGGING_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Longest message text accepted, in UTF-8 bytes.
+    #[arg(long, env = "LOGGING_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// While the store fails, how often it is checked for recovery (health turns SERVING
+    /// again when it works), in milliseconds.
+    #[arg(long, env = "LOGGING_STORE_PROBE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_probe_ms: u64,
+    /// After SIGINT/SIGTERM, how long in-flight calls may take to finish, in milliseconds.
+    #[arg(long, env = "LOGGING_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
+    pub shutdown_grace_ms: u64,
+    /// Limits on client connections.
+    #[command(flatten)]
+    pub connections: ConnectionSettings,
+}
+
+/// Which store keeps the messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// In memory: fast, lost on exit.
+    Memory,
+    /// A SQLite file at this path.
+    Sqlite(PathBuf),
+}
+
+impl FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.split_once(':') {
+            _ if value == "memory" => Ok(Self::Memory),
+            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
+            _ => Err(format!("expected `memory` or `sqlite:PATH`, got {value:?}")),
+        }
+    }
+}
+
+impl StoreChoice {
+    /// Opens the store. A database that cannot be used is an error with its reason; there is
+    /// no fallback to memory.
+    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Self::Memory => {
+                tracing::warn!("messages are kept in memory and lost when the service stops");
+                Arc::new(MemoryStore::new())
+            }
+            Self::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        })
+    }
+}
+
+impl Settings {
+    /// The store to use: the one named, or the default file in the data directory (which is
+    /// created if missing).
+    pub fn store_choice(&self) -> anyhow::Result<StoreChoice> {
+        match &self.store {
+            Some(choice) => Ok(choice.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!(
+                        "cannot create the data directory {}",
+                        self.data_dir.display()
+                    )
+                })?;
+                Ok(StoreChoice::Sqlite(self.data_dir.join("logging.sqlite3")))
+            }
+        }
+    }
+
+    /// The browser origins allowed to call cross-origin, checked.
+    pub(crate) fn cors_origins(&self) -> anyhow::Result<Vec<HeaderValue>> {
+        self.cors_origins
+            .iter()
+            .map(|origin| origin.trim())
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                HeaderValue::from_str(origin)
+                    .with_context(|| format!("invalid --cors-origin {origin:?}"))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn store_choices_parse_and_bad_ones_are_refused() {
+        assert_eq!("memory".parse(), Ok(StoreChoice::Memory));
+        assert_eq!(
+            "sqlite:/var/lib/msglog/db".parse(),
+            Ok(StoreChoice::Sqlite(PathBuf::from("/var/lib/msglog/db")))
+        );
+        for bad in ["", "sqlite:", "sqlite", "redis://x", "Memory"] {
+            assert!(bad.parse::<StoreChoice>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_store_is_a_sqlite_file_in_a_created_data_directory() {
+        let temp = msglog_common::testing::TempDir::new("msglog-data");
+        // A directory that does not exist yet, inside one removed afterwards.
+        let dir = temp.join("data");
+        let settings =
+            Settings::try_parse_from(["logging-service", "--data-dir", dir.to_str().unwrap()])
+                .unwrap();
+        assert_eq!(settings.addr.port(), 8081);
+        assert_eq!(
+            settings.store_choice().unwrap(),
+            StoreChoice::Sqlite(dir.join("logging.sqlite3"))
+        );
+        assert!(dir.is_dir());
+    }
+
+    #[test]
+    fn connection_limits_have_flags_with_the_services_env_prefix() {
+        let settings = Settings::try_parse_from([
+            "logging-service",
+            "--header-read-timeout-ms",
+            "250",
+            "--max-connections",
+            "8",
+        ])
+        .unwrap();
+        let limits = settings.connections.limits();
+        assert_eq!(limits.header_read_timeout.as_millis(), 250);
+        assert_eq!(limits.max_connections, 8);
+        assert!(Settings::try_parse_from(["l", "--idle-timeout-ms", "0"]).is_err());
+        let help = <Settings as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("LOGGING_IDLE_TIMEOUT_MS"), "{help}");
+    }
+}

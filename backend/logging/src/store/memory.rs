@@ -1,0 +1,94 @@
+//! Messages in memory, as the original kept them: lost when the process stops.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
+
+use uuid::Uuid;
+
+use super::{Inserted, NewMessage, Store, StoreError};
+
+/// Messages in memory.
+///
+/// An index from id to position gives O(1) duplicate checks (the original scanned every
+/// stored text). The lock is a plain mutex held for a map look-up and a push, never across an
+/// `.await`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    /// Position of each id in `texts`.
+    index: HashMap<Uuid, usize>,
+    /// Texts in insertion order.
+    texts: Vec<String>,
+    /// Set by [`Store::close`]: nothing is served after it.
+    closed: bool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The contents, while open.
+    fn open_inner(&self) -> Result<MutexGuard<'_, MemoryInner>, StoreError> {
+        // A panic while holding the lock cannot leave the map half-updated (the push comes
+        // after the index insert and neither can fail midway), so a poisoned lock is usable.
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.closed {
+            return Err(StoreError::Unavailable("the store is closed".to_owned()));
+        }
+        Ok(inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        let mut inner = self.open_inner()?;
+        if let Some(&position) = inner.index.get(&message.id) {
+            return if inner.texts[position] == message.text.as_str() {
+                Ok(Inserted::Duplicate)
+            } else {
+                Err(StoreError::Conflict { id: message.id })
+            };
+        }
+        let position = inner.texts.len();
+        inner.index.insert(message.id, position);
+        inner.texts.push(message.text.into_inner());
+        Ok(Inserted::Stored)
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.open_inner()?.texts.clone())
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.open_inner().map(drop)
+    }
+
+    async fn close(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    async fn open(_dir: std::path::PathBuf) -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new())
+    }
+
+    store_contract_tests!(open);
+}

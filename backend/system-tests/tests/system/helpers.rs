@@ -1,0 +1,203 @@
+//! Starting the services for a test, each through its own `Application` on port 0, so no
+//! test picks a port and none waits for readiness (a bound listener queues connections until
+//! served).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use clap::Parser as _;
+use logging_service::store::Store;
+use msglog_common::testing::InProcess;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// An address where nothing listens: connections to it are refused.
+pub async fn refused_addr() -> SocketAddr {
+    listener().await.local_addr().unwrap()
+}
+
+/// Logging settings: `addr`, then `extra` flags (a memory store unless they name one).
+pub fn logging_settings(addr: SocketAddr, extra: &[&str]) -> logging_service::Settings {
+    let addr = addr.to_string();
+    let mut args = vec!["logging-service", "--addr", &addr];
+    if !extra.contains(&"--store") {
+        args.extend(["--store", "memory"]);
+    }
+    args.extend_from_slice(extra);
+    logging_service::Settings::try_parse_from(args).unwrap()
+}
+
+/// A logging service with these settings.
+pub async fn spawn_logging_with(settings: &logging_service::Settings) -> InProcess {
+    let app = logging_service::Application::build(settings).await.unwrap();
+    InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+/// A logging service on any port, over a memory store.
+pub async fn spawn_logging() -> InProcess {
+    spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await
+}
+
+/// A logging service on any port, over `store`.
+pub async fn spawn_logging_over(store: Arc<dyn Store>) -> InProcess {
+    let settings = logging_settings("127.0.0.1:0".parse().unwrap(), &[]);
+    let app = logging_service::Application::build_with_store(&settings, store)
+        .await
+        .unwrap();
+    InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+pub async fn spawn_messages() -> InProcess {
+    let settings =
+        messages_service::Settings::try_parse_from(["messages-service", "--addr", "127.0.0.1:0"])
+            .unwrap();
+    let app = messages_service::Application::build(&settings)
+        .await
+        .unwrap();
+    InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+/// Facade settings on port 0 pointing at the given services.
+pub fn facade_settings(logging_url: &str, messages_url: &str) -> facade_service::Settings {
+    facade_service::Settings::try_parse_from([
+        "facade-service",
+        "--addr",
+        "127.0.0.1:0",
+        "--logging-url",
+        logging_url,
+        "--messages-url",
+        messages_url,
+    ])
+    .unwrap()
+}
+
+pub async fn spawn_facade(settings: facade_service::Settings) -> InProcess {
+    let app = facade_service::Application::build(&settings).await.unwrap();
+    InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+/// The three services running together, as a user runs them.
+pub struct TestApp {
+    pub facade: InProcess,
+    /// Held so logging runs as long as the app.
+    _logging: InProcess,
+    /// Held so messages runs as long as the app.
+    _messages: InProcess,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut facade_service::Settings)) -> Self {
+        let logging = spawn_logging().await;
+        let messages = spawn_messages().await;
+        let mut settings = facade_settings(&logging.url(), &messages.url());
+        tweak(&mut settings);
+        let facade = spawn_facade(settings).await;
+        Self {
+            facade,
+            _logging: logging,
+            _messages: messages,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.facade.url())
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.facade)
+    }
+
+    /// What logging holds, read through the facade.
+    pub async fn stored(&self) -> Vec<String> {
+        self.client().stored().await
+    }
+}
+
+/// An HTTP client and a facade URL, for tests that arrange the services themselves.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(facade: &InProcess) -> Self {
+        Self {
+            base: facade.url(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post_message(&self, text: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/send_message", self.base))
+            .json(&serde_json::json!({ "message": text }))
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+
+    pub async fn get_messages(&self) -> (u16, Value) {
+        self.get_json("/get_messages").await
+    }
+
+    /// The logged texts, from a `GET /get_messages` that must succeed.
+    pub async fn stored(&self) -> Vec<String> {
+        let (status, body) = self.get_messages().await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body["logged_messages"].clone()).unwrap()
+    }
+
+    /// GETs `path` and returns the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        status_and_json(response).await
+    }
+}
+
+/// The status and the JSON body; fails the test if the body is not JSON.
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "status {status}, content-type {content_type:?}, body {body:?}"
+    );
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+/// The status code and body of a raw HTTP/1.1 answer read off a socket.
+pub fn parse_http_answer(raw: &[u8]) -> (u16, String) {
+    let answer = String::from_utf8_lossy(raw);
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}

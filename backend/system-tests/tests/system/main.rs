@@ -1,0 +1,14 @@
+//! The services together, as users run them: in this process through their `Application`s
+//! (or stand-ins that fail on purpose), and as real binaries under faults. One test binary,
+//! as a test suite builds and runs faster that way.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod helpers;
+
+mod faults;
+mod retries;
+mod tracing_ids;
+mod validation;
+mod walkthrough;
+mod web;

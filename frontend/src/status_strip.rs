@@ -1,0 +1,68 @@
+//! The strip at the top: the three services, each up or down.
+
+// `#[component]` makes the props struct as visible as the module allows.
+#![allow(unreachable_pub)]
+
+use leptos::prelude::*;
+use msglog_proto::api::{ServiceStatus, StatusResponse};
+
+use crate::api::ApiError;
+
+/// The three services, each up or down, as the facade last saw them.
+#[component]
+pub(crate) fn StatusStrip(
+    /// The facade's `/api/status`, refetched on the page's tick.
+    status: LocalResource<Result<StatusResponse, ApiError>>,
+) -> impl IntoView {
+    let pills = move || {
+        let unknown = |detail: &str| ServiceStatus {
+            up: false,
+            detail: detail.to_owned(),
+        };
+        match status.get() {
+            None => vec![
+                ("facade", None, unknown("checking…")),
+                ("logging", None, unknown("checking…")),
+                ("messages", None, unknown("checking…")),
+            ],
+            Some(Ok(status)) => vec![
+                ("facade", Some(status.facade.up), status.facade),
+                ("logging", Some(status.logging.up), status.logging),
+                ("messages", Some(status.messages.up), status.messages),
+            ],
+            // No answer from the facade: it is down, and what lies behind it is unknown.
+            Some(Err(error)) => vec![
+                ("facade", Some(false), unknown(&error.to_string())),
+                ("logging", None, unknown("unknown while the facade is down")),
+                (
+                    "messages",
+                    None,
+                    unknown("unknown while the facade is down"),
+                ),
+            ],
+        }
+    };
+    view! {
+        <ul class="status" aria-label="Services">
+            {move || {
+                pills()
+                    .into_iter()
+                    .map(|(name, up, status)| {
+                        let state = match up {
+                            Some(true) => "up",
+                            Some(false) => "down",
+                            None => "unknown",
+                        };
+                        view! {
+                            <li class="pill" data-service=name data-state=state title=status.detail.clone()>
+                                <span class="dot" aria-hidden="true"></span>
+                                <span class="name">{name}</span>
+                                <span class="state">{state}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()
+            }}
+        </ul>
+    }
+}
