@@ -34,7 +34,7 @@ fi
 if [ "${SKIP_PAGE:-0}" != 1 ]; then
   scripts/setup.sh page
   echo "==> building the page (trunk build --release)"
-  PATH="$PWD/frontend/node_modules/.bin:$PATH" trunk build --release
+  trunk build --release
 fi
 
 echo "==> building the services ($PROFILE)"

@@ -3,14 +3,19 @@
 # Every tool comes from a package registry (crates.io, npm, Debian), never from a download.
 #
 #   scripts/setup.sh page      # wasm32 target, trunk, wasm-bindgen-cli, wasm-opt (binaryen)
-#   scripts/setup.sh browser   # Chromium for the browser test (Debian package; needs root)
+#   scripts/setup.sh browser   # Chromium (Debian package; needs root) and playwright-core
 #   scripts/setup.sh           # both
 #
-# Afterwards put the npm tools on PATH:  export PATH="$PWD/frontend/node_modules/.bin:$PATH"
+# trunk and wasm-bindgen go where `cargo install` puts programs (~/.cargo/bin), and wasm-opt
+# is linked into the same directory, so a plain `trunk build --release` finds all three.
+#   BINARYEN_DIR=...   where binaryen's npm package is installed
+#                      (default: ~/.local/share/msglog/binaryen-132)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TRUNK_VERSION=${TRUNK_VERSION:-0.21.14}
+BINARYEN_VERSION=132
+BINARYEN_DIR=${BINARYEN_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/msglog/binaryen-$BINARYEN_VERSION}
 what=${1:-all}
 say() { printf '==> %s\n' "$*"; }
 need() { command -v "$1" >/dev/null 2>&1 || { echo "$1 is missing: $2" >&2; exit 1; }; }
@@ -40,16 +45,31 @@ setup_page() {
     cargo install wasm-bindgen-cli --version "$bindgen"
   fi
 
-  # wasm-opt (binaryen 132) and playwright-core, as pinned in frontend/package-lock.json.
-  if ! frontend/node_modules/.bin/wasm-opt --version 2>/dev/null | grep -q 'version 132' \
-    || [ ! -d frontend/node_modules/playwright-core ]; then
-    say "installing wasm-opt and playwright-core from npm"
-    npm ci --prefix frontend --no-audit --no-fund
+  # wasm-opt from binaryen's npm package (Debian's binaryen is too old: its wasm crashes in
+  # the browser), linked next to trunk: Trunk, offline, finds its tools on PATH only.
+  local tools_dir
+  tools_dir=$(dirname "$(command -v trunk)")
+  if ! "$tools_dir/wasm-opt" --version 2>/dev/null | grep -q "version $BINARYEN_VERSION"; then
+    say "installing wasm-opt (binaryen $BINARYEN_VERSION, npm) into $BINARYEN_DIR"
+    mkdir -p "$BINARYEN_DIR"
+    npm install --prefix "$BINARYEN_DIR" --no-audit --no-fund --no-save \
+      "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
+    ln -sf "$BINARYEN_DIR/node_modules/binaryen/bin/wasm-opt" "$tools_dir/wasm-opt"
   fi
-  say "page tools: $(trunk --version), $(wasm-bindgen --version), $(frontend/node_modules/.bin/wasm-opt --version)"
+  if [ "$(command -v wasm-opt)" != "$tools_dir/wasm-opt" ]; then
+    echo "warning: another wasm-opt comes first on PATH ($(command -v wasm-opt));" \
+      "trunk needs $tools_dir/wasm-opt (binaryen $BINARYEN_VERSION)" >&2
+  fi
+  say "page tools: $(trunk --version), $(wasm-bindgen --version), $("$tools_dir/wasm-opt" --version)"
 }
 
 setup_browser() {
+  need npm "install Node.js 20 and npm (apt-get install nodejs npm)"
+  # The browser driver, as pinned in frontend/package-lock.json.
+  if [ ! -d frontend/node_modules/playwright-core ]; then
+    say "installing playwright-core from npm"
+    npm ci --prefix frontend --no-audit --no-fund
+  fi
   if [ -x /usr/bin/chromium ]; then
     say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
     return

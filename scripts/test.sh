@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every check the project has: formatting, lints, the Rust tests (unit, router, whole
-# services on port 0), the wasm32 builds, and the browser test of the page in headless
-# Chromium. Installs what it needs first (scripts/setup.sh). CI runs exactly this.
+# services on port 0, real binaries), the wasm32 builds, the wire tests against the
+# original's gRPC stack, the browser test of the page in headless Chromium, and the README's
+# own commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI
+# runs exactly this.
 #
 #   scripts/test.sh              # everything
 #   TEST_LOG=1 scripts/test.sh   # with the services' traces in failing Rust tests' output
@@ -25,7 +27,8 @@ if command -v rustup >/dev/null 2>&1; then
   done
 fi
 scripts/setup.sh all
-export PATH="$PWD/frontend/node_modules/.bin:$PATH"
+# Here every test runs: one that would skip for a missing tool fails instead.
+export MSGLOG_REQUIRE_ALL_TESTS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -69,6 +72,12 @@ E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
 browser_status=${PIPESTATUS[0]}
 set -e
 
+step "the README's commands, as written: scripts/run.sh, the curl scripts, Ctrl-C"
+set +e
+scripts/check_readme_commands.sh 2>&1 | tee -a "$results"
+readme_status=${PIPESTATUS[0]}
+set -e
+
 # One closing line for all runners: nextest's "N tests run: P passed, F failed" (or cargo
 # test's "test result: ok. P passed; F failed"), pytest's "P passed, F failed in 1s" and
 # node's "# pass P" / "# fail F".
@@ -80,7 +89,10 @@ while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
     -e 's/^(([0-9]+) failed, )?([0-9]+) passed(, ([0-9]+) failed)?.* in [0-9.]+s.*/\3 \2\5/p' "$results" \
     | awk '{ print $1, ($2 == "" ? 0 : $2) }'
   awk '/^# pass /{p=$3} /^# fail /{f=$3} END { if (p != "") print p, f }' "$results"
+  # The README check: "README commands: P passed, F failed".
+  sed -n -E 's/^README commands: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$results"
 )
 echo
 echo "${passed} passed, ${failed} failed"
-[ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$browser_status" -eq 0 ]
+[ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$browser_status" -eq 0 ] \
+  && [ "$readme_status" -eq 0 ]

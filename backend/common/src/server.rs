@@ -26,6 +26,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
@@ -166,26 +167,95 @@ macro_rules! connection_settings {
     };
 }
 
+/// What [`serve`] can serve: a tower HTTP service that never fails, such as an axum `Router`
+/// or tonic's `Routes` (with their layers).
+pub trait HttpService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its answers.
+    type ResponseBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type ResponseBody = B;
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A bound listener and the limits it will serve with: each service's `Application` holds one,
+/// so binding, the address and serving are written once for the three.
+#[derive(Debug)]
+pub struct Bound {
+    /// The listener: connections queue on it from the moment it is bound.
+    listener: TcpListener,
+    /// Where it listens (the real port when port 0 was asked for).
+    addr: SocketAddr,
+    /// Limits on each connection.
+    limits: ConnectionLimits,
+    /// How long open connections may take to finish after the shutdown signal.
+    grace: Duration,
+}
+
+impl Bound {
+    /// Binds `addr` (with an error that names it).
+    pub async fn bind(
+        addr: SocketAddr,
+        limits: ConnectionLimits,
+        grace: Duration,
+    ) -> anyhow::Result<Self> {
+        let listener = crate::bind(addr).await?;
+        Ok(Self {
+            addr: listener.local_addr()?,
+            listener,
+            limits,
+            grace,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `service` until `shutdown` resolves, then drains (see [`serve`]).
+    pub async fn serve(
+        self,
+        service: impl HttpService,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        serve(self.listener, service, self.limits, shutdown, self.grace).await
+    }
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then drains for at most `grace`.
 ///
 /// See the module documentation for the limits applied. Returns once every connection has
 /// closed or the grace period has run out (the rest are dropped).
-pub async fn serve<S, B>(
+pub async fn serve<S: HttpService>(
     listener: TcpListener,
     service: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
-) -> anyhow::Result<()>
-where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> anyhow::Result<()> {
     let max_connections = limits.effective_max_connections();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -264,22 +334,14 @@ where
 }
 
 /// Serves one connection, closing it when the limits say so or the server stops.
-async fn serve_connection<S, B>(
+async fn serve_connection<S: HttpService>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     service: S,
     limits: ConnectionLimits,
     state: Arc<ConnectionState>,
     mut stopping: watch::Receiver<bool>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let tracked = Tracked {
         inner: service,
         state: Arc::clone(&state),
@@ -319,6 +381,8 @@ async fn serve_connection<S, B>(
                     closing = Some(Instant::now());
                 }
             }
+            // A request started or ended: the deadline is worked out again.
+            () = state.activity.notified() => {}
             () = tokio::time::sleep_until(wake) => {
                 let quiet = state.in_flight() == 0 && Instant::now() >= state.quiet_deadline(&limits);
                 match closing {
@@ -354,6 +418,8 @@ struct ConnectionState {
     last_activity_ms: AtomicU64,
     /// Woken to ask the connection to close and free its slot.
     evict: Notify,
+    /// Woken when a request starts or ends, so the connection's deadline is worked out anew.
+    activity: Notify,
 }
 
 impl ConnectionState {
@@ -364,6 +430,7 @@ impl ConnectionState {
             served: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
             evict: Notify::new(),
+            activity: Notify::new(),
         }
     }
 
@@ -374,6 +441,7 @@ impl ConnectionState {
     fn touch(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_activity_ms.store(ms, Ordering::SeqCst);
+        self.activity.notify_one();
     }
 
     fn last_activity(&self) -> Instant {
@@ -472,8 +540,8 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
     }
 }
 

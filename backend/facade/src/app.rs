@@ -12,9 +12,8 @@ use axum::{
     routing::{get, post},
 };
 use http::{HeaderValue, Request, StatusCode, header};
-use msglog_common::server::ConnectionLimits;
+use msglog_common::server::Bound;
 use msglog_proto::api::paths;
-use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer, compression::CompressionLayer,
     set_header::SetResponseHeaderLayer, trace::TraceLayer,
@@ -31,16 +30,10 @@ use crate::{
 /// The facade, bound and ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    /// The bound listener: connections queue on it from now on.
-    listener: TcpListener,
-    /// Where it listens.
-    addr: SocketAddr,
+    /// The bound listener, with its connection limits.
+    bound: Bound,
     /// Every route with its middleware.
     router: Router,
-    /// Limits on each client connection.
-    limits: ConnectionLimits,
-    /// How long in-flight requests may take to finish after the shutdown signal.
-    grace: Duration,
 }
 
 impl Application {
@@ -55,33 +48,25 @@ impl Application {
             "starting facade"
         );
         let router = router(state, Duration::from_millis(settings.request_timeout_ms));
-        let listener = msglog_common::bind(settings.addr).await?;
-        Ok(Self {
-            addr: listener.local_addr()?,
-            listener,
-            router,
-            limits: settings.connections.limits(),
-            grace: Duration::from_millis(settings.shutdown_grace_ms),
-        })
+        let bound = Bound::bind(
+            settings.addr,
+            settings.connections.limits(),
+            Duration::from_millis(settings.shutdown_grace_ms),
+        )
+        .await?;
+        Ok(Self { bound, router })
     }
 
     /// Where the facade listens (the real port when the settings asked for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.bound.addr()
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
     /// grace period).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr, "facade listening");
-        msglog_common::server::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            shutdown,
-            self.grace,
-        )
-        .await
+        tracing::info!(addr = %self.addr(), "facade listening");
+        self.bound.serve(self.router, shutdown).await
     }
 }
 

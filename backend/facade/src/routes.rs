@@ -54,11 +54,15 @@ impl From<Sent> for SendMessageResponse {
 
 impl From<Sent> for ApiSendMessageResponse {
     fn from(sent: Sent) -> Self {
-        let (status, message) = sent.status();
-        Self {
-            id: sent.id.to_string(),
+        let SendMessageResponse {
+            id,
             status,
-            message: message.to_owned(),
+            message,
+        } = sent.into();
+        Self {
+            id,
+            status,
+            message,
             attempts: sent.attempts,
         }
     }

@@ -1,57 +1,75 @@
-//! Oversized bodies against the real facade binary: refused early with a JSON 413, without
-//! the process's memory growing with what the client sends. Logging and messages are absent:
-//! a refused body never reaches them.
+//! The real facade binary against what one client can throw at it: oversized bodies (refused
+//! early with a JSON 413, memory flat), slow, silent and idle connections (closed after their
+//! timeouts while others are served, even under a low file limit), and huge paths and request
+//! ids (a JSON 4xx, and a bounded log). Logging and messages are absent: none of this reaches
+//! them.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{net::SocketAddr, time::Duration};
 
-use msglog_common::testing::{LogAfterStart, ServiceProcess};
+use msglog_common::testing::{
+    LogAfterStart, SHORT_CONNECTION_LIMITS, ServiceProcess, check_connection_limits,
+    parse_http_answer, refused_addr,
+};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
 };
 
-/// An address where nothing listens.
-async fn refused_addr() -> SocketAddr {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The status code and body of a raw HTTP/1.1 answer.
-fn parse_http_answer(raw: &[u8]) -> (u16, String) {
-    let answer = String::from_utf8_lossy(raw);
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
-    let body = answer
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
-}
-
 async fn start_facade(logging_url: &str, messages_url: &str) -> ServiceProcess {
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_facade-service"),
-        [
-            "--addr",
-            "127.0.0.1:0",
-            "--logging-url",
-            logging_url,
-            "--messages-url",
-            messages_url,
-        ],
-        LogAfterStart::Drain,
-    )
-    .await
+    start_facade_with(logging_url, messages_url, &[], LogAfterStart::Drain).await
+}
+
+/// The facade binary with `extra` flags, run by `sh` with `ulimit -n` at `file_limit` when
+/// given.
+async fn start_facade_limited(
+    extra: &[&str],
+    file_limit: Option<u32>,
+    log: LogAfterStart,
+) -> ServiceProcess {
+    let nowhere = format!("http://{}", refused_addr().await);
+    let mut args = vec![
+        "--addr".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--logging-url".to_owned(),
+        nowhere.clone(),
+        "--messages-url".to_owned(),
+        nowhere,
+    ];
+    args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    let binary = env!("CARGO_BIN_EXE_facade-service");
+    match file_limit {
+        None => ServiceProcess::start(binary, args, log).await,
+        Some(limit) => {
+            let mut shell = vec![
+                "-c".to_owned(),
+                format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+                binary.to_owned(),
+            ];
+            shell.extend(args);
+            ServiceProcess::start("sh", shell, log).await
+        }
+    }
+}
+
+async fn start_facade_with(
+    logging_url: &str,
+    messages_url: &str,
+    extra: &[&str],
+    log: LogAfterStart,
+) -> ServiceProcess {
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--logging-url",
+        logging_url,
+        "--messages-url",
+        messages_url,
+    ];
+    args.extend_from_slice(extra);
+    ServiceProcess::start(env!("CARGO_BIN_EXE_facade-service"), args, log).await
 }
 
 /// POSTs `size` bytes (declared with Content-Length, or chunked) while reading the answer, and
@@ -138,4 +156,104 @@ async fn huge_bodies_get_413_early_and_memory_stays_flat() {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_silent_and_idle_connections_are_closed_on_time_while_others_are_served() {
+    let facade = start_facade_limited(&SHORT_CONNECTION_LIMITS, None, LogAfterStart::Drain).await;
+    check_connection_limits(facade.addr, HEALTHZ).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_low_file_limit_idle_connections_make_room_for_new_clients() {
+    // 128 descriptors; 200 idle clients would take them all.
+    let facade = start_facade_limited(&[], Some(128), LogAfterStart::Drain).await;
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(facade.addr).await.unwrap();
+        stream.write_all(HEALTHZ).await.unwrap();
+        let mut answer = [0_u8; 512];
+        let n = stream.read(&mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(stream);
+    }
+    for _ in 0..20 {
+        let answer = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut stream = TcpStream::connect(facade.addr).await.unwrap();
+            stream.write_all(HEALTHZ).await.unwrap();
+            let mut answer = [0_u8; 512];
+            let n = stream.read(&mut answer).await.unwrap();
+            String::from_utf8_lossy(&answer[..n]).into_owned()
+        })
+        .await
+        .expect("a new client is answered at once");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    drop(idle);
+}
+
+/// Sends `head` (a request head, ended here) and returns the status and body.
+async fn raw_request(addr: SocketAddr, head: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{head}host: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    parse_http_answer(&answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_paths_and_request_ids_get_json_4xx_and_bounded_log_lines() {
+    let facade = start_facade_limited(&[], None, LogAfterStart::Capture).await;
+    let segment = format!("/{}", "s".repeat(256));
+    let five_kb = "/abcd".repeat(1024);
+    for (path, status) in [(segment.as_str(), 404), (five_kb.as_str(), 414)] {
+        for accept in ["*/*", "text/html"] {
+            let (got, body) = raw_request(
+                facade.addr,
+                &format!("GET {path} HTTP/1.1\r\naccept: {accept}\r\n"),
+            )
+            .await;
+            assert_eq!(got, status, "{} bytes, {accept}: {body}", path.len());
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(json["error"].as_str().unwrap().len() < 200, "{body}");
+        }
+    }
+    // Past 64 KiB the HTTP parser itself refuses the request line, before any route.
+    let (status, _) = raw_request(
+        facade.addr,
+        &format!("GET /{} HTTP/1.1\r\n", "x".repeat(100_000)),
+    )
+    .await;
+    assert_eq!(status, 414);
+    // A 60 KB request id is replaced, and never written out whole.
+    let (status, _) = raw_request(
+        facade.addr,
+        &format!(
+            "GET /healthz HTTP/1.1\r\nx-request-id: {}\r\n",
+            "r".repeat(60_000)
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The log has seen all of it; no line carries a client's input unbounded.
+    let (status, _) = raw_request(facade.addr, "GET /healthz HTTP/1.1\r\n").await;
+    assert_eq!(status, 200);
+    let lines = facade.log_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("unusable x-request-id replaced")),
+        "{lines:#?}"
+    );
+    let longest = lines.iter().map(String::len).max().unwrap_or_default();
+    assert!(longest < 1024, "a log line of {longest} bytes");
 }

@@ -6,9 +6,8 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use http::{HeaderName, HeaderValue, Method};
-use msglog_common::server::ConnectionLimits;
+use msglog_common::server::Bound;
 use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::LoggingServiceServer};
-use tokio::net::TcpListener;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
@@ -24,18 +23,12 @@ use crate::{
 /// The logging service, bound and ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    /// The bound listener: connections queue on it from now on.
-    listener: TcpListener,
-    /// Where it listens.
-    addr: SocketAddr,
+    /// The bound listener, with its connection limits.
+    bound: Bound,
     /// gRPC (LoggingService, health, reflection) behind gRPC-web, CORS, tracing and request ids.
     routes: tonic::service::Routes,
     /// Browser origins allowed cross-origin.
     cors_origins: Vec<HeaderValue>,
-    /// Limits on each client connection.
-    limits: ConnectionLimits,
-    /// How long in-flight calls may take to finish after the shutdown signal.
-    grace: Duration,
     /// The store, closed when serving ends.
     store: Arc<dyn Store>,
     /// Ends the health probe when serving ends.
@@ -85,14 +78,16 @@ impl Application {
             .add_service(reflection)
             .prepare();
 
-        let listener = msglog_common::bind(settings.addr).await?;
+        let bound = Bound::bind(
+            settings.addr,
+            settings.connections.limits(),
+            Duration::from_millis(settings.shutdown_grace_ms),
+        )
+        .await?;
         Ok(Self {
-            addr: listener.local_addr()?,
-            listener,
+            bound,
             routes,
             cors_origins,
-            limits: settings.connections.limits(),
-            grace: Duration::from_millis(settings.shutdown_grace_ms),
             store,
             stop_probe,
         })
@@ -100,12 +95,13 @@ impl Application {
 
     /// Where the service listens (the real port when the settings asked for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.bound.addr()
     }
 
     /// Serves until `shutdown` resolves, lets in-flight calls finish (bounded by the grace
     /// period), then commits what the store has queued and closes it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.addr(), "logging service listening (gRPC and gRPC-web)");
         let service = tower::ServiceBuilder::new()
             .layer(msglog_common::request_id::RequestIdLayer)
             .layer(
@@ -116,10 +112,7 @@ impl Application {
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
             .service(self.routes);
-        tracing::info!(addr = %self.addr, "logging service listening (gRPC and gRPC-web)");
-        let served =
-            msglog_common::server::serve(self.listener, service, self.limits, shutdown, self.grace)
-                .await;
+        let served = self.bound.serve(service, shutdown).await;
         self.stop_probe.stop();
         self.store.close().await;
         served

@@ -10,8 +10,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{Router, extract::Request, response::Response, routing::get};
 use http::{HeaderValue, StatusCode, header};
-use msglog_common::server::ConnectionLimits;
-use tokio::net::TcpListener;
+use msglog_common::server::Bound;
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 /// The stub's only answer, the original's text.
@@ -44,48 +43,35 @@ pub struct Settings {
 /// The messages service, bound and ready to serve. `main.rs` and the tests build it this way.
 #[derive(Debug)]
 pub struct Application {
-    /// The bound listener: connections queue on it from now on.
-    listener: TcpListener,
-    /// Where it listens.
-    addr: SocketAddr,
+    /// The bound listener, with its connection limits.
+    bound: Bound,
     /// The routes with their middleware.
     router: Router,
-    /// Limits on each client connection.
-    limits: ConnectionLimits,
-    /// How long in-flight requests may take to finish after the shutdown signal.
-    grace: Duration,
 }
 
 impl Application {
     /// Binds the address.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let listener = msglog_common::bind(settings.addr).await?;
-        Ok(Self {
-            addr: listener.local_addr()?,
-            listener,
-            router: router(Duration::from_millis(settings.request_timeout_ms)),
-            limits: settings.connections.limits(),
-            grace: Duration::from_millis(settings.shutdown_grace_ms),
-        })
+        let bound = Bound::bind(
+            settings.addr,
+            settings.connections.limits(),
+            Duration::from_millis(settings.shutdown_grace_ms),
+        )
+        .await?;
+        let router = router(Duration::from_millis(settings.request_timeout_ms));
+        Ok(Self { bound, router })
     }
 
     /// Where the service listens (the real port when the settings asked for port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.bound.addr()
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
     /// grace period).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr, "messages service listening");
-        msglog_common::server::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            shutdown,
-            self.grace,
-        )
-        .await
+        tracing::info!(addr = %self.addr(), "messages service listening");
+        self.bound.serve(self.router, shutdown).await
     }
 }
 

@@ -1,20 +1,24 @@
-//! The real binary: starts on port 0, answers, and exits cleanly on SIGTERM.
+//! The real binary: starts on port 0, answers, exits cleanly on SIGTERM, and closes slow,
+//! silent and idle connections after their timeouts while serving others.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
 use std::net::SocketAddr;
 
-use msglog_common::testing::{LogAfterStart, ServiceProcess};
+use msglog_common::testing::{
+    LogAfterStart, SHORT_CONNECTION_LIMITS, ServiceProcess, check_connection_limits,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 async fn start(log: LogAfterStart) -> ServiceProcess {
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_messages-service"),
-        ["--addr", "127.0.0.1:0"],
-        log,
-    )
-    .await
+    start_with(&[], log).await
+}
+
+async fn start_with(extra: &[&str], log: LogAfterStart) -> ServiceProcess {
+    let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    ServiceProcess::start(env!("CARGO_BIN_EXE_messages-service"), args, log).await
 }
 
 async fn get_message(addr: SocketAddr) -> String {
@@ -46,5 +50,12 @@ async fn the_binary_keeps_serving_when_its_log_pipe_closes() {
         let answer = get_message(service.addr).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     }
+    assert!(service.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_silent_and_idle_connections_are_closed_on_time_while_others_are_served() {
+    let service = start_with(&SHORT_CONNECTION_LIMITS, LogAfterStart::Drain).await;
+    check_connection_limits(service.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
     assert!(service.terminate().await.success());
 }

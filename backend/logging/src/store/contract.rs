@@ -6,7 +6,7 @@
 //! test); opening it again on the same `dir` must find what a durable store kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{future::Future, path::PathBuf, sync::Arc};
+use std::{future::Future, path::PathBuf, pin::Pin, sync::Arc};
 
 use msglog_common::testing::TempDir;
 use msglog_proto::MessageText;
@@ -47,7 +47,7 @@ macro_rules! store_contract_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $promise() {
-                    $crate::store::contract::$promise(super::$open).await;
+                    $crate::store::contract::$promise(|dir| Box::pin(super::$open(dir))).await;
                 }
             )+
         }
@@ -61,23 +61,18 @@ fn message(id: u128, text: &str) -> NewMessage {
     }
 }
 
+/// Opens a back-end in a directory.
+pub(crate) type Opener = fn(PathBuf) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>>;
+
 /// A fresh directory and the store opened in it.
-async fn fresh<F, Fut>(open: &F) -> (TempDir, Arc<dyn Store>)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
+async fn fresh(open: Opener) -> (TempDir, Arc<dyn Store>) {
     let dir = TempDir::new("msglog-store");
     let store = open(dir.path().to_path_buf()).await;
     (dir, store)
 }
 
-pub(crate) async fn a_new_id_is_stored_and_the_same_message_again_is_a_duplicate<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn a_new_id_is_stored_and_the_same_message_again_is_a_duplicate(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     assert_eq!(
         store.insert(message(1, "a")).await.unwrap(),
         Inserted::Stored
@@ -89,24 +84,16 @@ where
     assert_eq!(store.list().await.unwrap(), vec!["a"]);
 }
 
-pub(crate) async fn the_same_id_with_another_text_is_a_conflict_and_stores_nothing<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn the_same_id_with_another_text_is_a_conflict_and_stores_nothing(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     store.insert(message(1, "a")).await.unwrap();
     let error = store.insert(message(1, "b")).await.unwrap_err();
     assert!(matches!(error, StoreError::Conflict { id } if id == Uuid::from_u128(1)));
     assert_eq!(store.list().await.unwrap(), vec!["a"]);
 }
 
-pub(crate) async fn list_keeps_insertion_order_and_equal_texts_under_other_ids<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn list_keeps_insertion_order_and_equal_texts_under_other_ids(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     for (id, text) in [(3, "c"), (1, "a"), (2, "b"), (4, "a")] {
         assert_eq!(
             store.insert(message(id, text)).await.unwrap(),
@@ -116,12 +103,8 @@ where
     assert_eq!(store.list().await.unwrap(), vec!["c", "a", "b", "a"]);
 }
 
-pub(crate) async fn concurrent_inserts_of_one_id_store_it_once<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn concurrent_inserts_of_one_id_store_it_once(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     let tasks: Vec<_> = (0..64)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -138,12 +121,8 @@ where
     assert_eq!(store.list().await.unwrap(), vec!["same"]);
 }
 
-pub(crate) async fn many_concurrent_inserts_store_each_id_once<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn many_concurrent_inserts_store_each_id_once(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     // 400 inserts of 200 ids (each id twice), all at once.
     let tasks: Vec<_> = (0..400_u128)
         .map(|n| {
@@ -170,23 +149,15 @@ where
     assert_eq!(listed.len(), 200, "no text is listed twice");
 }
 
-pub(crate) async fn text_is_stored_byte_for_byte<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn text_is_stored_byte_for_byte(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     let text = "nul\u{0} bell\u{7} 😀 𝄞 \r\n\t end";
     store.insert(message(1, text)).await.unwrap();
     assert_eq!(store.list().await.unwrap(), vec![text]);
 }
 
-pub(crate) async fn a_working_store_passes_its_check<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn a_working_store_passes_its_check(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     store.check().await.unwrap();
     store.insert(message(1, "a")).await.unwrap();
     store.check().await.unwrap();
@@ -197,12 +168,8 @@ where
     );
 }
 
-pub(crate) async fn after_close_every_call_fails_cleanly<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (_dir, store) = fresh(&open).await;
+pub(crate) async fn after_close_every_call_fails_cleanly(open: Opener) {
+    let (_dir, store) = fresh(open).await;
     store.insert(message(1, "before")).await.unwrap();
     store.close().await;
     store.close().await;
@@ -220,12 +187,8 @@ where
     ));
 }
 
-pub(crate) async fn messages_and_ids_survive_a_reopen<F, Fut>(open: F)
-where
-    F: Fn(PathBuf) -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    let (dir, store) = fresh(&open).await;
+pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener) {
+    let (dir, store) = fresh(open).await;
     for n in 0..50 {
         store.insert(message(n, &format!("m{n}"))).await.unwrap();
     }

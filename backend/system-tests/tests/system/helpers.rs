@@ -6,17 +6,12 @@ use std::{net::SocketAddr, sync::Arc};
 
 use clap::Parser as _;
 use logging_service::store::Store;
-use msglog_common::testing::InProcess;
+pub use msglog_common::testing::{InProcess, parse_http_answer, refused_addr};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub async fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
-/// An address where nothing listens: connections to it are refused.
-pub async fn refused_addr() -> SocketAddr {
-    listener().await.local_addr().unwrap()
 }
 
 /// Logging settings: `addr`, then `extra` flags (a memory store unless they name one).
@@ -184,20 +179,4 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
         "status {status}, content-type {content_type:?}, body {body:?}"
     );
     (status, serde_json::from_str(&body).unwrap())
-}
-
-/// The status code and body of a raw HTTP/1.1 answer read off a socket.
-pub fn parse_http_answer(raw: &[u8]) -> (u16, String) {
-    let answer = String::from_utf8_lossy(raw);
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"));
-    let body = answer
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    (status, body)
 }

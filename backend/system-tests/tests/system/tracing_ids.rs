@@ -1,4 +1,6 @@
-//! The request id: returned to the client and passed to logging in gRPC metadata.
+//! The request id: one rule for all three services. A client's short visible-ASCII id is
+//! returned and passed on; anything else is replaced once, by the facade, and the one id it
+//! settled on reaches logging (gRPC metadata) and messages (a header). A huge id hurts no one.
 
 use std::sync::{Arc, Mutex};
 
@@ -48,8 +50,8 @@ impl LoggingService for RecordingLogging {
     }
 }
 
-#[tokio::test]
-async fn the_clients_request_id_is_returned_and_passed_to_logging() {
+/// A logging stand-in on any port, recording the `x-request-id` of every call.
+async fn spawn_recording_logging() -> (InProcess, RecordingLogging) {
     let recorder = RecordingLogging::default();
     let listener = listener().await;
     let logging = InProcess::spawn(listener.local_addr().unwrap(), {
@@ -65,6 +67,38 @@ async fn the_clients_request_id_is_returned_and_passed_to_logging() {
             Ok(())
         }
     });
+    (logging, recorder)
+}
+
+/// A messages stand-in on any port, recording the `x-request-id` of every request.
+async fn spawn_recording_messages() -> (InProcess, Arc<Mutex<Vec<Option<String>>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let router = axum::Router::new().route(
+        "/get_message",
+        axum::routing::get({
+            let seen = Arc::clone(&seen);
+            move |headers: http::HeaderMap| async move {
+                let id = headers
+                    .get("x-request-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                seen.lock().unwrap().push(id);
+                "not implemented yet"
+            }
+        }),
+    );
+    let listener = listener().await;
+    let messages = InProcess::spawn(listener.local_addr().unwrap(), |stop| async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await?;
+        Ok(())
+    });
+    (messages, seen)
+}
+
+#[tokio::test]
+async fn the_clients_request_id_is_returned_and_passed_to_logging() {
+    let (logging, recorder) = spawn_recording_logging().await;
     let messages = spawn_messages().await;
     let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
     let client = Client::new(&facade);
@@ -109,4 +143,91 @@ async fn errors_carry_the_request_id_header_too() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["x-request-id"], "bad-input-1");
+}
+
+#[tokio::test]
+async fn an_unusable_id_is_replaced_once_and_the_same_id_reaches_logging_and_messages() {
+    let (logging, recorder) = spawn_recording_logging().await;
+    let (messages, messages_seen) = spawn_recording_messages().await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
+    let client = Client::new(&facade);
+    let too_long = "r".repeat(129);
+    for unusable in ["ключ".as_bytes(), too_long.as_bytes(), b"with space"] {
+        let response = client
+            .http
+            .get(format!("{}/get_messages", client.base))
+            .header(
+                "x-request-id",
+                http::HeaderValue::from_bytes(unusable).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let settled = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&settled).is_ok(), "{settled}");
+        assert_eq!(
+            recorder.seen.lock().unwrap().pop(),
+            Some(Some(settled.clone())),
+            "logging got the settled id"
+        );
+        assert_eq!(
+            messages_seen.lock().unwrap().pop(),
+            Some(Some(settled)),
+            "messages got the settled id"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_kb_request_id_breaks_no_one_elses_request() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(100 * 1024);
+    // Eight clients post while the huge id is sent again and again.
+    let posters: Vec<_> = (0..8)
+        .map(|client| {
+            let (http, url) = (app.http.clone(), app.url("/send_message"));
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for n in 0..40 {
+                    let response = http
+                        .post(&url)
+                        .json(&serde_json::json!({ "message": format!("c{client}-{n}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(response.status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    for n in 0..20 {
+        let request = if n % 2 == 0 {
+            app.http.get(app.url("/get_messages"))
+        } else {
+            app.http
+                .post(app.url("/send_message"))
+                .json(&serde_json::json!({ "message": format!("huge-id-{n}") }))
+        };
+        let response = request.header("x-request-id", &huge).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "the offending request itself is served"
+        );
+        let settled = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(settled).is_ok(),
+            "a fresh id, not the huge one"
+        );
+    }
+    for poster in posters {
+        let statuses = poster.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    assert_eq!(app.stored().await.len(), 8 * 40 + 10);
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs the README's commands the way the README writes them, from a plain shell: scripts/run.sh
+# (which installs the page's tools, builds the page with a plain `trunk build --release`, and
+# builds and starts the three services), the original's curl scripts against it, the page it
+# serves, and Ctrl-C, which must stop all three. Free ports and a temporary data directory
+# are passed through the environment (as the README shows), so services already running on
+# the default ports are not disturbed. Ends with "README commands: P passed, F failed".
+#
+#   scripts/check_readme_commands.sh
+#   RUN_TIMEOUT_S=1800 scripts/check_readme_commands.sh   # a slower machine's first build
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+for tool in curl python3; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
+done
+RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-1200}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+passed=0
+failed=0
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok: $name"
+  else
+    failed=$((failed + 1))
+    echo "FAILED: $name"
+  fi
+}
+contains() { grep -qF -- "$2" <<<"$1"; }
+
+work=$(mktemp -d)
+log=$work/run.log
+export FACADE_ADDR=127.0.0.1:$(free_port)
+export LOGGING_ADDR=127.0.0.1:$(free_port)
+export MESSAGES_ADDR=127.0.0.1:$(free_port)
+export LOGGING_DATA_DIR=$work/data
+base=http://$FACADE_ADDR
+
+# Job control on: run.sh gets a process group of its own, which receives SIGINT as a
+# terminal's Ctrl-C would deliver it (to run.sh and the services it started alike).
+set -m
+scripts/run.sh >"$log" 2>&1 &
+run_pid=$!
+set +m
+cleanup() {
+  kill -KILL -- "-$run_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# run.sh prints its banner once all three services answer their health checks.
+started=0
+for _ in $(seq 1 $((RUN_TIMEOUT_S * 5))); do
+  if grep -q "Ctrl-C stops all three" "$log"; then started=1; break; fi
+  kill -0 "$run_pid" 2>/dev/null || break
+  sleep 0.2
+done
+check "scripts/run.sh builds and starts the three services" test "$started" = 1
+if [ "$started" != 1 ]; then
+  echo "--- scripts/run.sh said:" >&2
+  tail -n 40 "$log" >&2
+  echo "README commands: $passed passed, $((failed)) failed"
+  exit 1
+fi
+
+answer=$(BASE_URL=$base scripts/test_requests_post.sh)
+check "test_requests_post.sh stores msg2" contains "$answer" '"status":"success","message":"Message logged successfully"'
+answer=$(BASE_URL=$base scripts/test_requests_post.sh)
+check "test_requests_post.sh again is a duplicate" contains "$answer" '"status":"duplicate","message":"Duplicate message ignored"'
+answer=$(BASE_URL=$base scripts/test_requests_post.sh "different message")
+check "test_requests_post.sh \"different message\" stores it" contains "$answer" '"status":"success"'
+answer=$(BASE_URL=$base scripts/test_requests_get.sh)
+check "test_requests_get.sh lists both in order" test "$answer" = \
+  '{"logged_messages":["msg2","different message"],"message_from_service":"not implemented yet"}'
+page=$(curl -sS -D - "$base/")
+check "the page is built and served with its policy" contains "$page" "content-security-policy: default-src 'self'"
+check "the page loads its WebAssembly" contains "$page" "_bg.wasm"
+
+# Ctrl-C: run.sh stops the three services and exits cleanly.
+kill -INT -- "-$run_pid"
+run_status=0
+wait "$run_pid" || run_status=$?
+check "Ctrl-C stops scripts/run.sh cleanly" test "$run_status" = 0
+still_up=0
+for addr in "$FACADE_ADDR" "$LOGGING_ADDR" "$MESSAGES_ADDR"; do
+  curl -s -o /dev/null --max-time 1 "http://$addr/" && still_up=1
+done
+check "Ctrl-C stops all three services" test "$still_up" = 0
+
+echo "README commands: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
