@@ -41,7 +41,7 @@ pub async fn refuse_unservable_paths(request: Request, next: Next) -> Response {
             StatusCode::NOT_FOUND,
             format!(
                 "no route for {} (a path segment is over {MAX_SEGMENT_BYTES} bytes)",
-                crate::telemetry::shorten_bytes(path.as_bytes(), 64)
+                crate::bounded::shorten_bytes(path.as_bytes(), 64)
             ),
         );
     }

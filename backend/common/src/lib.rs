@@ -8,10 +8,12 @@
 //! - [`http_edge`]: JSON error answers and refusal of unservable paths, for the HTTP services;
 //! - [`telemetry`]: tracing to stderr with an `RUST_LOG`-style filter, and request spans that
 //!   never log a client's input unbounded;
+//! - [`bounded`]: what a client sent, cut short before it is logged or quoted;
 //! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM;
 //! - [`bind`]: binds a listener with an error that names the address;
 //! - `testing` (feature `testing`): the test harness (services in-process or as real processes).
 
+pub mod bounded;
 pub mod http_edge;
 pub mod request_id;
 pub mod server;

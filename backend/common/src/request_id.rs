@@ -35,7 +35,7 @@ fn settle(headers: &http::HeaderMap) -> HeaderValue {
         (Some(value), _) => {
             let id = fresh();
             tracing::warn!(
-                client_value = %crate::telemetry::shorten_bytes(value.as_bytes(), 64),
+                client_value = %crate::bounded::shorten_bytes(value.as_bytes(), 64),
                 client_len = value.len(),
                 replaced_by = ?id,
                 "unusable x-request-id replaced (one id of 1-128 visible ASCII characters is kept)"

@@ -604,7 +604,98 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
 
 #[cfg(test)]
 mod tests {
+    use axum::{Router, routing::get};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
+
+    /// Serves `/slow` (answers after `delay`) and `/never` (never answers) until the returned
+    /// sender fires; the task ends when `serve` returns.
+    async fn spawn_server(
+        delay: Duration,
+        grace: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let router = Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    tokio::time::sleep(delay).await;
+                    "done"
+                }),
+            )
+            .route("/never", get(std::future::pending::<&'static str>));
+        let bound = Bound::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            ConnectionLimits::default(),
+            grace,
+        )
+        .await
+        .unwrap();
+        let addr = bound.addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.serve(router, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop, task)
+    }
+
+    async fn send(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        stream
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_shutdown_is_answered_and_the_server_then_returns() {
+        let (addr, stop, task) =
+            spawn_server(Duration::from_millis(200), Duration::from_secs(10)).await;
+        let mut stream = send(addr, "/slow").await;
+        // The request is being handled when the stop comes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        stop.send(()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The listener is closed.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_never_ends_is_dropped_after_the_grace_period() {
+        let grace = Duration::from_millis(300);
+        let (addr, stop, task) = spawn_server(Duration::ZERO, grace).await;
+        let mut stream = send(addr, "/never").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("serve returns after the grace period")
+            .unwrap()
+            .unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= grace, "returned after {waited:?}");
+        // The hung connection was closed, not left behind.
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection was closed");
+    }
 
     #[test]
     fn the_open_file_limit_is_read_and_the_cap_fits_under_it() {

@@ -35,18 +35,6 @@ pub fn init_for_tests() {
     }
 }
 
-/// At most `max` bytes of what a client sent, as printable text (invalid UTF-8 and control
-/// characters escaped), with the full length noted when cut: what a client sends is never
-/// logged unbounded.
-pub fn shorten_bytes(bytes: &[u8], max: usize) -> String {
-    let cut = &bytes[..bytes.len().min(max)];
-    let mut text: String = String::from_utf8_lossy(cut).escape_debug().collect();
-    if bytes.len() > max {
-        text.push_str(&format!("…({} bytes)", bytes.len()));
-    }
-    text
-}
-
 /// Longest piece of a request path put in a span.
 const MAX_LOGGED_PATH: usize = 128;
 
@@ -56,7 +44,7 @@ const MAX_LOGGED_PATH: usize = 128;
 fn route<B>(request: &http::Request<B>) -> String {
     match request.extensions().get::<axum::extract::MatchedPath>() {
         Some(matched) => matched.as_str().to_owned(),
-        None => shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
+        None => crate::bounded::shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
     }
 }
 
@@ -76,7 +64,7 @@ pub fn http_request_span<B>(request: &http::Request<B>) -> tracing::Span {
 pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "grpc",
-        path = %shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
+        path = %crate::bounded::shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
         request_id = crate::request_id::of(request)
     )
 }
@@ -85,16 +73,28 @@ pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
 mod tests {
     use super::*;
 
-    #[test]
-    fn shortened_text_is_bounded_escaped_and_says_its_length() {
-        assert_eq!(shorten_bytes(b"short", 10), "short");
-        let long = shorten_bytes(&[b'a'; 100_000], 8);
-        assert_eq!(long, "aaaaaaaa…(100000 bytes)");
-        assert_eq!(shorten_bytes(b"a\nb\x1b", 10), "a\\nb\\u{1b}");
+    #[tokio::test]
+    async fn a_request_is_named_by_the_route_it_matched_not_by_its_path() {
+        use axum::{Router, body::Body, extract::Request, middleware::Next, routing::get};
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+
+        // A middleware where the trace layer sits, answering with the name a span would get.
+        let app = Router::new()
+            .route("/users/{id}", get(|| async { "unused" }))
+            .layer(axum::middleware::from_fn(
+                |request: Request, _next: Next| async move { route(&request) },
+            ));
+        let response = app
+            .oneshot(http::Request::get("/users/42").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"/users/{id}");
     }
 
     #[test]
-    fn a_matched_route_names_the_request_and_an_unmatched_path_is_cut() {
+    fn an_unmatched_path_is_cut_short() {
         let request = http::Request::get(format!("/{}", "x".repeat(5000)))
             .body(())
             .unwrap();

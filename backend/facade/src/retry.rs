@@ -164,7 +164,7 @@ where
             operation,
             attempt,
             max_attempts,
-            code = crate::error::code_name(status.code()),
+            code = ?status.code(),
             message = status.message(),
             "attempt failed"
         );
@@ -174,7 +174,7 @@ where
                 operation,
                 attempts = attempt,
                 ?gave_up,
-                code = crate::error::code_name(status.code()),
+                code = ?status.code(),
                 "giving up"
             );
             Err(RetryFailure {

@@ -48,7 +48,7 @@ pub(crate) async fn static_or_not_found(
     State(state): State<AppState>,
     request: Request,
 ) -> Response {
-    let shown_path = msglog_common::telemetry::shorten_bytes(request.uri().path().as_bytes(), 64);
+    let shown_path = msglog_common::bounded::shorten_bytes(request.uri().path().as_bytes(), 64);
     let not_found = move || AppError::NotFound(shown_path).into_response();
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
         return not_found();

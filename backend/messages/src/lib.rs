@@ -118,7 +118,7 @@ async fn not_found(request: Request) -> Response {
         format!(
             "no route for {} {}",
             request.method(),
-            msglog_common::telemetry::shorten_bytes(request.uri().path().as_bytes(), 64)
+            msglog_common::bounded::shorten_bytes(request.uri().path().as_bytes(), 64)
         ),
     )
 }

@@ -74,7 +74,7 @@ async fn status(State(state): State<AppState>) -> Json<StatusResponse> {
 
 /// Any other path under `/api`: a JSON 404, never the page.
 async fn not_found(request: Request) -> AppError {
-    AppError::NotFound(msglog_common::telemetry::shorten_bytes(
+    AppError::NotFound(msglog_common::bounded::shorten_bytes(
         request.uri().path().as_bytes(),
         64,
     ))
