@@ -18,13 +18,9 @@ use tokio::{
     net::TcpStream,
 };
 
-async fn start_facade(logging_url: &str, messages_url: &str) -> ServiceProcess {
-    start_facade_with(logging_url, messages_url, &[], LogAfterStart::Drain).await
-}
-
-/// The facade binary with `extra` flags, run by `sh` with `ulimit -n` at `file_limit` when
-/// given.
-async fn start_facade_limited(
+/// The facade binary with `extra` flags, logging and messages absent, run by `sh` with
+/// `ulimit -n` at `file_limit` when given.
+async fn start_facade(
     extra: &[&str],
     file_limit: Option<u32>,
     log: LogAfterStart,
@@ -52,24 +48,6 @@ async fn start_facade_limited(
             ServiceProcess::start("sh", shell, log).await
         }
     }
-}
-
-async fn start_facade_with(
-    logging_url: &str,
-    messages_url: &str,
-    extra: &[&str],
-    log: LogAfterStart,
-) -> ServiceProcess {
-    let mut args = vec![
-        "--addr",
-        "127.0.0.1:0",
-        "--logging-url",
-        logging_url,
-        "--messages-url",
-        messages_url,
-    ];
-    args.extend_from_slice(extra);
-    ServiceProcess::start(env!("CARGO_BIN_EXE_facade-service"), args, log).await
 }
 
 /// POSTs `size` bytes (declared with Content-Length, or chunked) while reading the answer, and
@@ -117,8 +95,7 @@ async fn post_huge(addr: SocketAddr, size: usize, chunked: bool) -> (u16, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_bodies_get_413_early_and_memory_stays_flat() {
-    let nowhere = format!("http://{}", refused_addr().await);
-    let facade = start_facade(&nowhere, &nowhere).await;
+    let facade = start_facade(&[], None, LogAfterStart::Drain).await;
 
     // Warm up the allocator and the connection machinery with one refused body.
     let (status, _) = post_huge(facade.addr, 1 << 20, false).await;
@@ -162,14 +139,14 @@ const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_silent_and_idle_connections_are_closed_on_time_while_others_are_served() {
-    let facade = start_facade_limited(&SHORT_CONNECTION_LIMITS, None, LogAfterStart::Drain).await;
+    let facade = start_facade(&SHORT_CONNECTION_LIMITS, None, LogAfterStart::Drain).await;
     check_connection_limits(facade.addr, HEALTHZ).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_low_file_limit_idle_connections_make_room_for_new_clients() {
     // 128 descriptors; 200 idle clients would take them all.
-    let facade = start_facade_limited(&[], Some(128), LogAfterStart::Drain).await;
+    let facade = start_facade(&[], Some(128), LogAfterStart::Drain).await;
     let mut idle = Vec::new();
     for _ in 0..200 {
         let mut stream = TcpStream::connect(facade.addr).await.unwrap();
@@ -211,7 +188,7 @@ async fn raw_request(addr: SocketAddr, head: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_paths_and_request_ids_get_json_4xx_and_bounded_log_lines() {
-    let facade = start_facade_limited(&[], None, LogAfterStart::Capture).await;
+    let facade = start_facade(&[], None, LogAfterStart::Capture).await;
     let segment = format!("/{}", "s".repeat(256));
     let five_kb = "/abcd".repeat(1024);
     for (path, status) in [(segment.as_str(), 404), (five_kb.as_str(), 414)] {

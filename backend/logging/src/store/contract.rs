@@ -18,7 +18,7 @@ use super::{Inserted, NewMessage, Store, StoreError};
 /// adds the promises about reopening.
 macro_rules! store_contract_tests {
     ($open:ident) => {
-        store_contract_tests!(@module $open,
+        store_contract_tests!(@module contract, $open,
             a_new_id_is_stored_and_the_same_message_again_is_a_duplicate,
             the_same_id_with_another_text_is_a_conflict_and_stores_nothing,
             list_keeps_insertion_order_and_equal_texts_under_other_ids,
@@ -30,20 +30,11 @@ macro_rules! store_contract_tests {
         );
     };
     ($open:ident, durable) => {
-        store_contract_tests!(@module $open,
-            a_new_id_is_stored_and_the_same_message_again_is_a_duplicate,
-            the_same_id_with_another_text_is_a_conflict_and_stores_nothing,
-            list_keeps_insertion_order_and_equal_texts_under_other_ids,
-            concurrent_inserts_of_one_id_store_it_once,
-            many_concurrent_inserts_store_each_id_once,
-            text_is_stored_byte_for_byte,
-            a_working_store_passes_its_check,
-            after_close_every_call_fails_cleanly,
-            messages_and_ids_survive_a_reopen
-        );
+        store_contract_tests!($open);
+        store_contract_tests!(@module durable_contract, $open, messages_and_ids_survive_a_reopen);
     };
-    (@module $open:ident, $($promise:ident),+) => {
-        mod contract {
+    (@module $module:ident, $open:ident, $($promise:ident),+) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $promise() {
