@@ -381,8 +381,8 @@ async fn serve_connection<S: HttpService>(
                     closing = Some(Instant::now());
                 }
             }
-            // A request started or ended: the deadline is worked out again.
-            () = state.activity.notified() => {}
+            // The first request started: the deadline is worked out again.
+            () = state.first_request.notified() => {}
             () = tokio::time::sleep_until(wake) => {
                 let quiet = state.in_flight() == 0 && Instant::now() >= state.quiet_deadline(&limits);
                 match closing {
@@ -418,8 +418,10 @@ struct ConnectionState {
     last_activity_ms: AtomicU64,
     /// Woken to ask the connection to close and free its slot.
     evict: Notify,
-    /// Woken when a request starts or ends, so the connection's deadline is worked out anew.
-    activity: Notify,
+    /// Woken when the first request starts: the connection's deadline changes from the
+    /// header-read timeout to the idle timeout, which may be shorter. (Later requests only
+    /// move the deadline later, which the watch finds when it wakes.)
+    first_request: Notify,
 }
 
 impl ConnectionState {
@@ -430,7 +432,7 @@ impl ConnectionState {
             served: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
             evict: Notify::new(),
-            activity: Notify::new(),
+            first_request: Notify::new(),
         }
     }
 
@@ -441,7 +443,6 @@ impl ConnectionState {
     fn touch(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_activity_ms.store(ms, Ordering::SeqCst);
-        self.activity.notify_one();
     }
 
     fn last_activity(&self) -> Instant {
@@ -532,8 +533,10 @@ struct InFlight(Arc<ConnectionState>);
 impl InFlight {
     fn start(state: &Arc<ConnectionState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::SeqCst);
-        state.served.fetch_add(1, Ordering::SeqCst);
         state.touch();
+        if state.served.fetch_add(1, Ordering::SeqCst) == 0 {
+            state.first_request.notify_one();
+        }
         Self(Arc::clone(state))
     }
 }

@@ -88,10 +88,17 @@ impl Drop for InProcess {
 pub enum LogAfterStart {
     /// Keep reading it (discarding), so the process never blocks on a full pipe.
     Drain,
-    /// Keep reading it into [`ServiceProcess::log_lines`].
+    /// Keep reading it into [`ServiceProcess::log_lines`], with the log at debug level.
     Capture,
     /// Close it, as when whatever read the log went away.
     Close,
+}
+
+/// A process's log lines, as captured, and a signal for each new one.
+#[derive(Debug, Default)]
+struct CapturedLog {
+    lines: std::sync::Mutex<Vec<String>>,
+    added: tokio::sync::Notify,
 }
 
 /// A running service binary; killed (SIGKILL) if still running when dropped.
@@ -101,8 +108,8 @@ pub struct ServiceProcess {
     child: Option<Child>,
     /// Where it listens, as it logged it.
     pub addr: SocketAddr,
-    /// The log lines read so far, with [`LogAfterStart::Capture`].
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The log lines read so far, with [`LogAfterStart::Capture`], and a signal for each new one.
+    log: std::sync::Arc<CapturedLog>,
 }
 
 impl ServiceProcess {
@@ -115,14 +122,22 @@ impl ServiceProcess {
     {
         let mut child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", "info")
+            // A captured log is there to be read: everything down to debug.
+            .env(
+                "RUST_LOG",
+                if log == LogAfterStart::Capture {
+                    "debug"
+                } else {
+                    "info"
+                },
+            )
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
         let stderr = child.stderr.take().unwrap();
         let binary_name = binary.to_owned();
-        let log_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log_lines = std::sync::Arc::new(CapturedLog::default());
         let captured = std::sync::Arc::clone(&log_lines);
         let addr = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stderr).lines();
@@ -143,7 +158,8 @@ impl ServiceProcess {
                         LogAfterStart::Capture => {
                             std::thread::spawn(move || {
                                 for line in lines.map_while(Result::ok) {
-                                    captured.lock().unwrap().push(line);
+                                    captured.lines.lock().unwrap().push(line);
+                                    captured.added.notify_waiters();
                                 }
                             });
                         }
@@ -168,7 +184,24 @@ impl ServiceProcess {
 
     /// The log lines captured so far (see [`LogAfterStart::Capture`]).
     pub fn log_lines(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.log.lines.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 10 s) until a captured log line satisfies `wanted`, and returns it.
+    pub async fn wait_for_log_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let added = self.log.added.notified();
+                tokio::pin!(added);
+                added.as_mut().enable();
+                if let Some(line) = self.log_lines().into_iter().find(|line| wanted(line)) {
+                    return line;
+                }
+                added.await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no such log line within 10 s:\n{:#?}", self.log_lines()))
     }
 
     /// The process id.

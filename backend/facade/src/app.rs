@@ -88,7 +88,10 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
-        .layer(axum::middleware::map_response(web::html_has_a_policy))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            web::policy_if_html,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

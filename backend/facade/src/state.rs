@@ -18,9 +18,22 @@ pub(crate) struct Limits {
     pub(crate) max_message_bytes: usize,
 }
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs, behind one `Arc`: the router clones the state for every
+/// request, so a clone must cost one reference count, not a copy of each client.
 #[derive(Debug, Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub(crate) struct Shared {
     /// The logging service, with retries.
     pub(crate) logging: LoggingClient,
     /// The messages service.
@@ -38,7 +51,7 @@ impl AppState {
     pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             logging: LoggingClient::new(&settings.logging_url, policy, budget)
                 .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?,
             messages: MessagesClient::new(
@@ -52,6 +65,6 @@ impl AppState {
                 max_message_bytes: settings.max_message_bytes,
             },
             static_dir: Arc::from(settings.static_dir.as_path()),
-        })
+        })))
     }
 }

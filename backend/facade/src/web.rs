@@ -6,7 +6,7 @@
 //!   a rebuild must show at once), sent with `Cache-Control: no-cache` and a
 //!   Content-Security-Policy that allows exactly its own inline loader scripts (by hash) and
 //!   WebAssembly, nothing from other origins, and no framing. As a safety net,
-//!   [`html_has_a_policy`] gives any other HTML answer a policy that allows nothing.
+//!   [`policy_if_html`] gives any other HTML answer a policy that allows nothing.
 //! - Files whose names carry Trunk's content hash are cached for a year (`immutable`); other
 //!   files must be revalidated.
 //! - Files never leave the static directory: a path is resolved (symlinks included) and
@@ -156,24 +156,15 @@ async fn serve_page(file: &Path, static_dir: &Path) -> Response {
     }
 }
 
-/// Middleware: any HTML answer that does not carry a policy gets one that allows nothing, so
-/// no HTML the facade sends can be framed or run scripts by accident.
-pub(crate) async fn html_has_a_policy(mut response: Response) -> Response {
-    let is_html = response
+/// For the response-header layer: any HTML answer that carries no policy of its own gets one
+/// that allows nothing, so no HTML the facade sends can be framed or run scripts by accident.
+pub(crate) fn policy_if_html<B>(response: &Response<B>) -> Option<HeaderValue> {
+    response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/html"));
-    if is_html
-        && !response
-            .headers()
-            .contains_key(header::CONTENT_SECURITY_POLICY)
-    {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, NOTHING_ALLOWED);
-    }
-    response
+        .is_some_and(|value| value.starts_with("text/html"))
+        .then_some(NOTHING_ALLOWED)
 }
 
 /// The policy for the page: only this origin, WebAssembly allowed, and inline scripts only
