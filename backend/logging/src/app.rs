@@ -14,6 +14,7 @@ use tower_http::{
 };
 
 use crate::{
+    deadline::DeadlineLayer,
     health::{StopProbe, StoreHealth},
     service::LoggingApi,
     settings::Settings,
@@ -25,7 +26,8 @@ use crate::{
 pub struct Application {
     /// The bound listener, with its connection limits.
     bound: Bound,
-    /// gRPC (LoggingService, health, reflection) behind gRPC-web, CORS, tracing and request ids.
+    /// gRPC (LoggingService, health, reflection); served behind the client's deadline,
+    /// gRPC-web, CORS, tracing and request ids.
     routes: tonic::service::Routes,
     /// Browser origins allowed cross-origin.
     cors_origins: Vec<HeaderValue>,
@@ -111,6 +113,7 @@ impl Application {
             )
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(DeadlineLayer)
             .service(self.routes);
         let served = self.bound.serve(service, shutdown).await;
         self.stop_probe.stop();

@@ -12,11 +12,13 @@
 //! - [`settings`]: flags and environment variables, and the choice of store.
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`).
 //! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses.
-//! - `health`: gRPC health kept in step with the store.
+//! - `health`: gRPC health kept in step with the store; `deadline`: each call's
+//!   `grpc-timeout`, enforced.
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
 //!   SQLite), and the contract suite every back-end passes.
 
 pub mod app;
+mod deadline;
 mod health;
 mod service;
 pub mod settings;
