@@ -94,7 +94,7 @@ impl ConnectionLimits {
             Some(limit) => {
                 let fits = limit.saturating_sub(RESERVED_DESCRIPTORS).max(1);
                 if fits < self.max_connections {
-                    tracing::warn!(
+                    tracing::info!(
                         configured = self.max_connections,
                         used = fits,
                         open_file_limit = limit,
