@@ -1,4 +1,4 @@
-//! JSON shapes of the facade's HTTP API (the original's routes and `/api/`).
+//! JSON shapes and paths of the facade's HTTP API (the original's routes and `/api/`).
 //!
 //! Field names and status strings are the original's, so a client of the Python facade works
 //! unchanged.

@@ -3,8 +3,8 @@
 //! - [`logging`]: the protobuf messages of `logging.proto` (always built, so they compile to
 //!   `wasm32-unknown-unknown`), with the tonic client and server stubs behind the `client`
 //!   and `server` features.
-//! - [`api`]: the JSON shapes of the facade's HTTP API, one definition for the server and the
-//!   browser page.
+//! - [`api`]: the JSON shapes and the paths of the facade's HTTP API, one definition for the
+//!   server and the browser page.
 //! - [`MessageText`]: a message text known to be non-blank and within a size limit, so neither
 //!   service ever handles an unchecked string.
 
