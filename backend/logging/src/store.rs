@@ -2,6 +2,7 @@
 //!
 //! - [`MemoryStore`] (`memory.rs`): in memory, as the original; lost on exit.
 //! - [`SqliteStore`] (`sqlite.rs`): a SQLite file, durable, with group commit (the default).
+//! - `FaultyStore` (`faulty.rs`, feature `testing`): a memory store that fails on demand.
 //!
 //! The service holds an `Arc<dyn Store>` chosen at start-up (see `StoreChoice`), so adding a
 //! back-end is one file here and one arm in the settings parser. Every back-end passes the
@@ -17,9 +18,13 @@ use uuid::Uuid;
 #[cfg(test)]
 #[macro_use]
 mod contract;
+#[cfg(feature = "testing")]
+mod faulty;
 mod memory;
 mod sqlite;
 
+#[cfg(feature = "testing")]
+pub use faulty::{Fault, FaultyStore};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 

@@ -15,38 +15,16 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use logging_service::{
     Application, Settings,
-    store::{Inserted, MemoryStore, NewMessage, Store, StoreError},
+    store::{Fault, FaultyStore},
 };
 use msglog_common::testing::InProcess;
 use msglog_proto::logging::LogRequest;
 use prost::Message as _;
 
-/// A store whose inserts never finish, as one stuck on a dead disk.
-#[derive(Debug, Default)]
-struct StuckStore {
-    inner: MemoryStore,
-}
-
-#[async_trait::async_trait]
-impl Store for StuckStore {
-    async fn insert(&self, _message: NewMessage) -> Result<Inserted, StoreError> {
-        std::future::pending().await
-    }
-    async fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list().await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
-    async fn close(&self) {
-        self.inner.close().await;
-    }
-}
-
 #[tokio::test]
 async fn a_call_past_its_grpc_timeout_is_answered_deadline_exceeded_by_the_server() {
     let settings = Settings::try_parse_from(["logging-service", "--addr", "127.0.0.1:0"]).unwrap();
-    let app = Application::build_with_store(&settings, Arc::new(StuckStore::default()))
+    let app = Application::build_with_store(&settings, Arc::new(FaultyStore::new(Fault::Hang)))
         .await
         .unwrap();
     let logging = InProcess::spawn(app.addr(), |stop| app.run_until(stop));

@@ -3,18 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use clap::Parser as _;
 use logging_service::{
     Application, Settings,
-    store::{Inserted, MemoryStore, NewMessage, SqliteStore, Store, StoreError},
+    store::{Fault, FaultyStore, SqliteStore, Store},
 };
 use msglog_common::testing::{InProcess, TempDir};
 use msglog_proto::logging::{Empty, LogRequest, logging_service_client::LoggingServiceClient};
@@ -23,42 +17,6 @@ use tonic_health::pb::{
     HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
     health_client::HealthClient,
 };
-
-/// A memory store that fails every call while `failing` is set, as a store on a dead disk.
-#[derive(Debug, Default)]
-struct SwitchableStore {
-    inner: MemoryStore,
-    failing: AtomicBool,
-}
-
-impl SwitchableStore {
-    fn fail_if_switched(&self) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("disk gone".to_owned()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for SwitchableStore {
-    async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
-        self.fail_if_switched()?;
-        self.inner.insert(message).await
-    }
-    async fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.fail_if_switched()?;
-        self.inner.list().await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.fail_if_switched()?;
-        self.inner.check().await
-    }
-    async fn close(&self) {
-        self.inner.close().await;
-    }
-}
 
 async fn start(store: Arc<dyn Store>) -> (InProcess, Channel) {
     let settings = Settings::try_parse_from([
@@ -115,7 +73,7 @@ fn request(id: u128, text: &str) -> LogRequest {
 
 #[tokio::test]
 async fn health_is_not_serving_while_the_store_fails_and_serving_once_it_recovers() {
-    let store = Arc::new(SwitchableStore::default());
+    let store = Arc::new(FaultyStore::default());
     let (_service, channel) = start(Arc::clone(&store) as Arc<dyn Store>).await;
     let mut client = LoggingServiceClient::new(channel.clone());
     let mut whole = watch(&channel, "").await;
@@ -123,14 +81,14 @@ async fn health_is_not_serving_while_the_store_fails_and_serving_once_it_recover
     wait_for(&mut whole, ServingStatus::Serving).await;
 
     client.log_message(request(1, "before")).await.unwrap();
-    store.failing.store(true, Ordering::SeqCst);
+    store.set(Fault::Unavailable);
     let status = client.log_message(request(2, "during")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     wait_for(&mut whole, ServingStatus::NotServing).await;
     wait_for(&mut logging, ServingStatus::NotServing).await;
 
     // No call comes in: the probe alone sees the store recover.
-    store.failing.store(false, Ordering::SeqCst);
+    store.set(Fault::None);
     wait_for(&mut whole, ServingStatus::Serving).await;
     wait_for(&mut logging, ServingStatus::Serving).await;
     client.log_message(request(2, "during")).await.unwrap();

@@ -1,15 +1,12 @@
 //! Retries against a logging service that is absent, late, restarted, hung or flaky.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use facade_service::DedupMode;
-use logging_service::store::{Inserted, MemoryStore, NewMessage, Store, StoreError};
+use logging_service::store::{Fault, FaultyStore};
 use msglog_common::testing::TempDir;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -161,42 +158,13 @@ async fn logging_restarted_on_the_same_port_gets_the_very_next_post() {
     logging.stop().await;
 }
 
-/// A store that stores the message and then fails the answer, once: the facade cannot know
-/// whether the message was kept, and must retry without doubling it.
-#[derive(Debug, Default)]
-struct StoresThenFailsOnce {
-    inner: MemoryStore,
-    answered_once: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl Store for StoresThenFailsOnce {
-    async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
-        let inserted = self.inner.insert(message).await?;
-        if !self.answered_once.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("answer lost".to_owned()));
-        }
-        Ok(inserted)
-    }
-
-    async fn list(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.list().await
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
-
-    async fn close(&self) {
-        self.inner.close().await;
-    }
-}
-
 #[tokio::test]
 async fn a_retry_after_a_lost_answer_leaves_exactly_one_copy() {
     for dedup in [DedupMode::Content, DedupMode::Unique] {
         let messages = spawn_messages().await;
-        let logging = spawn_logging_over(Arc::new(StoresThenFailsOnce::default())).await;
+        // The store keeps the message and then fails the answer, once: the facade cannot know
+        // whether the message was kept, and must retry without doubling it.
+        let logging = spawn_logging_over(Arc::new(FaultyStore::new(Fault::LoseNextAnswer))).await;
         let mut settings = facade_settings(&logging.url(), &messages.url());
         settings.dedup = dedup;
         let facade = spawn_facade(settings).await;

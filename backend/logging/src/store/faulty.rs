@@ -1,0 +1,87 @@
+//! A memory store that misbehaves on demand (feature `testing`): what the services do when a
+//! store fails is tested with it, with no copy of a store in each test.
+
+use std::sync::{Mutex, PoisonError};
+
+use super::{Inserted, MemoryStore, NewMessage, Store, StoreError};
+
+/// How [`FaultyStore`] misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// It does not: a plain memory store.
+    #[default]
+    None,
+    /// Every call fails with [`StoreError::Unavailable`], as on a dead disk.
+    Unavailable,
+    /// The next insert stores its message and then fails, once: the caller cannot know the
+    /// message was kept.
+    LoseNextAnswer,
+    /// Inserts never finish.
+    Hang,
+}
+
+/// A [`MemoryStore`] with a [`Fault`] switch.
+#[derive(Debug, Default)]
+pub struct FaultyStore {
+    /// Where messages are kept when nothing fails.
+    inner: MemoryStore,
+    /// The fault in force.
+    fault: Mutex<Fault>,
+}
+
+impl FaultyStore {
+    /// A store with `fault` in force.
+    pub fn new(fault: Fault) -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            fault: Mutex::new(fault),
+        }
+    }
+
+    /// Puts `fault` in force.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    fn fault(&self) -> Fault {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unavailable() -> StoreError {
+        StoreError::Unavailable("the store fails on purpose".to_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FaultyStore {
+    async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+        match self.fault() {
+            Fault::None => self.inner.insert(message).await,
+            Fault::Unavailable => Err(Self::unavailable()),
+            Fault::LoseNextAnswer => {
+                self.inner.insert(message).await?;
+                self.set(Fault::None);
+                Err(StoreError::Unavailable("the answer was lost".to_owned()))
+            }
+            Fault::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        match self.fault() {
+            Fault::Unavailable => Err(Self::unavailable()),
+            _ => self.inner.list().await,
+        }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        match self.fault() {
+            Fault::Unavailable => Err(Self::unavailable()),
+            _ => self.inner.check().await,
+        }
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
