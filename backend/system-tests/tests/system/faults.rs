@@ -20,7 +20,7 @@ use facade_service::Settings;
 use msglog_common::testing::{InProcess, LogAfterStart, ServiceProcess, TempDir};
 use tokio::{sync::Notify, task::JoinHandle};
 
-use crate::helpers::{facade_settings, spawn_facade};
+use crate::helpers::{Client, facade_settings, spawn_facade};
 
 /// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
 async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
@@ -59,18 +59,6 @@ async fn start_facade(logging: SocketAddr, tweak: impl FnOnce(&mut Settings)) ->
     settings.request_timeout_ms = 30_000;
     tweak(&mut settings);
     spawn_facade(settings).await
-}
-
-async fn logged_messages(http: &reqwest::Client, facade: &str) -> Vec<String> {
-    let body: serde_json::Value = http
-        .get(format!("{facade}/get_messages"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    serde_json::from_value(body["logged_messages"].clone()).unwrap()
 }
 
 /// One POST's outcome: the status, and whether the body was a JSON object as promised.
@@ -195,17 +183,10 @@ async fn a_restarted_logging_has_every_message_in_order() {
     let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
     let addr = logging.addr;
     let facade = start_facade(addr, |_| {}).await;
-    let facade = facade.url();
-    let http = reqwest::Client::new();
+    let client = Client::new(&facade);
     let texts: Vec<_> = (0..100).map(|i| format!("kept-{i}")).collect();
     for text in &texts {
-        let response = http
-            .post(format!("{facade}/send_message"))
-            .json(&serde_json::json!({ "message": text }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(client.post_message(text).await.0, 200);
     }
 
     terminate(logging).await;
@@ -217,17 +198,9 @@ async fn a_restarted_logging_has_every_message_in_order() {
         wal.display()
     );
     let logging = start_logging(&db, addr).await;
-    assert_eq!(logged_messages(&http, &facade).await, texts);
+    assert_eq!(client.stored().await, texts);
     // Ids survive too: the same text is still a duplicate.
-    let again: serde_json::Value = http
-        .post(format!("{facade}/send_message"))
-        .json(&serde_json::json!({ "message": "kept-7" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, again) = client.post_message("kept-7").await;
     assert_eq!(again["status"], "duplicate");
     terminate(logging).await;
 }
@@ -273,7 +246,7 @@ async fn load_through_fault(
     let logging = start_logging(&db, addr).await;
 
     let outcomes = load.await.unwrap();
-    let stored = logged_messages(&reqwest::Client::new(), &facade.url()).await;
+    let stored = Client::new(&facade).stored().await;
     let acknowledged = check(prefix, &outcomes, &stored);
     terminate(logging).await;
     (outcomes, acknowledged, stored)
