@@ -1,13 +1,18 @@
 //! Generates the protobuf types (always) and the tonic client / server stubs (behind the
-//! `client` / `server` features) from `logging.proto`, with the protoc binary shipped by the
-//! `protoc-bin-vendored` crate, so no system protoc is needed.
+//! `client` / `server` features) from `logging.proto` (the original's contract, no package)
+//! and `msglog/v1/message_log.proto` (the gateway's, package `msglog.v1`), with the protoc
+//! binary shipped by the `protoc-bin-vendored` crate, so no system protoc is needed. Each file
+//! gets its own descriptor set, so a server's reflection lists only the services it serves.
 
 use std::{env, io, path::PathBuf};
 
 fn main() -> io::Result<()> {
-    let proto = "logging.proto";
-    println!("cargo:rerun-if-changed={proto}");
+    compile("logging.proto", "logging_descriptor.bin")?;
+    compile("msglog/v1/message_log.proto", "msglog_v1_descriptor.bin")
+}
 
+fn compile(proto: &str, descriptor: &str) -> io::Result<()> {
+    println!("cargo:rerun-if-changed={proto}");
     let out_dir = PathBuf::from(
         env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR is not set"))?,
     );
@@ -22,6 +27,6 @@ fn main() -> io::Result<()> {
         .build_transport(false)
         .client_mod_attribute(".", "#[cfg(feature = \"client\")]")
         .server_mod_attribute(".", "#[cfg(feature = \"server\")]")
-        .file_descriptor_set_path(out_dir.join("logging_descriptor.bin"))
+        .file_descriptor_set_path(out_dir.join(descriptor))
         .compile_with_config(config, &[proto], &["."])
 }

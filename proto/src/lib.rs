@@ -3,6 +3,8 @@
 //! - [`logging`]: the protobuf messages of `logging.proto` (always built, so they compile to
 //!   `wasm32-unknown-unknown`), with the tonic client and server stubs behind the `client`
 //!   and `server` features.
+//! - [`v1`]: the gateway's contract, `msglog/v1/message_log.proto` (service
+//!   `msglog.v1.MessageLog`: `Send`, `List`, `Watch`), built the same way.
 //! - [`api`]: the JSON shapes and the paths of the facade's HTTP API, one definition for the
 //!   server and the browser page.
 //! - [`MessageText`]: a message text known to be non-blank and within a size limit, so neither
@@ -27,4 +29,53 @@ pub mod logging {
     #[cfg(feature = "server")]
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/logging_descriptor.bin"));
+}
+
+/// Types generated from `msglog/v1/message_log.proto`: the gateway's API (package
+/// `msglog.v1`, so method paths are `/msglog.v1.MessageLog/Send` and so on). Field meanings
+/// are documented in the proto file.
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/msglog.v1.rs"));
+
+    /// Encoded `FileDescriptorSet` of `msglog/v1/message_log.proto`, for gRPC server reflection.
+    #[cfg(feature = "server")]
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/msglog_v1_descriptor.bin"));
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::v1::{ListResponse, StoredMessage, WatchEvent, watch_event::Event};
+
+    #[test]
+    fn a_page_tells_the_end_apart_from_a_cursor_of_zero() {
+        let end = ListResponse {
+            messages: vec![],
+            next_cursor: None,
+        };
+        let zero = ListResponse {
+            messages: vec![],
+            next_cursor: Some(0),
+        };
+        let decode = |page: &ListResponse| {
+            ListResponse::decode(page.encode_to_vec().as_slice()).expect("decodes")
+        };
+        assert_eq!(decode(&end).next_cursor, None);
+        assert_eq!(decode(&zero).next_cursor, Some(0));
+    }
+
+    #[test]
+    fn a_watch_event_carries_exactly_one_of_its_kinds() {
+        let event = WatchEvent {
+            event: Some(Event::Message(StoredMessage {
+                seq: 7,
+                id: "5f0e9d1c-2b3a-4c5d-8e7f-a1b2c3d4e5f6".to_owned(),
+                text: "hello".to_owned(),
+            })),
+        };
+        let decoded = WatchEvent::decode(event.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(decoded, event);
+    }
 }

@@ -351,6 +351,11 @@ async fn reflection_lists_the_logging_service() {
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"LoggingService".to_owned()), "{names:?}");
+    // Only what this service serves: the gateway's API lives in the facade.
+    assert!(
+        !names.iter().any(|name| name.starts_with("msglog.v1")),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
