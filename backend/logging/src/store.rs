@@ -8,8 +8,9 @@
 //! back-end is one file here and one arm in the settings parser. Every back-end passes the
 //! same contract suite (`contract.rs`, run by each back-end's tests): inserts are atomic and
 //! idempotent per id (two concurrent inserts of one id store it once; the same id with
-//! another text is a conflict that stores nothing), [`Store::list`] keeps insertion order, and
-//! a durable store keeps messages and ids across a reopen. How a back-end does so (a lock, a
+//! another text is a conflict that stores nothing), [`Store::list`] keeps insertion order,
+//! every message has a `seq` (its place in that order) that [`Store::page`] reads by, and a
+//! durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
 //! transaction, a script) is its own business.
 
 use msglog_proto::MessageText;
@@ -62,6 +63,27 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// A stored message and its place in insertion order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Its position, given by the store: the first message is 1, and each later one has a
+    /// larger seq. Never reused, never changed.
+    pub seq: u64,
+    /// Its id.
+    pub id: Uuid,
+    /// Its text.
+    pub text: String,
+}
+
+/// Where a page of messages starts (not included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The messages just after this seq (0: from the first).
+    After(u64),
+    /// The messages just before this seq (`u64::MAX`: the newest).
+    Before(u64),
+}
+
 /// A message store, shared by every call as an `Arc<dyn Store>`.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -70,6 +92,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Every stored text, in insertion order.
     async fn list(&self) -> Result<Vec<String>, StoreError>;
+
+    /// At most `limit` messages next to `cursor`, in insertion order (ascending seq) whatever
+    /// the direction. Costs the same at any store size.
+    async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError>;
 
     /// Whether the store can take writes now; the health check asks this while the store is
     /// failing, to see it recover.

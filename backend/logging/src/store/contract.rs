@@ -12,7 +12,7 @@ use msglog_common::testing::TempDir;
 use msglog_proto::MessageText;
 use uuid::Uuid;
 
-use super::{Inserted, NewMessage, Store, StoreError};
+use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
 
 /// Generates one `#[tokio::test]` per contract promise for the back-end `open`s; `durable`
 /// adds the promises about reopening.
@@ -26,12 +26,16 @@ macro_rules! store_contract_tests {
             many_concurrent_inserts_store_each_id_once,
             text_is_stored_byte_for_byte,
             a_working_store_passes_its_check,
-            after_close_every_call_fails_cleanly
+            after_close_every_call_fails_cleanly,
+            pages_walk_both_ways_in_seq_order_with_no_gap_or_double
         );
     };
     ($open:ident, durable) => {
         store_contract_tests!($open);
-        store_contract_tests!(@module durable_contract, $open, messages_and_ids_survive_a_reopen);
+        store_contract_tests!(@module durable_contract, $open,
+            messages_and_ids_survive_a_reopen,
+            seqs_survive_a_reopen_and_go_on_growing
+        );
     };
     (@module $module:ident, $open:ident, $($promise:ident),+) => {
         mod $module {
@@ -196,5 +200,110 @@ pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener) {
         store.insert(message(7, "other")).await,
         Err(StoreError::Conflict { .. })
     ));
+    store.close().await;
+}
+
+/// Every page of `limit` from one end to the other, following the cursors.
+async fn walk(store: &dyn Store, forward: bool, limit: usize) -> Vec<Stored> {
+    let mut seen = Vec::new();
+    let mut cursor = if forward {
+        Cursor::After(0)
+    } else {
+        Cursor::Before(u64::MAX)
+    };
+    loop {
+        let page = store.page(cursor, limit).await.unwrap();
+        assert!(page.len() <= limit);
+        assert!(
+            page.windows(2).all(|pair| pair[0].seq < pair[1].seq),
+            "ascending"
+        );
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            break;
+        };
+        cursor = if forward {
+            Cursor::After(last.seq)
+        } else {
+            Cursor::Before(first.seq)
+        };
+        if forward {
+            seen.extend(page);
+        } else {
+            seen.splice(0..0, page);
+        }
+    }
+    seen
+}
+
+pub(crate) async fn pages_walk_both_ways_in_seq_order_with_no_gap_or_double(open: Opener) {
+    let (_dir, store) = fresh(open).await;
+    assert!(store.page(Cursor::After(0), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .page(Cursor::Before(u64::MAX), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for n in 0..250 {
+        store
+            .insert(message(1000 + n, &format!("m{n}")))
+            .await
+            .unwrap();
+    }
+    // A duplicate takes no seq.
+    store.insert(message(1000, "m0")).await.unwrap();
+    let expected: Vec<_> = (0..250).map(|n| format!("m{n}")).collect();
+    for forward in [true, false] {
+        let walked = walk(store.as_ref(), forward, 100).await;
+        let texts: Vec<_> = walked.iter().map(|m| m.text.clone()).collect();
+        assert_eq!(texts, expected, "forward: {forward}");
+        assert!(walked.iter().all(|m| m.seq >= 1));
+        assert!(walked.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+        let ids: Vec<_> = walked.iter().map(|m| m.id).collect();
+        assert_eq!(
+            ids,
+            (0..250)
+                .map(|n| Uuid::from_u128(1000 + n))
+                .collect::<Vec<_>>()
+        );
+    }
+    // Cursors past either end give empty pages; a page from the middle starts right after it.
+    let all = walk(store.as_ref(), true, 1000).await;
+    let middle = all[124].seq;
+    let after = store.page(Cursor::After(middle), 3).await.unwrap();
+    assert_eq!(after, all[125..128].to_vec());
+    let before = store.page(Cursor::Before(middle), 3).await.unwrap();
+    assert_eq!(before, all[121..124].to_vec());
+    assert!(
+        store
+            .page(Cursor::After(all[249].seq), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .page(Cursor::Before(all[0].seq), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
+    let (dir, store) = fresh(open).await;
+    for n in 0..20 {
+        store.insert(message(n, &format!("m{n}"))).await.unwrap();
+    }
+    let before = store.page(Cursor::After(0), 100).await.unwrap();
+    store.close().await;
+    drop(store);
+    let store = open(dir.path().to_path_buf()).await;
+    assert_eq!(store.page(Cursor::After(0), 100).await.unwrap(), before);
+    store.insert(message(99, "later")).await.unwrap();
+    let newest = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
+    assert_eq!(newest[0].text, "later");
+    assert!(newest[0].seq > before[19].seq);
     store.close().await;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{Inserted, MemoryStore, NewMessage, Store, StoreError};
+use super::{Cursor, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored};
 
 /// How [`FaultyStore`] misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +71,13 @@ impl Store for FaultyStore {
         match self.fault() {
             Fault::Unavailable => Err(Self::unavailable()),
             _ => self.inner.list().await,
+        }
+    }
+
+    async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        match self.fault() {
+            Fault::Unavailable => Err(Self::unavailable()),
+            _ => self.inner.page(cursor, limit).await,
         }
     }
 

@@ -7,7 +7,7 @@ use std::{
 
 use uuid::Uuid;
 
-use super::{Inserted, NewMessage, Store, StoreError};
+use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
 
 /// Messages in memory.
 ///
@@ -21,8 +21,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct MemoryInner {
-    /// Position of each id in `texts`.
+    /// Position of each id in `texts` (and `ids`); a message's seq is its position + 1.
     index: HashMap<Uuid, usize>,
+    /// Ids in insertion order.
+    ids: Vec<Uuid>,
     /// Texts in insertion order.
     texts: Vec<String>,
     /// Set by [`Store::close`]: nothing is served after it.
@@ -60,12 +62,38 @@ impl Store for MemoryStore {
         }
         let position = inner.texts.len();
         inner.index.insert(message.id, position);
+        inner.ids.push(message.id);
         inner.texts.push(message.text.into_inner());
         Ok(Inserted::Stored)
     }
 
     async fn list(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.open_inner()?.texts.clone())
+    }
+
+    async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let inner = self.open_inner()?;
+        let len = inner.texts.len();
+        // Positions are seq - 1: seq > n starts at position n; seq < n ends before n - 1.
+        let (start, end) = match cursor {
+            Cursor::After(seq) => {
+                let start = usize::try_from(seq).unwrap_or(usize::MAX).min(len);
+                (start, start.saturating_add(limit).min(len))
+            }
+            Cursor::Before(seq) => {
+                let end = usize::try_from(seq.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .min(len);
+                (end.saturating_sub(limit), end)
+            }
+        };
+        Ok((start..end)
+            .map(|position| Stored {
+                seq: position as u64 + 1,
+                id: inner.ids[position],
+                text: inner.texts[position].clone(),
+            })
+            .collect())
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Inserted, NewMessage, Store, StoreError};
+use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
 
 /// The most inserts one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -330,23 +330,71 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|connection| {
+            let mut query =
+                connection.prepare_cached("SELECT text FROM messages ORDER BY rowid")?;
+            query
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            // The rowid is the seq: rows are never deleted and the file is never vacuumed, so
+            // rowids only grow and never change. Either way the read is one range of the
+            // rowid b-tree.
+            let (sql, bound) = match cursor {
+                Cursor::After(seq) => (
+                    "SELECT rowid, id, text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    seq,
+                ),
+                Cursor::Before(seq) => (
+                    "SELECT rowid, id, text FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+                    seq,
+                ),
+            };
+            let bound = i64::try_from(bound).unwrap_or(i64::MAX);
+            let mut query = connection.prepare_cached(sql)?;
+            let mut page = query
+                .query_map(params![bound, limit], |row| {
+                    let seq: i64 = row.get(0)?;
+                    let id: Vec<u8> = row.get(1)?;
+                    Ok(Stored {
+                        seq: u64::try_from(seq).unwrap_or_default(),
+                        id: uuid::Uuid::from_slice(&id).unwrap_or_default(),
+                        text: row.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if matches!(cursor, Cursor::Before(_)) {
+                page.reverse();
+            }
+            Ok(page)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs `query` on the read connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             let guard = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(connection) = guard.as_ref() else {
-                return Ok(Err(StoreError::Unavailable(
-                    "the store is closed".to_owned(),
-                )));
-            };
-            let mut query =
-                connection.prepare_cached("SELECT text FROM messages ORDER BY rowid")?;
-            let texts = query
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok::<_, rusqlite::Error>(Ok(texts))
+            match guard.as_ref() {
+                Some(connection) => {
+                    query(connection).map_err(|error| StoreError::Unavailable(error.to_string()))
+                }
+                None => Err(StoreError::Unavailable("the store is closed".to_owned())),
+            }
         })
         .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))?
         .map_err(|error| StoreError::Unavailable(error.to_string()))?
     }
 }
