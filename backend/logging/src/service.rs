@@ -5,8 +5,8 @@ use std::sync::Arc;
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
-        Empty, LogRequest, LogResponse, MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED,
-        logging_service_server::LoggingService,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, LoggedMessage,
+        MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, logging_service_server::LoggingService,
     },
 };
 use tonic::{Request, Response, Status};
@@ -14,8 +14,13 @@ use uuid::Uuid;
 
 use crate::{
     health::StoreHealth,
-    store::{Inserted, NewMessage, Store, StoreError},
+    store::{Cursor, Inserted, NewMessage, Store, StoreError, Stored},
 };
+
+/// Messages per page when the request says 0.
+const DEFAULT_PAGE: u32 = 100;
+/// The most messages one page may hold.
+const MAX_PAGE: u32 = 1000;
 
 /// The gRPC API: checks each request, then asks the store, and tells health how the store
 /// did.
@@ -65,6 +70,32 @@ impl LoggingApi {
     }
 }
 
+/// A page and the cursor of the next one in the same direction (`None`: the end was reached).
+/// One message more than asked for is read, to know whether another page follows.
+async fn page_and_next(
+    store: &dyn Store,
+    cursor: u64,
+    backward: bool,
+    limit: usize,
+) -> Result<(Vec<Stored>, Option<u64>), StoreError> {
+    let start = match (backward, cursor) {
+        (false, seq) => Cursor::After(seq),
+        (true, 0) => Cursor::Before(u64::MAX),
+        (true, seq) => Cursor::Before(seq),
+    };
+    let mut page = store.page(start, limit.saturating_add(1)).await?;
+    if page.len() <= limit {
+        return Ok((page, None));
+    }
+    if backward {
+        page.remove(0);
+        Ok((page.clone(), page.first().map(|m| m.seq)))
+    } else {
+        page.truncate(limit);
+        Ok((page.clone(), page.last().map(|m| m.seq)))
+    }
+}
+
 #[tonic::async_trait]
 impl LoggingService for LoggingApi {
     async fn log_message(
@@ -95,6 +126,45 @@ impl LoggingService for LoggingApi {
         };
         Ok(Response::new(LogResponse {
             status: status.to_owned(),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "limit is {n}; a page holds at most {MAX_PAGE} messages"
+                )));
+            }
+        };
+        let outcome = page_and_next(
+            self.store.as_ref(),
+            request.cursor,
+            request.backward,
+            limit as usize,
+        )
+        .await;
+        self.health.observe(&outcome).await;
+        let (page, next_cursor) = outcome.map_err(|error| {
+            tracing::error!(%error, "store failed");
+            Status::unavailable("message store unavailable")
+        })?;
+        Ok(Response::new(ListMessagesResponse {
+            messages: page
+                .into_iter()
+                .map(|stored| LoggedMessage {
+                    seq: stored.seq,
+                    id: stored.id.to_string(),
+                    message: stored.text,
+                })
+                .collect(),
+            next_cursor,
         }))
     }
 

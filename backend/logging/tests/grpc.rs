@@ -453,3 +453,73 @@ async fn malformed_protobuf_is_refused_and_the_service_stays_up() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn list_messages_walks_every_page_both_ways_with_no_gap_or_double() {
+    use msglog_proto::logging::ListMessagesRequest;
+
+    let server = TestLogging::start().await;
+    let mut client = server.client().await;
+    let texts: Vec<_> = (0..250).map(|n| format!("m{n}")).collect();
+    for (n, text) in texts.iter().enumerate() {
+        let id = uuid::Uuid::from_u128(n as u128 + 1).to_string();
+        client.log_message(log_request(&id, text)).await.unwrap();
+    }
+    for backward in [false, true] {
+        let mut walked = Vec::new();
+        let mut cursor = 0;
+        let mut pages = 0;
+        loop {
+            let page = client
+                .list_messages(ListMessagesRequest {
+                    cursor,
+                    limit: 100,
+                    backward,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            pages += 1;
+            assert!(page.messages.windows(2).all(|p| p[0].seq < p[1].seq));
+            if backward {
+                walked.splice(0..0, page.messages);
+            } else {
+                walked.extend(page.messages);
+            }
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        assert_eq!(
+            pages, 3,
+            "250 messages in pages of 100 (backward: {backward})"
+        );
+        let got: Vec<_> = walked.iter().map(|m| m.message.clone()).collect();
+        assert_eq!(got, texts, "backward: {backward}");
+        assert!(walked.windows(2).all(|p| p[0].seq < p[1].seq));
+        assert_eq!(walked[0].id, uuid::Uuid::from_u128(1).to_string());
+    }
+
+    // The default page, and a limit over the maximum.
+    let default = client
+        .list_messages(ListMessagesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(default.messages.len(), 100);
+    let status = client
+        .list_messages(ListMessagesRequest {
+            cursor: 0,
+            limit: 1001,
+            backward: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("at most 1000"),
+        "{}",
+        status.message()
+    );
+}

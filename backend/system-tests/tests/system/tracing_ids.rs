@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use msglog_common::testing::InProcess;
 use msglog_proto::logging::{
-    Empty, LogRequest, LogResponse, MessagesResponse,
+    Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, MessagesResponse,
     logging_service_server::{LoggingService, LoggingServiceServer},
 };
 use tonic::{Request, Response, Status};
@@ -47,6 +47,14 @@ impl LoggingService for RecordingLogging {
     ) -> Result<Response<MessagesResponse>, Status> {
         self.record(&request);
         Ok(Response::new(MessagesResponse { messages: vec![] }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        self.record(&request);
+        Err(Status::unimplemented("not recorded"))
     }
 }
 
