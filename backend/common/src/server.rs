@@ -282,9 +282,13 @@ pub async fn serve<S: HttpService>(
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            Err(error) if is_connection_error(&error) => {
+                // That one client's connection went away before it was accepted.
+                tracing::debug!(%error, "a connection ended before it was accepted");
+                continue;
+            }
             Err(error) => {
-                // Out of descriptors or a connection reset before it was accepted: wait a
-                // little rather than spin, and go on.
+                // Out of descriptors, say: wait a little rather than spin, and go on.
                 tracing::warn!(%error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -331,6 +335,17 @@ pub async fn serve<S: HttpService>(
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// Whether an accept error concerns one connection only (it was reset or aborted before it
+/// was accepted), rather than the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Serves one connection, closing it when the limits say so or the server stops.
