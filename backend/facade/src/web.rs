@@ -137,11 +137,11 @@ async fn resolve(root: &Path, path: &str) -> Resolved {
 async fn serve_page(file: &Path, static_dir: &Path) -> Response {
     match tokio::fs::read_to_string(file).await {
         Ok(html) => {
-            let mut response = Html(html.clone()).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, NO_CACHE);
             let policy =
                 HeaderValue::from_str(&content_security_policy(&html)).unwrap_or(NOTHING_ALLOWED);
+            let mut response = Html(html).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, NO_CACHE);
             headers.insert(header::CONTENT_SECURITY_POLICY, policy);
             response
         }

@@ -87,13 +87,15 @@ async fn page_and_next(
     if page.len() <= limit {
         return Ok((page, None));
     }
-    if backward {
+    let next = if backward {
         page.remove(0);
-        Ok((page.clone(), page.first().map(|m| m.seq)))
+        page.first()
     } else {
         page.truncate(limit);
-        Ok((page.clone(), page.last().map(|m| m.seq)))
+        page.last()
     }
+    .map(|message| message.seq);
+    Ok((page, next))
 }
 
 #[tonic::async_trait]
