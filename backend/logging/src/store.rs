@@ -9,8 +9,8 @@
 //! same contract suite (`contract.rs`, run by each back-end's tests): inserts are atomic and
 //! idempotent per id (two concurrent inserts of one id store it once; the same id with
 //! another text is a conflict that stores nothing), [`Store::list`] keeps insertion order,
-//! every message has a `seq` (its place in that order) that [`Store::page`] reads by, and a
-//! durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
+//! every message has a `seq` (its place in that order) that [`Store::page`] reads by,
+//! [`Store::subscribe`] tells watchers the newest committed seq, and a durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
 //! transaction, a script) is its own business.
 
 use msglog_proto::MessageText;
@@ -84,6 +84,13 @@ pub enum Cursor {
     Before(u64),
 }
 
+/// The newest seq a store has committed (0 while it is empty), from [`Store::subscribe`].
+///
+/// A watcher waits for it to change, then reads what is new with [`Store::page`] from its own
+/// cursor. Writers only replace one number, so a slow or stalled watcher costs them nothing and
+/// holds no buffer: however far behind it falls, it catches up from the store.
+pub type Newest = tokio::sync::watch::Receiver<u64>;
+
 /// A message store, shared by every call as an `Arc<dyn Store>`.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -96,6 +103,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// At most `limit` messages next to `cursor`, in insertion order (ascending seq) whatever
     /// the direction. Costs the same at any store size.
     async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError>;
+
+    /// Follows the newest committed seq: it changes after each commit, once the new messages
+    /// can be read with [`Store::page`].
+    fn subscribe(&self) -> Newest;
 
     /// Whether the store can take writes now; the health check asks this while the store is
     /// failing, to see it recover.

@@ -27,14 +27,17 @@ macro_rules! store_contract_tests {
             text_is_stored_byte_for_byte,
             a_working_store_passes_its_check,
             after_close_every_call_fails_cleanly,
-            pages_walk_both_ways_in_seq_order_with_no_gap_or_double
+            pages_walk_both_ways_in_seq_order_with_no_gap_or_double,
+            subscribers_see_the_newest_seq_once_it_can_be_read,
+            a_subscriber_that_never_reads_holds_up_no_writer
         );
     };
     ($open:ident, durable) => {
         store_contract_tests!($open);
         store_contract_tests!(@module durable_contract, $open,
             messages_and_ids_survive_a_reopen,
-            seqs_survive_a_reopen_and_go_on_growing
+            seqs_survive_a_reopen_and_go_on_growing,
+            a_reopened_store_starts_its_subscribers_at_its_newest_seq
         );
     };
     (@module $module:ident, $open:ident, $($promise:ident),+) => {
@@ -305,5 +308,66 @@ pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
     let newest = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
     assert_eq!(newest[0].text, "later");
     assert!(newest[0].seq > before[19].seq);
+    store.close().await;
+}
+
+pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Opener) {
+    let (_dir, store) = fresh(open).await;
+    let mut newest = store.subscribe();
+    assert_eq!(*newest.borrow_and_update(), 0, "an empty store");
+    // A watcher waiting before the write is woken by it and finds the message readable.
+    let watcher = {
+        let store = Arc::clone(&store);
+        let mut newest = store.subscribe();
+        tokio::spawn(async move {
+            newest.changed().await.unwrap();
+            let seq = *newest.borrow_and_update();
+            (seq, store.page(Cursor::After(0), 10).await.unwrap())
+        })
+    };
+    store.insert(message(1, "a")).await.unwrap();
+    let (seen, page) = watcher.await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(seen, page[0].seq);
+    assert!(newest.has_changed().unwrap());
+    assert_eq!(*newest.borrow_and_update(), page[0].seq);
+    // A duplicate, a conflict and a check store nothing, and move nothing.
+    store.insert(message(1, "a")).await.unwrap();
+    store.insert(message(1, "b")).await.unwrap_err();
+    store.check().await.unwrap();
+    assert!(!newest.has_changed().unwrap());
+    store.insert(message(2, "b")).await.unwrap();
+    let last = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
+    assert_eq!(*newest.borrow_and_update(), last[0].seq);
+}
+
+pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opener) {
+    let (_dir, store) = fresh(open).await;
+    let _stalled: Vec<_> = (0..100).map(|_| store.subscribe()).collect();
+    let inserts: Vec<_> = (0..500)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(message(n, &format!("m{n}"))).await })
+        })
+        .collect();
+    for insert in inserts {
+        assert_eq!(insert.await.unwrap().unwrap(), Inserted::Stored);
+    }
+    let newest = store.subscribe();
+    let last = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
+    assert_eq!(*newest.borrow(), last[0].seq);
+}
+
+pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(open: Opener) {
+    let (dir, store) = fresh(open).await;
+    for n in 0..5 {
+        store.insert(message(n, &format!("m{n}"))).await.unwrap();
+    }
+    let newest = *store.subscribe().borrow();
+    store.close().await;
+    drop(store);
+    let store = open(dir.path().to_path_buf()).await;
+    assert_eq!(*store.subscribe().borrow(), newest);
+    assert_ne!(newest, 0);
     store.close().await;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{Cursor, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored};
+use super::{Cursor, Inserted, MemoryStore, NewMessage, Newest, Store, StoreError, Stored};
 
 /// How [`FaultyStore`] misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,6 +79,10 @@ impl Store for FaultyStore {
             Fault::Unavailable => Err(Self::unavailable()),
             _ => self.inner.page(cursor, limit).await,
         }
+    }
+
+    fn subscribe(&self) -> Newest {
+        self.inner.subscribe()
     }
 
     async fn check(&self) -> Result<(), StoreError> {

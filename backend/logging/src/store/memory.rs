@@ -5,18 +5,30 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
+use super::{Cursor, Inserted, NewMessage, Newest, Store, StoreError, Stored};
 
 /// Messages in memory.
 ///
 /// An index from id to position gives O(1) duplicate checks (the original scanned every
 /// stored text). The lock is a plain mutex held for a map look-up and a push, never across an
 /// `.await`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
+    /// The newest seq, replaced under the lock so it only grows.
+    newest: watch::Sender<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            newest: watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +76,7 @@ impl Store for MemoryStore {
         inner.index.insert(message.id, position);
         inner.ids.push(message.id);
         inner.texts.push(message.text.into_inner());
+        self.newest.send_replace(position as u64 + 1);
         Ok(Inserted::Stored)
     }
 
@@ -94,6 +107,10 @@ impl Store for MemoryStore {
                 text: inner.texts[position].clone(),
             })
             .collect())
+    }
+
+    fn subscribe(&self) -> Newest {
+        self.newest.subscribe()
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -10,7 +10,8 @@
 //! on disk.
 //!
 //! Reads (`list`) use their own connection on the blocking pool; WAL lets them run while the
-//! writer commits. The health probe ([`Store::check`]) goes through the writer too: it writes
+//! writer commits. After each commit the writer publishes the batch's largest rowid as the newest
+//! seq ([`Store::subscribe`]). The health probe ([`Store::check`]) goes through the writer too: it writes
 //! and commits one row of its own table, so it fails exactly when inserts would.
 
 use std::{
@@ -24,9 +25,9 @@ use std::{
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
+use super::{Cursor, Inserted, NewMessage, Newest, Store, StoreError, Stored};
 
 /// The most inserts one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -73,6 +74,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Option<Connection>>>,
     /// Transactions committed, for tests and stats: fewer than inserts when grouping works.
     commits: Arc<AtomicU64>,
+    /// The newest committed rowid, published by the writer after each commit.
+    newest: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Write {
@@ -92,13 +95,20 @@ impl SqliteStore {
             .with_context(|| format!("cannot open the message database {}", path.display()))?;
         let reader = open_connection(&path, false)
             .with_context(|| format!("cannot open the message database {}", path.display()))?;
+        let newest: i64 = reader
+            .query_row("SELECT coalesce(max(rowid), 0) FROM messages", [], |row| {
+                row.get(0)
+            })
+            .with_context(|| format!("cannot read the message database {}", path.display()))?;
+        let newest = Arc::new(watch::Sender::new(u64::try_from(newest).unwrap_or(0)));
         let commits = Arc::new(AtomicU64::new(0));
         let (writes, queue) = mpsc::unbounded_channel();
         let thread = {
             let commits = Arc::clone(&commits);
+            let newest = Arc::clone(&newest);
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || write_loop(writer, queue, &commits))
+                .spawn(move || write_loop(writer, queue, &commits, &newest))
                 .context("cannot start the database writer thread")?
         };
         tracing::info!(path = %path.display(), "message database open");
@@ -108,6 +118,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(thread)),
             reader: Arc::new(Mutex::new(Some(reader))),
             commits,
+            newest,
         })
     }
 
@@ -203,6 +214,7 @@ fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     commits: &AtomicU64,
+    newest: &watch::Sender<u64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut probes = Vec::new();
@@ -236,8 +248,11 @@ fn write_loop(
         }
         let outcome = write_batch(&mut connection, &batch);
         match outcome {
-            Ok(results) => {
+            Ok((results, last_rowid)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
+                if let Some(rowid) = last_rowid {
+                    newest.send_replace(rowid);
+                }
                 tracing::debug!(size = batch.len(), "batch committed");
                 for (write, result) in batch.drain(..).zip(results) {
                     let _ = write.reply.send(result);
@@ -269,13 +284,15 @@ fn probe(connection: &mut Connection) -> rusqlite::Result<()> {
     transaction.commit()
 }
 
-/// Runs one batch in one transaction. `Err` means nothing of it was committed.
+/// Runs one batch in one transaction, giving each insert's outcome and the largest rowid it
+/// stored (`None`: nothing new). `Err` means nothing of it was committed.
 fn write_batch(
     connection: &mut Connection,
     batch: &[Write],
-) -> rusqlite::Result<Vec<Result<Inserted, StoreError>>> {
+) -> rusqlite::Result<(Vec<Result<Inserted, StoreError>>, Option<u64>)> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut last_rowid = None;
     {
         // Insert first: a new id (the common case) costs one statement. Only when the id is
         // already held is its text read, to tell a duplicate from a conflict.
@@ -287,6 +304,8 @@ fn write_batch(
             let NewMessage { id, text } = &write.message;
             let key = id.as_bytes().as_slice();
             if insert.execute(params![key, text.as_str()])? == 1 {
+                // Rowids grow within the one writer, so the last is the largest.
+                last_rowid = u64::try_from(transaction.last_insert_rowid()).ok();
                 results.push(Ok(Inserted::Stored));
                 continue;
             }
@@ -299,7 +318,7 @@ fn write_batch(
         }
     }
     transaction.commit()?;
-    Ok(results)
+    Ok((results, last_rowid))
 }
 
 #[async_trait::async_trait]
@@ -310,6 +329,10 @@ impl Store for SqliteStore {
         answer
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer stopped".to_owned())))
+    }
+
+    fn subscribe(&self) -> Newest {
+        self.newest.subscribe()
     }
 
     async fn check(&self) -> Result<(), StoreError> {
