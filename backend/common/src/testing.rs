@@ -4,7 +4,9 @@
 //!   stopped by a signal the test controls;
 //! - [`ServiceProcess`]: a service binary run as a real process, so tests can send it real
 //!   signals (SIGTERM, SIGKILL), read its memory, and restart it on the same address;
-//! - [`TempDir`]: a directory removed with its content when dropped.
+//! - [`TempDir`]: a directory removed with its content when dropped;
+//! - [`grpc_frame`] and [`GrpcWebFrames`]: gRPC frames by hand, and a gRPC-web body (binary or
+//!   text) taken apart as it arrives.
 //!
 //! Failures panic: these helpers only run inside tests, where a panic is the report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -488,5 +490,94 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A gRPC length-prefixed message frame (uncompressed).
+pub fn grpc_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// One frame of a gRPC-web body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcWebFrame {
+    /// A message's protobuf bytes.
+    Message(Vec<u8>),
+    /// The trailer block (`grpc-status:0\r\n...`).
+    Trailers(String),
+}
+
+/// Takes a gRPC-web body apart as its chunks arrive, in binary (`application/grpc-web`) or
+/// text (`application/grpc-web-text`, base64) form.
+#[derive(Debug, Default)]
+pub struct GrpcWebFrames {
+    /// Base64 not yet decoded (text form): always less than one 4-character group.
+    text: Vec<u8>,
+    /// Whether the body is base64.
+    is_text: bool,
+    /// Bytes not yet taken as frames.
+    bytes: Vec<u8>,
+}
+
+impl GrpcWebFrames {
+    /// For a binary body.
+    pub fn binary() -> Self {
+        Self::default()
+    }
+
+    /// For a base64 body.
+    pub fn text() -> Self {
+        Self {
+            is_text: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        use base64::Engine as _;
+        if !self.is_text {
+            self.bytes.extend_from_slice(chunk);
+            return;
+        }
+        // Each frame is encoded on its own, so padding may come mid-body; every 4-character
+        // group decodes on its own.
+        self.text.extend_from_slice(chunk);
+        let whole = self.text.len() / 4 * 4;
+        for group in self.text[..whole].chunks(4) {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(group)
+                .unwrap();
+            self.bytes.extend(decoded);
+        }
+        self.text.drain(..whole);
+    }
+
+    /// The next whole frame, if one has arrived.
+    pub fn next_frame(&mut self) -> Option<GrpcWebFrame> {
+        if self.bytes.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes(self.bytes[1..5].try_into().unwrap()) as usize;
+        if self.bytes.len() < 5 + len {
+            return None;
+        }
+        let flag = self.bytes[0];
+        let payload = self.bytes[5..5 + len].to_vec();
+        self.bytes.drain(..5 + len);
+        Some(if flag & 0x80 != 0 {
+            GrpcWebFrame::Trailers(String::from_utf8(payload).unwrap())
+        } else {
+            GrpcWebFrame::Message(payload)
+        })
+    }
+
+    /// Whether every byte pushed was taken as a frame.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.text.is_empty()
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use http::{HeaderName, HeaderValue, Method};
 use msglog_common::server::Bound;
 use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::LoggingServiceServer};
+use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
     trace::TraceLayer,
@@ -16,7 +17,7 @@ use tower_http::{
 use crate::{
     deadline::DeadlineLayer,
     health::{StopProbe, StoreHealth},
-    service::LoggingApi,
+    service::{LoggingApi, Watching},
     settings::Settings,
     store::Store,
 };
@@ -35,6 +36,9 @@ pub struct Application {
     store: Arc<dyn Store>,
     /// Ends the health probe when serving ends.
     stop_probe: StopProbe,
+    /// Ends every open watch stream when the shutdown signal comes, so the drain does not
+    /// wait out its grace period for them.
+    stop_streams: CancellationToken,
 }
 
 impl Application {
@@ -58,10 +62,15 @@ impl Application {
             Duration::from_millis(settings.store_probe_ms),
         )
         .await;
+        let stop_streams = CancellationToken::new();
         let api = LoggingServiceServer::new(LoggingApi::new(
             Arc::clone(&store),
             settings.max_message_bytes,
             health,
+            Watching {
+                heartbeat: Duration::from_millis(settings.watch_heartbeat_ms),
+                stop: stop_streams.clone(),
+            },
         ))
         // Room for the longest accepted text plus the id and framing; anything larger is
         // refused before it is buffered whole.
@@ -92,6 +101,7 @@ impl Application {
             cors_origins,
             store,
             stop_probe,
+            stop_streams,
         })
     }
 
@@ -100,8 +110,8 @@ impl Application {
         self.bound.addr()
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight calls finish (bounded by the grace
-    /// period), then commits what the store has queued and closes it.
+    /// Serves until `shutdown` resolves, ends the watch streams, lets in-flight calls finish
+    /// (bounded by the grace period), then commits what the store has queued and closes it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr(), "logging service listening (gRPC and gRPC-web)");
         let service = tower::ServiceBuilder::new()
@@ -115,6 +125,11 @@ impl Application {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(DeadlineLayer)
             .service(self.routes);
+        let stop_streams = self.stop_streams;
+        let shutdown = async move {
+            shutdown.await;
+            stop_streams.cancel();
+        };
         let served = self.bound.serve(service, shutdown).await;
         self.stop_probe.stop();
         self.store.close().await;

@@ -11,7 +11,8 @@
 //!
 //! - [`settings`]: flags and environment variables, and the choice of store.
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`).
-//! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses.
+//! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses;
+//!   `watch`: the `WatchMessages` stream (a cursor over the store, woken by each commit).
 //! - `health`: gRPC health kept in step with the store; `deadline`: each call's
 //!   `grpc-timeout`, enforced.
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
@@ -23,6 +24,7 @@ mod health;
 mod service;
 pub mod settings;
 pub mod store;
+mod watch;
 
 pub use app::Application;
 pub use settings::{DEFAULT_MAX_MESSAGE_BYTES, Settings, StoreChoice};

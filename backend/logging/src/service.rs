@@ -5,16 +5,19 @@ use std::sync::Arc;
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
-        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, LoggedMessage,
-        MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, logging_service_server::LoggingService,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse,
+        MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, WatchMessagesRequest,
+        logging_service_server::LoggingService,
     },
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
     health::StoreHealth,
     store::{Cursor, Inserted, NewMessage, Store, StoreError, Stored},
+    watch::{WatchStream, logged, watch},
 };
 
 /// Messages per page when the request says 0.
@@ -32,6 +35,17 @@ pub(crate) struct LoggingApi {
     max_message_bytes: usize,
     /// Follows the store's outcomes.
     health: StoreHealth,
+    /// How watch streams behave.
+    watching: Watching,
+}
+
+/// How `WatchMessages` streams behave.
+#[derive(Debug, Clone)]
+pub(crate) struct Watching {
+    /// Idle time after which a heartbeat is sent.
+    pub(crate) heartbeat: std::time::Duration,
+    /// Cancelled when the service stops: every open stream ends at once.
+    pub(crate) stop: CancellationToken,
 }
 
 impl LoggingApi {
@@ -40,11 +54,13 @@ impl LoggingApi {
         store: Arc<dyn Store>,
         max_message_bytes: usize,
         health: StoreHealth,
+        watching: Watching,
     ) -> Self {
         Self {
             store,
             max_message_bytes,
             health,
+            watching,
         }
     }
 
@@ -158,16 +174,25 @@ impl LoggingService for LoggingApi {
             Status::unavailable("message store unavailable")
         })?;
         Ok(Response::new(ListMessagesResponse {
-            messages: page
-                .into_iter()
-                .map(|stored| LoggedMessage {
-                    seq: stored.seq,
-                    id: stored.id.to_string(),
-                    message: stored.text,
-                })
-                .collect(),
+            messages: page.into_iter().map(logged).collect(),
             next_cursor,
         }))
+    }
+
+    type WatchMessagesStream = WatchStream;
+
+    async fn watch_messages(
+        &self,
+        request: Request<WatchMessagesRequest>,
+    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
+        let after_seq = request.into_inner().after_seq;
+        tracing::info!(after_seq, "watcher opened");
+        Ok(Response::new(watch(
+            Arc::clone(&self.store),
+            after_seq,
+            self.watching.heartbeat,
+            self.watching.stop.clone(),
+        )))
     }
 
     async fn get_messages(
@@ -213,7 +238,15 @@ mod tests {
             std::time::Duration::from_secs(1),
         )
         .await;
-        LoggingApi::new(store, 16, health)
+        LoggingApi::new(
+            store,
+            16,
+            health,
+            Watching {
+                heartbeat: std::time::Duration::from_secs(10),
+                stop: CancellationToken::new(),
+            },
+        )
     }
 
     async fn log(api: &LoggingApi, id: &str, message: &str) -> Result<String, Status> {

@@ -46,6 +46,10 @@ pub struct Settings {
     /// again when it works), in milliseconds.
     #[arg(long, env = "LOGGING_STORE_PROBE_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub store_probe_ms: u64,
+    /// How long a `WatchMessages` stream may stay silent before a heartbeat is sent, in
+    /// milliseconds.
+    #[arg(long, env = "LOGGING_WATCH_HEARTBEAT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_heartbeat_ms: u64,
     /// After SIGINT/SIGTERM, how long in-flight calls may take to finish, in milliseconds.
     #[arg(long, env = "LOGGING_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,

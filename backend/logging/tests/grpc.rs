@@ -3,81 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use clap::Parser as _;
-
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use logging_service::{Application, Settings};
-use msglog_common::testing::InProcess;
-use msglog_proto::logging::{
-    Empty, LogRequest, LogResponse, logging_service_client::LoggingServiceClient,
-};
+use msglog_proto::logging::{Empty, LogResponse};
 use prost::Message as _;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 const ID: &str = "0e4b6c1a-5d7f-4e3a-9b2c-8f1d0a6e7c35";
-const ALLOWED_ORIGIN: &str = "http://page.example:8080";
 
-/// A logging service on a free port, built as `main.rs` builds it; stopped when dropped.
-struct TestLogging {
-    service: InProcess,
-}
-
-/// Settings for a test: port 0, memory store, and `extra` flags.
-fn settings(extra: &[&str]) -> Settings {
-    let mut args = vec![
-        "logging-service",
-        "--addr",
-        "127.0.0.1:0",
-        "--store",
-        "memory",
-    ];
-    args.extend_from_slice(extra);
-    Settings::try_parse_from(args).unwrap()
-}
-
-impl TestLogging {
-    async fn start() -> Self {
-        Self::start_with(settings(&[
-            "--max-message-bytes",
-            "1024",
-            "--cors-origin",
-            ALLOWED_ORIGIN,
-        ]))
-        .await
-    }
-
-    async fn start_with(settings: Settings) -> Self {
-        let app = Application::build(&settings).await.unwrap();
-        Self {
-            service: InProcess::spawn(app.addr(), |stop| app.run_until(stop)),
-        }
-    }
-
-    fn url(&self) -> String {
-        self.service.url()
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn client(&self) -> LoggingServiceClient<Channel> {
-        LoggingServiceClient::new(self.channel().await)
-    }
-}
-
-fn log_request(id: &str, message: &str) -> LogRequest {
-    LogRequest {
-        id: id.to_owned(),
-        message: message.to_owned(),
-    }
-}
+mod support;
+use support::{ALLOWED_ORIGIN, TestLogging, log_request, settings};
 
 /// A gRPC length-prefixed message frame (uncompressed).
 fn grpc_frame(payload: &[u8]) -> Bytes {

@@ -284,12 +284,15 @@ fn probe(connection: &mut Connection) -> rusqlite::Result<()> {
     transaction.commit()
 }
 
+/// What one insert of a batch did.
+type InsertOutcome = Result<Inserted, StoreError>;
+
 /// Runs one batch in one transaction, giving each insert's outcome and the largest rowid it
 /// stored (`None`: nothing new). `Err` means nothing of it was committed.
 fn write_batch(
     connection: &mut Connection,
     batch: &[Write],
-) -> rusqlite::Result<(Vec<Result<Inserted, StoreError>>, Option<u64>)> {
+) -> rusqlite::Result<(Vec<InsertOutcome>, Option<u64>)> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut last_rowid = None;
