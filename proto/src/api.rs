@@ -15,7 +15,7 @@ pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
     /// Where the page's API is nested.
     pub const API: &str = "/api";
-    /// Under [`API`]: `POST` a message, `GET` the list.
+    /// Under [`API`]: `POST` a message, `GET` a page of the list.
     pub const API_MESSAGES: &str = "/messages";
     /// Under [`API`]: the services' health at a glance.
     pub const API_STATUS: &str = "/status";
@@ -72,6 +72,54 @@ pub struct GetMessagesResponse {
     pub message_from_service: String,
 }
 
+/// Query of `GET /api/messages`: one page of the list, from a cursor, in either direction
+/// (as the gRPC `List`). Every field may be left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Where the page starts, not included. Forward: messages with seq > cursor (0: from the
+    /// first). Backward: messages with seq < cursor (0: from the newest).
+    #[serde(default)]
+    pub cursor: u64,
+    /// Messages per page: 1 to 1000; 0 or left out means 100.
+    #[serde(default)]
+    pub limit: u32,
+    /// `forward` (the default) or `backward`.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// Which way a page is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From older to newer.
+    #[default]
+    Forward,
+    /// From newer to older.
+    Backward,
+}
+
+/// A stored message with its place in insertion order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagedMessage {
+    /// Its place in insertion order: the first message is 1, each later one larger.
+    pub seq: u64,
+    /// Its id (a UUID).
+    pub id: String,
+    /// Its text, exactly as sent.
+    pub text: String,
+}
+
+/// Answer of `GET /api/messages` with HTTP 200.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesPage {
+    /// The page, in insertion order (ascending seq) whichever the direction.
+    pub messages: Vec<PagedMessage>,
+    /// The cursor of the next page in the same direction; `null` when this page reached the
+    /// end.
+    pub next_cursor: Option<u64>,
+}
+
 /// Body of every error answer (4xx and 5xx).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -114,4 +162,20 @@ pub struct StatusResponse {
     pub logging: ServiceStatus,
     /// The messages service's `/healthz`.
     pub messages: ServiceStatus,
+    /// The live feed from logging that `Watch` calls are served from.
+    #[serde(default)]
+    pub feed: LiveFeedStatus,
+}
+
+/// The facade's live feed from logging, as `/api/status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveFeedStatus {
+    /// Whether messages are flowing from logging.
+    pub live: bool,
+    /// Why not, when not (empty when live).
+    pub detail: String,
+    /// Open `Watch` calls.
+    pub watchers: u64,
+    /// The newest seq logging reported (0: none yet).
+    pub newest_seq: u64,
 }

@@ -1,6 +1,11 @@
 //! The one start-up path: [`Application::build`] checks the settings, builds the clients and
-//! binds the port; [`Application::run_until`] serves until a shutdown signal and drains.
-//! `main.rs` and every test build the facade this way.
+//! binds the port; [`Application::run_until`] follows logging's live feed, serves until a
+//! shutdown signal, ends the watch streams and drains. `main.rs` and every test build the
+//! facade this way.
+//!
+//! One port serves three doors: the JSON routes and the page (HTTP/1.1 and HTTP/2), and the
+//! gRPC API `msglog.v1.MessageLog` as native gRPC (HTTP/2) and gRPC-web (HTTP/1.1, binary and
+//! text), with reflection.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -13,7 +18,10 @@ use axum::{
 };
 use http::{HeaderValue, Request, StatusCode, header};
 use msglog_common::server::Bound;
-use msglog_proto::api::paths;
+use msglog_proto::{
+    api::paths,
+    v1::{self, message_log_server::MessageLogServer},
+};
 use tower_http::{
     catch_panic::CatchPanicLayer, compression::CompressionLayer,
     set_header::SetResponseHeaderLayer, trace::TraceLayer,
@@ -21,7 +29,8 @@ use tower_http::{
 
 use crate::{
     error::AppError,
-    routes::{self, api, original},
+    feed::Feed,
+    routes::{self, api, grpc::MessageLogApi, original},
     settings::Settings,
     state::AppState,
     web,
@@ -34,6 +43,8 @@ pub struct Application {
     bound: Bound,
     /// Every route with its middleware.
     router: Router,
+    /// The live feed from logging, followed while serving.
+    feed: Feed,
 }
 
 impl Application {
@@ -47,14 +58,27 @@ impl Application {
             dedup = ?settings.dedup,
             "starting facade"
         );
-        let router = router(state, Duration::from_millis(settings.request_timeout_ms));
+        let feed = state.feed.clone();
+        let grpc = grpc_routes(state.clone())?;
+        let router = router(state, Duration::from_millis(settings.request_timeout_ms))
+            .merge(grpc)
+            // Outermost, for every door: the request-id rule (the id returned in
+            // `x-request-id` and forwarded) and the refusal of unservable paths.
+            .layer(axum::middleware::from_fn(
+                msglog_common::http_edge::refuse_unservable_paths,
+            ))
+            .layer(msglog_common::request_id::RequestIdLayer);
         let bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
-        Ok(Self { bound, router })
+        Ok(Self {
+            bound,
+            router,
+            feed,
+        })
     }
 
     /// Where the facade listens (the real port when the settings asked for port 0).
@@ -62,16 +86,54 @@ impl Application {
         self.bound.addr()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded by the
-    /// grace period).
+    /// Follows logging's live feed and serves until `shutdown` resolves, then ends the watch
+    /// streams (so they do not hold up the drain) and lets in-flight requests finish (bounded
+    /// by the grace period).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr(), "facade listening");
-        self.bound.serve(self.router, shutdown).await
+        tracing::info!(addr = %self.addr(), "facade listening (HTTP, gRPC and gRPC-web)");
+        let follower = tokio::spawn(self.feed.clone().follow());
+        let feed = self.feed;
+        let shutdown = async move {
+            shutdown.await;
+            feed.stop();
+        };
+        let served = self.bound.serve(self.router, shutdown).await;
+        if let Err(error) = follower.await {
+            tracing::error!(%error, "the live feed's task failed");
+        }
+        served
     }
 }
 
-/// The facade's routes with their middleware, outermost first: the request-id rule (the id
-/// returned in `x-request-id` and forwarded), refusal of unservable paths, a span per request
+/// The gRPC API and reflection, each answering native gRPC and gRPC-web, with a span per call.
+/// Outside the JSON routes' request timeout, compression and body limit: a `Watch` stays open
+/// for as long as its client wants, and each of its frames goes out as soon as it is made.
+fn grpc_routes(state: AppState) -> anyhow::Result<Router> {
+    let max_message = state.limits.max_body_bytes;
+    let api =
+        MessageLogServer::new(MessageLogApi::new(state)).max_decoding_message_size(max_message);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| anyhow::anyhow!("cannot build the reflection service: {error}"))?;
+    let service = tower::ServiceBuilder::new()
+        .layer(
+            TraceLayer::new_for_grpc().make_span_with(|request: &Request<_>| {
+                msglog_common::telemetry::grpc_request_span(request)
+            }),
+        )
+        .layer(tonic_web::GrpcWebLayer::new())
+        .service(
+            tonic::service::Routes::new(api)
+                .add_service(reflection)
+                .prepare(),
+        );
+    Ok(Router::new()
+        .route_service("/msglog.v1.MessageLog/{*method}", service.clone())
+        .route_service("/grpc.reflection.v1.ServerReflection/{*method}", service))
+}
+
+/// The JSON routes and the page with their middleware, outermost first: a span per request
 /// keyed by its route, a request timeout (a JSON 503), a panic guard (a JSON 500), the security
 /// headers, compression, and a body limit.
 fn router(state: AppState, request_timeout: Duration) -> Router {
@@ -114,10 +176,6 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
                 msglog_common::telemetry::http_request_span(request)
             }),
         )
-        .layer(axum::middleware::from_fn(
-            msglog_common::http_edge::refuse_unservable_paths,
-        ))
-        .layer(msglog_common::request_id::RequestIdLayer)
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

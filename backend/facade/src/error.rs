@@ -150,6 +150,25 @@ impl AppError {
     }
 }
 
+/// The same errors, answered at the gRPC door: the code a gRPC client expects, the same text.
+impl From<AppError> for tonic::Status {
+    fn from(error: AppError) -> Self {
+        let code = match &error {
+            AppError::BadRequest(_) | AppError::PayloadTooLarge { .. } => Code::InvalidArgument,
+            AppError::UnsupportedMediaType => Code::InvalidArgument,
+            AppError::NotFound(_) | AppError::MethodNotAllowed => Code::Unimplemented,
+            AppError::Timeout => Code::DeadlineExceeded,
+            AppError::LogMessage { failure, .. } => match failure.status.code() {
+                code @ (Code::AlreadyExists | Code::InvalidArgument) => code,
+                // Safe to call again: a resend carries the same id.
+                _ => Code::Unavailable,
+            },
+            AppError::GetMessages(_) => Code::Unavailable,
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let failure = self.failure();

@@ -41,6 +41,25 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// A query string decoded into `T`, or a JSON 400 that says which parameter is wrong.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| AppError::BadRequest(rejection.body_text()))
+    }
+}
+
 /// The optional `Idempotency-Key` header, checked.
 #[derive(Debug, Clone)]
 pub(crate) struct MaybeIdempotencyKey(pub(crate) Option<IdempotencyKey>);

@@ -3,7 +3,9 @@
 //! `POST /send_message` gives a message an id and stores it in the logging service over gRPC,
 //! retrying failed calls; `GET /get_messages` returns logging's list and the messages
 //! service's text. Routes, JSON shapes and status strings are the original's. It also serves
-//! the browser page and the page's API under `/api`.
+//! the browser page, the page's API under `/api`, and the gateway's gRPC API
+//! (`msglog.v1.MessageLog`: send, list by pages, watch live) as gRPC and gRPC-web on the
+//! same port.
 //!
 //! Run it with `cargo run -p facade-service` (listens on `0.0.0.0:8080`; see `--help`).
 //!
@@ -13,7 +15,8 @@
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`), and the router.
 //! - `state`: what handlers share; `extract`: request checking; `error`: every error answer,
 //!   and what gRPC codes mean to a JSON client.
-//! - `routes`: the handlers, one module per door (`original`, `api`) over one shared core.
+//! - `routes`: the handlers, one module per door (`original`, `api`, `grpc`) over one shared
+//!   core; `feed`: the live feed from logging, fanned out to every `Watch`.
 //! - `web`: the browser page's static files and their security headers.
 //! - `ids`: how a message's id is picked (the key to safe retries).
 //! - `retry` (with its budget): back-off, retry budget and the retry loop;
@@ -22,6 +25,7 @@
 pub mod app;
 mod error;
 mod extract;
+mod feed;
 mod ids;
 mod logging_client;
 mod messages_client;

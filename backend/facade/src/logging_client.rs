@@ -6,12 +6,13 @@ use std::{sync::Arc, time::Duration};
 use msglog_proto::{
     MessageText,
     logging::{
-        Empty, LogRequest, STATUS_DUPLICATE, STATUS_LOGGED,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, STATUS_DUPLICATE,
+        STATUS_LOGGED, WatchMessagesRequest, WatchMessagesResponse,
         logging_service_client::LoggingServiceClient,
     },
 };
 use tonic::{
-    Status,
+    Status, Streaming,
     metadata::MetadataValue,
     transport::{Channel, Endpoint},
 };
@@ -167,6 +168,74 @@ impl LoggingClient {
             },
         )
         .await
+    }
+
+    /// One page of stored messages (see `ListMessages`), retried like any read.
+    pub(crate) async fn list_messages(
+        &self,
+        page: ListMessagesRequest,
+        request_id: &str,
+    ) -> Result<Attempted<ListMessagesResponse>, RetryFailure> {
+        with_retries(
+            "ListMessages",
+            &self.policy,
+            &self.budget,
+            |attempt, timeout| {
+                let mut client = self.client.clone();
+                let request = grpc_request(page, request_id, attempt, timeout);
+                async move {
+                    let response = client
+                        .list_messages(request)
+                        .await
+                        .map_err(connection_failure_is_unavailable)?;
+                    Ok(response.into_inner())
+                }
+            },
+        )
+        .await
+    }
+
+    /// One page of stored messages in one attempt, bounded by the attempt timeout, spending
+    /// none of the retry budget: for the live feed, which retries with its own back-off.
+    pub(crate) async fn list_messages_once(
+        &self,
+        page: ListMessagesRequest,
+    ) -> Result<ListMessagesResponse, Status> {
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(page);
+        request.set_timeout(self.policy.attempt_timeout);
+        tokio::time::timeout(self.policy.attempt_timeout, client.list_messages(request))
+            .await
+            .map_err(|_| self.no_answer())?
+            .map(tonic::Response::into_inner)
+            .map_err(connection_failure_is_unavailable)
+    }
+
+    /// `UNAVAILABLE`, for a call that got no answer within the attempt timeout.
+    fn no_answer(&self) -> Status {
+        Status::unavailable(format!(
+            "no answer within {} ms",
+            self.policy.attempt_timeout.as_millis()
+        ))
+    }
+
+    /// Opens a `WatchMessages` stream from `after_seq`. One attempt, bounded by the attempt
+    /// timeout until the stream opens (then unbounded): the caller reconnects with its own
+    /// back-off.
+    pub(crate) async fn watch_messages(
+        &self,
+        after_seq: u64,
+    ) -> Result<Streaming<WatchMessagesResponse>, Status> {
+        let mut client = self.client.clone();
+        let opened = tokio::time::timeout(
+            self.policy.attempt_timeout,
+            client.watch_messages(WatchMessagesRequest { after_seq }),
+        )
+        .await
+        .map_err(|_| self.no_answer())?;
+        opened
+            .map(tonic::Response::into_inner)
+            .map_err(connection_failure_is_unavailable)
     }
 }
 

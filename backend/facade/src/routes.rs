@@ -2,15 +2,21 @@
 //! already been done by the extractors, and every error maps to an answer in [`crate::error`].
 //!
 //! - [`original`]: the original's routes and answers, exactly;
-//! - [`api`]: the page's API, nested under `/api` with answers of its own.
+//! - [`api`]: the page's API, nested under `/api` with answers of its own;
+//! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`.
 
 pub(crate) mod api;
+pub(crate) mod grpc;
 pub(crate) mod original;
 
 use msglog_proto::{
     MessageText,
-    api::{ApiSendMessageResponse, GetMessagesResponse, SendMessageResponse, SendStatus},
-    logging::{STATUS_DUPLICATE, STATUS_LOGGED},
+    api::{
+        ApiSendMessageResponse, GetMessagesResponse, MessagesPage, PagedMessage,
+        SendMessageResponse, SendStatus,
+    },
+    logging::{ListMessagesRequest, ListMessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED},
+    v1,
 };
 use uuid::Uuid;
 
@@ -66,6 +72,104 @@ impl From<Sent> for ApiSendMessageResponse {
             attempts: sent.attempts,
         }
     }
+}
+
+impl From<Sent> for v1::SendResponse {
+    fn from(sent: Sent) -> Self {
+        Self {
+            id: sent.id.to_string(),
+            status: match sent.logged {
+                Logged::Stored => v1::SendStatus::Stored,
+                Logged::Duplicate => v1::SendStatus::Duplicate,
+            }
+            .into(),
+            attempts: sent.attempts,
+        }
+    }
+}
+
+/// Messages per page when none is asked for.
+const DEFAULT_PAGE: u32 = 100;
+/// The most messages a page may hold.
+const MAX_PAGE: u32 = 1000;
+
+/// A page of the list, asked for through either door and checked by one rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageRequest(ListMessagesRequest);
+
+impl PageRequest {
+    /// Checks a page request: `limit` 0 means [`DEFAULT_PAGE`]; above [`MAX_PAGE`] is an
+    /// error that says so.
+    pub(crate) fn new(cursor: u64, limit: u32, backward: bool) -> Result<Self, AppError> {
+        let limit = match limit {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n,
+            n => {
+                return Err(AppError::BadRequest(format!(
+                    "limit is {n}; a page holds at most {MAX_PAGE} messages"
+                )));
+            }
+        };
+        Ok(Self(ListMessagesRequest {
+            cursor,
+            limit,
+            backward,
+        }))
+    }
+}
+
+/// A page of the list, read from logging (with retries); each door encodes it in its own shape.
+#[derive(Debug)]
+pub(crate) struct Page(ListMessagesResponse);
+
+impl From<Page> for MessagesPage {
+    fn from(Page(page): Page) -> Self {
+        Self {
+            messages: page
+                .messages
+                .into_iter()
+                .map(|message| PagedMessage {
+                    seq: message.seq,
+                    id: message.id,
+                    text: message.message,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+impl From<Page> for v1::ListResponse {
+    fn from(Page(page): Page) -> Self {
+        Self {
+            messages: page.messages.into_iter().map(stored_message).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// A message from logging, as the gateway's contract names it.
+pub(crate) fn stored_message(message: msglog_proto::logging::LoggedMessage) -> v1::StoredMessage {
+    v1::StoredMessage {
+        seq: message.seq,
+        id: message.id,
+        text: message.message,
+    }
+}
+
+/// Reads one page of the list from logging.
+#[tracing::instrument(skip_all)]
+async fn list_page(
+    state: &AppState,
+    request_id: &str,
+    PageRequest(request): PageRequest,
+) -> Result<Page, AppError> {
+    let page = state
+        .logging
+        .list_messages(request, request_id)
+        .await
+        .map_err(AppError::GetMessages)?;
+    Ok(Page(page.value))
 }
 
 /// Picks the id and stores the message in logging (with retries).

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::value_parser;
 
 use crate::{
+    feed::FeedSettings,
     ids::DedupMode,
     retry::{Backoff, RetryPolicy},
 };
@@ -76,6 +77,13 @@ pub struct Settings {
     /// The longest any request may take, in milliseconds (answered 503 after).
     #[arg(long, env = "FACADE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Messages the live feed keeps for watchers (the newest ones); a watcher further behind
+    /// catches up by pages from logging.
+    #[arg(long, env = "FACADE_WATCH_BUFFER", default_value_t = 1000, value_parser = value_parser!(u64).range(1..=100_000))]
+    pub watch_buffer: u64,
+    /// How long a `Watch` stream may stay silent before a heartbeat is sent, in milliseconds.
+    #[arg(long, env = "FACADE_WATCH_HEARTBEAT_MS", default_value_t = 15_000, value_parser = value_parser!(u64).range(1..))]
+    pub watch_heartbeat_ms: u64,
     /// After SIGINT/SIGTERM, how long in-flight requests may take to finish, in milliseconds.
     #[arg(long, env = "FACADE_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
@@ -96,6 +104,14 @@ impl Settings {
             },
             attempt_timeout: Duration::from_millis(self.retry_attempt_timeout_ms),
             deadline: Duration::from_millis(self.retry_deadline_ms),
+        }
+    }
+
+    /// How the live feed and its watchers behave.
+    pub(crate) fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            buffer: usize::try_from(self.watch_buffer).unwrap_or(usize::MAX),
+            heartbeat: Duration::from_millis(self.watch_heartbeat_ms),
         }
     }
 }

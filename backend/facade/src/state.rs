@@ -5,7 +5,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context as _;
 
 use crate::{
-    ids::DedupMode, logging_client::LoggingClient, messages_client::MessagesClient,
+    feed::Feed, ids::DedupMode, logging_client::LoggingClient, messages_client::MessagesClient,
     retry::RetryBudget, settings::Settings,
 };
 
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) logging: LoggingClient,
     /// The messages service.
     pub(crate) messages: MessagesClient,
+    /// The live feed from logging, for `Watch` calls.
+    pub(crate) feed: Feed,
     /// How ids are picked without an `Idempotency-Key`.
     pub(crate) dedup: DedupMode,
     /// What clients may send.
@@ -51,9 +53,11 @@ impl AppState {
     pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
+        let logging = LoggingClient::new(&settings.logging_url, policy, budget)
+            .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?;
         Ok(Self(Arc::new(Shared {
-            logging: LoggingClient::new(&settings.logging_url, policy, budget)
-                .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?,
+            feed: Feed::new(logging.clone(), settings.feed_settings()),
+            logging,
             messages: MessagesClient::new(
                 &settings.messages_url,
                 Duration::from_millis(settings.messages_timeout_ms),

@@ -1,5 +1,6 @@
-//! The page's API, nested under `/api`: the same core as the original's routes, with answers
-//! that say more (the attempts a send took), and the services' status.
+//! The page's API, nested under `/api`: the same core as the original's routes and the gRPC
+//! API, with answers that say more (the attempts a send took), the list by pages, and the
+//! services' status.
 
 use axum::{
     Json, Router,
@@ -7,12 +8,14 @@ use axum::{
     routing::get,
 };
 use msglog_proto::api::{
-    ApiSendMessageResponse, GetMessagesResponse, ServiceStatus, StatusResponse, paths,
+    ApiSendMessageResponse, Direction, ListQuery, LiveFeedStatus, MessagesPage, ServiceStatus,
+    StatusResponse, paths,
 };
 
+use super::PageRequest;
 use crate::{
     error::AppError,
-    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody},
+    extract::{MaybeIdempotencyKey, Query, RequestId, SendMessageBody},
     state::AppState,
 };
 
@@ -36,18 +39,33 @@ async fn send(
     Ok(Json(sent.into()))
 }
 
-/// `GET /api/messages`: as `/get_messages`.
+/// `GET /api/messages?cursor=&limit=&direction=`: one page of the list, as the gRPC `List`.
 async fn list(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-) -> Result<Json<GetMessagesResponse>, AppError> {
-    super::list_messages(&state, &request_id).await.map(Json)
+    Query(query): Query<ListQuery>,
+) -> Result<Json<MessagesPage>, AppError> {
+    let request = PageRequest::new(
+        query.cursor,
+        query.limit,
+        query.direction == Direction::Backward,
+    )?;
+    let page = super::list_page(&state, &request_id, request).await?;
+    Ok(Json(page.into()))
 }
 
-/// `GET /api/status`: whether each service is up, checked now and concurrently.
+/// `GET /api/status`: whether each service is up, checked now and concurrently, and the live
+/// feed's state.
 async fn status(State(state): State<AppState>) -> Json<StatusResponse> {
     let (logging, messages) = tokio::join!(state.logging.health(), state.messages.health());
+    let feed = state.feed.state();
     Json(StatusResponse {
+        feed: LiveFeedStatus {
+            live: feed.live,
+            detail: feed.detail,
+            watchers: feed.watchers as u64,
+            newest_seq: feed.newest_seq,
+        },
         facade: ServiceStatus {
             up: true,
             detail: "serving".to_owned(),

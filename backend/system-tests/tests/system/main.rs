@@ -7,6 +7,7 @@
 mod helpers;
 
 mod faults;
+mod gateway;
 mod retries;
 mod tracing_ids;
 mod validation;

@@ -162,7 +162,10 @@ async fn the_api_sends_lists_and_says_how_many_attempts_it_took() {
     assert_eq!(status, 200);
     assert_eq!(
         list,
-        json!({"logged_messages": ["from the page"], "message_from_service": "not implemented yet"})
+        json!({
+            "messages": [{"seq": 1, "id": first["id"], "text": "from the page"}],
+            "next_cursor": null
+        })
     );
 
     // The original's route keeps the original's three fields.

@@ -1,0 +1,519 @@
+//! The live feed: one `WatchMessages` stream from logging per facade, fanned out to every
+//! `Watch` call.
+//!
+//! A task follows logging's stream and keeps the newest messages in a bounded buffer (every
+//! message with `floor < seq <= last`), then wakes the watchers. When the stream breaks
+//! (logging restarted, say) the feed is marked down, the task reconnects with jittered back-off
+//! and resumes after the last seq it holds: no gap, no double. Each watcher is a stream that
+//! keeps only its cursor and a few events: it copies what is new from the buffer when woken,
+//! and only when its client has taken what came before (the connection polls it as flow
+//! control allows). A watcher behind the buffer catches up by pages from logging. So a slow
+//! watcher never slows the feed or the others, and memory stays bounded however many there
+//! are.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::Stream;
+use msglog_proto::{
+    logging::{ListMessagesRequest, WatchMessagesResponse},
+    v1::{FeedStatus, Heartbeat, StoredMessage, WatchEvent, watch_event::Event},
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::{
+    error::code_name, logging_client::LoggingClient, retry::Backoff, routes::stored_message,
+};
+
+/// Messages a watcher copies from the buffer at a time.
+const BATCH: usize = 64;
+/// Messages per page when a watcher catches up from logging.
+const CATCH_UP_PAGE: u32 = 1000;
+/// Wait between attempts of a watcher to catch up from logging while they fail.
+const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
+/// Back-off between reconnections to logging.
+const RECONNECT: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(2),
+    multiplier: 2.0,
+};
+
+/// How watchers behave.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FeedSettings {
+    /// Messages kept for watchers (the newest ones).
+    pub(crate) buffer: usize,
+    /// Idle time after which a watcher is sent a heartbeat.
+    pub(crate) heartbeat: Duration,
+}
+
+/// A handle to the feed, shared by every `Watch` call.
+#[derive(Debug, Clone)]
+pub(crate) struct Feed {
+    shared: Arc<Shared>,
+    logging: LoggingClient,
+    settings: FeedSettings,
+    /// Cancelled when the facade stops: the follower ends, and so does every watcher.
+    stop: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Shared {
+    buffer: RwLock<Buffer>,
+    /// Bumped on every change of the buffer or of the feed's state; watchers wait on it.
+    changed: watch::Sender<u64>,
+    /// Open `Watch` calls.
+    watchers: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
+    /// The newest messages, in seq order: every message with `floor < seq <= last`.
+    recent: VecDeque<StoredMessage>,
+    /// See `recent`.
+    floor: u64,
+    /// The seq after which the follower resumes: the last message held (or, while the buffer
+    /// is empty, the newest seq logging had).
+    last: u64,
+    /// The newest seq logging reported.
+    newest: u64,
+    /// Whether `recent`, `floor` and `last` have been read from logging yet.
+    primed: bool,
+    /// Whether messages are flowing from logging now.
+    live: bool,
+    /// Why not, when not.
+    detail: String,
+    /// Changed when logging's log turned out to be another one (its store was replaced):
+    /// watchers of the old one are ended, since their cursors mean nothing in the new one.
+    epoch: u64,
+}
+
+/// What the feed is doing, for `/api/status`.
+#[derive(Debug, Clone)]
+pub(crate) struct FeedState {
+    /// Whether messages are flowing from logging.
+    pub(crate) live: bool,
+    /// Why not, when not.
+    pub(crate) detail: String,
+    /// Open `Watch` calls.
+    pub(crate) watchers: usize,
+    /// The newest seq logging reported.
+    pub(crate) newest_seq: u64,
+}
+
+/// The stream a `Watch` call answers with.
+pub(crate) type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
+
+impl Feed {
+    /// A feed that is not following yet (see [`Feed::follow`]).
+    pub(crate) fn new(logging: LoggingClient, settings: FeedSettings) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                buffer: RwLock::new(Buffer {
+                    detail: "connecting to logging".to_owned(),
+                    ..Buffer::default()
+                }),
+                changed: watch::Sender::new(0),
+                watchers: AtomicUsize::new(0),
+            }),
+            logging,
+            settings: FeedSettings {
+                buffer: settings.buffer.max(1),
+                ..settings
+            },
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Follows logging until [`Feed::stop`]: connects, reconnects with back-off, and keeps
+    /// the buffer. Run it as a task.
+    pub(crate) async fn follow(self) {
+        let mut failures = 0;
+        loop {
+            let broke = tokio::select! {
+                () = self.stop.cancelled() => return,
+                broke = self.follow_once(&mut failures) => broke,
+            };
+            failures += 1;
+            let delay = RECONNECT.delay(failures);
+            if self.set_down(&broke) {
+                tracing::warn!(reason = %broke, "live feed from logging interrupted; reconnecting");
+            }
+            tracing::debug!(reason = %broke, ?delay, "reconnecting the live feed");
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Ends the follower and every open watcher (with `UNAVAILABLE`, so clients resume).
+    pub(crate) fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// What the feed is doing now.
+    pub(crate) fn state(&self) -> FeedState {
+        let buffer = self.shared.read();
+        FeedState {
+            live: buffer.live,
+            detail: buffer.detail.clone(),
+            watchers: self.shared.watchers.load(Ordering::Relaxed),
+            newest_seq: buffer.newest,
+        }
+    }
+
+    /// One connection's worth of following: primes the buffer if needed, opens the watch
+    /// after the last seq held, and applies its frames until it breaks. Returns why it broke.
+    async fn follow_once(&self, failures: &mut u32) -> String {
+        let primed = self.shared.read().primed;
+        if !primed && let Err(reason) = self.prime().await {
+            return reason;
+        }
+        let after = self.shared.read().last;
+        let mut stream = match self.logging.watch_messages(after).await {
+            Ok(stream) => stream,
+            Err(status) => return describe(&status),
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(frame)) => {
+                    *failures = 0;
+                    if let Err(reason) = self.apply(frame) {
+                        return reason;
+                    }
+                }
+                Ok(None) => return "logging ended the watch".to_owned(),
+                Err(status) => return describe(&status),
+            }
+        }
+    }
+
+    /// Fills the buffer with the newest messages.
+    async fn prime(&self) -> Result<(), String> {
+        let limit = u32::try_from(self.settings.buffer).unwrap_or(CATCH_UP_PAGE);
+        let page = self
+            .logging
+            .list_messages_once(ListMessagesRequest {
+                cursor: 0,
+                limit: limit.min(CATCH_UP_PAGE),
+                backward: true,
+            })
+            .await
+            .map_err(|status| describe(&status))?;
+        let messages: VecDeque<_> = page.messages.into_iter().map(stored_message).collect();
+        let mut buffer = self.shared.write();
+        buffer.floor = match (page.next_cursor, messages.front()) {
+            (Some(_), Some(first)) => first.seq - 1,
+            _ => 0,
+        };
+        buffer.last = messages.back().map_or(0, |last| last.seq);
+        buffer.newest = buffer.newest.max(buffer.last);
+        buffer.recent = messages;
+        buffer.primed = true;
+        drop(buffer);
+        self.shared.notify();
+        Ok(())
+    }
+
+    /// Takes one frame from logging into the buffer, marks the feed live, and wakes the
+    /// watchers. `Err` when logging's log is not the one the buffer came from.
+    fn apply(&self, frame: WatchMessagesResponse) -> Result<(), String> {
+        let mut buffer = self.shared.write();
+        if frame.newest_seq < buffer.last {
+            // Logging holds fewer messages than were seen: its store was replaced. Start over.
+            tracing::warn!(
+                newest = frame.newest_seq,
+                held = buffer.last,
+                "logging's message log is not the one followed before (was its store replaced?); reloading"
+            );
+            let epoch = buffer.epoch + 1;
+            *buffer = Buffer {
+                epoch,
+                ..Buffer::default()
+            };
+            drop(buffer);
+            self.shared.notify();
+            return Err("logging's message log was replaced".to_owned());
+        }
+        if !buffer.live {
+            tracing::info!(after = buffer.last, "live feed from logging connected");
+        }
+        buffer.live = true;
+        buffer.detail.clear();
+        for message in frame.messages {
+            // Logging sends each seq once, after the cursor; anything else is ignored rather
+            // than shown twice.
+            if message.seq <= buffer.last {
+                continue;
+            }
+            buffer.last = message.seq;
+            buffer.recent.push_back(stored_message(message));
+        }
+        while buffer.recent.len() > self.settings.buffer {
+            if let Some(dropped) = buffer.recent.pop_front() {
+                buffer.floor = dropped.seq;
+            }
+        }
+        buffer.newest = buffer.newest.max(frame.newest_seq).max(buffer.last);
+        drop(buffer);
+        self.shared.notify();
+        Ok(())
+    }
+
+    /// Marks the feed down; `true` if it was live.
+    fn set_down(&self, reason: &str) -> bool {
+        let mut buffer = self.shared.write();
+        let was_live = buffer.live;
+        buffer.live = false;
+        buffer.detail = format!("logging unavailable, reconnecting ({reason})");
+        drop(buffer);
+        self.shared.notify();
+        was_live
+    }
+
+    /// Every message after `after_seq`, then each new one, with heartbeats and feed status,
+    /// until the client goes away or the facade stops.
+    pub(crate) fn watch(&self, after_seq: u64) -> WatchStream {
+        self.shared.watchers.fetch_add(1, Ordering::Relaxed);
+        let watcher = Watcher {
+            changed: self.shared.changed.subscribe(),
+            feed: self.clone(),
+            cursor: after_seq,
+            epoch: None,
+            pending: VecDeque::new(),
+            told_live: true,
+            catch_up_failure: None,
+            opened: false,
+            done: false,
+        };
+        Box::pin(futures_util::stream::unfold(
+            watcher,
+            |mut watcher| async move { watcher.next().await.map(|event| (event, watcher)) },
+        ))
+    }
+}
+
+impl Shared {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Buffer> {
+        // Every update leaves the buffer whole before it can panic, so a poisoned lock is usable.
+        self.buffer.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Buffer> {
+        self.buffer.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn notify(&self) {
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+}
+
+/// `UNAVAILABLE: connection refused`, for a person.
+fn describe(status: &Status) -> String {
+    if status.message().is_empty() {
+        code_name(status.code()).to_owned()
+    } else {
+        format!("{}: {}", code_name(status.code()), status.message())
+    }
+}
+
+/// One open `Watch` call.
+#[derive(Debug)]
+struct Watcher {
+    feed: Feed,
+    changed: watch::Receiver<u64>,
+    /// The last seq sent (or the one the client asked to start after).
+    cursor: u64,
+    /// The log the cursor belongs to, once seen.
+    epoch: Option<u64>,
+    /// Events taken but not yet sent: at most one batch.
+    pending: VecDeque<WatchEvent>,
+    /// The feed state this client was last told (it assumes live until told otherwise).
+    told_live: bool,
+    /// Why the last attempt to catch up from logging failed, until one works: the client is
+    /// told the feed is down meanwhile.
+    catch_up_failure: Option<String>,
+    /// Whether the first frame (a heartbeat, at once) was sent.
+    opened: bool,
+    /// Whether the stream has ended.
+    done: bool,
+}
+
+/// What a watcher found in the buffer.
+enum Found {
+    /// New messages after its cursor.
+    Messages(Vec<StoredMessage>),
+    /// Its cursor is older than the buffer: read from logging.
+    Behind,
+    /// Nothing new.
+    Nothing,
+}
+
+impl Watcher {
+    async fn next(&mut self) -> Option<Result<WatchEvent, Status>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
+            }
+            if self.feed.stop.is_cancelled() {
+                return self.end(Status::unavailable(
+                    "the facade is stopping; resume from the last seq received",
+                ));
+            }
+            let (found, live, detail, newest) = {
+                let buffer = self.feed.shared.read();
+                if *self.epoch.get_or_insert(buffer.epoch) != buffer.epoch {
+                    drop(buffer);
+                    return self.end(Status::aborted(
+                        "the message log was replaced; list it again and watch from its newest seq",
+                    ));
+                }
+                let found = if !buffer.primed {
+                    Found::Nothing
+                } else if self.cursor < buffer.floor {
+                    Found::Behind
+                } else {
+                    // Seqs ascend, so the first new message is found by binary search.
+                    let start = buffer.recent.partition_point(|m| m.seq <= self.cursor);
+                    let new: Vec<_> = buffer.recent.range(start..).take(BATCH).cloned().collect();
+                    if new.is_empty() {
+                        Found::Nothing
+                    } else {
+                        Found::Messages(new)
+                    }
+                };
+                let (live, detail) = match &self.catch_up_failure {
+                    Some(reason) => (false, reason.clone()),
+                    None => (buffer.live, buffer.detail.clone()),
+                };
+                (found, live, detail, buffer.newest)
+            };
+            if !self.opened {
+                // The first frame goes at once, whatever there is to send, so the client's
+                // call resolves.
+                self.opened = true;
+                self.queue_status(live, detail);
+                return Some(Ok(heartbeat(newest)));
+            }
+            if self.queue_status(live, detail) {
+                continue;
+            }
+            match found {
+                Found::Messages(messages) => self.queue(messages),
+                Found::Behind => {
+                    if self.catch_up_failure.is_some() {
+                        // Space the attempts while logging fails.
+                        tokio::select! {
+                            () = self.feed.stop.cancelled() => {}
+                            () = tokio::time::sleep(CATCH_UP_RETRY) => {}
+                        }
+                    }
+                    self.catch_up_failure = self.catch_up().await.err();
+                }
+                Found::Nothing => {
+                    if let Some(ended) = self.wait(self.feed.settings.heartbeat).await {
+                        return ended;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a change of the feed, or `idle` (then a heartbeat is sent), or the stop.
+    /// `Some` is what to answer; `None` means look again.
+    async fn wait(&mut self, idle: Duration) -> Option<Option<Result<WatchEvent, Status>>> {
+        tokio::select! {
+            biased;
+            () = self.feed.stop.cancelled() => Some(self.end(Status::unavailable(
+                "the facade is stopping; resume from the last seq received",
+            ))),
+            changed = self.changed.changed() => match changed {
+                Ok(()) => None,
+                Err(_) => Some(self.end(Status::unavailable("the live feed stopped"))),
+            },
+            () = tokio::time::sleep(idle) => {
+                let newest = self.feed.shared.read().newest;
+                Some(Some(Ok(heartbeat(newest))))
+            }
+        }
+    }
+
+    /// Reads the next page after the cursor from logging, for a watcher behind the buffer.
+    async fn catch_up(&mut self) -> Result<(), String> {
+        let page = self
+            .feed
+            .logging
+            .list_messages(
+                ListMessagesRequest {
+                    cursor: self.cursor,
+                    limit: CATCH_UP_PAGE,
+                    backward: false,
+                },
+                "watch",
+            )
+            .await
+            .map_err(|failure| format!("catching up failed ({})", describe(&failure.status)))?
+            .value;
+        if page.messages.is_empty() {
+            // Nothing is stored between the cursor and the buffer: carry on from the buffer.
+            self.cursor = self.cursor.max(self.feed.shared.read().floor);
+            return Ok(());
+        }
+        self.queue(page.messages.into_iter().map(stored_message).collect());
+        Ok(())
+    }
+
+    fn queue(&mut self, messages: Vec<StoredMessage>) {
+        if let Some(last) = messages.last() {
+            self.cursor = last.seq;
+        }
+        self.pending
+            .extend(messages.into_iter().map(|message| WatchEvent {
+                event: Some(Event::Message(message)),
+            }));
+    }
+
+    /// Queues a feed-status event if the client's picture is out of date; `true` if it did.
+    fn queue_status(&mut self, live: bool, detail: String) -> bool {
+        if live == self.told_live {
+            return false;
+        }
+        self.told_live = live;
+        self.pending.push_back(WatchEvent {
+            event: Some(Event::Feed(FeedStatus { live, detail })),
+        });
+        true
+    }
+
+    fn end(&mut self, status: Status) -> Option<Result<WatchEvent, Status>> {
+        self.done = true;
+        Some(Err(status))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.feed.shared.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn heartbeat(newest_seq: u64) -> WatchEvent {
+    WatchEvent {
+        event: Some(Event::Heartbeat(Heartbeat { newest_seq })),
+    }
+}

@@ -1,0 +1,96 @@
+//! The gRPC door: `msglog.v1.MessageLog`, over native gRPC (HTTP/2) and gRPC-web (HTTP/1.1),
+//! on the same core as the JSON routes: `Send` is `POST /api/messages`, `List` is
+//! `GET /api/messages`, and `Watch` is served by the live feed.
+
+use msglog_proto::{
+    MessageText, MessageTextError,
+    v1::{
+        ListRequest, ListResponse, SendRequest, SendResponse, WatchRequest,
+        message_log_server::MessageLog,
+    },
+};
+use tonic::{Request, Response, Status};
+
+use super::PageRequest;
+use crate::{
+    feed::WatchStream,
+    ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
+    state::AppState,
+};
+
+/// `msglog.v1.MessageLog` over the facade's state and its live feed.
+#[derive(Debug, Clone)]
+pub(crate) struct MessageLogApi {
+    state: AppState,
+}
+
+impl MessageLogApi {
+    pub(crate) fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// The request id the request-id rule settled (always set by the layer; `-` if not).
+fn request_id<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get(msglog_common::request_id::HEADER.as_str())
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+#[tonic::async_trait]
+impl MessageLog for MessageLogApi {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        let request_id = request_id(&request);
+        let SendRequest {
+            text,
+            idempotency_key,
+        } = request.into_inner();
+        let key = match idempotency_key.as_str() {
+            "" => None,
+            key => Some(
+                IdempotencyKey::parse(key.as_bytes())
+                    .ok_or_else(|| Status::invalid_argument(IDEMPOTENCY_KEY_RULE))?,
+            ),
+        };
+        let text =
+            MessageText::parse(text, self.state.limits.max_message_bytes).map_err(|error| {
+                match error {
+                    MessageTextError::Empty => {
+                        Status::invalid_argument("text must not be empty or blank")
+                    }
+                    too_long @ MessageTextError::TooLong { .. } => {
+                        Status::invalid_argument(too_long.to_string())
+                    }
+                }
+            })?;
+        let sent = super::send_message(&self.state, &request_id, key, text).await?;
+        Ok(Response::new(sent.into()))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let request_id = request_id(&request);
+        let ListRequest {
+            cursor,
+            limit,
+            direction,
+        } = request.into_inner();
+        let backward = direction == msglog_proto::v1::Direction::Backward as i32;
+        let page = PageRequest::new(cursor, limit, backward)?;
+        let page = super::list_page(&self.state, &request_id, page).await?;
+        Ok(Response::new(page.into()))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let after_seq = request.into_inner().after_seq;
+        tracing::info!(after_seq, "watcher opened");
+        Ok(Response::new(self.state.feed.watch(after_seq)))
+    }
+}

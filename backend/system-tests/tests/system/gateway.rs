@@ -1,0 +1,602 @@
+//! The facade as a gateway: `msglog.v1.MessageLog` over native gRPC and gRPC-web on the
+//! facade's one port, on the same core as the JSON routes; the live feed fanned out to every
+//! watcher, through logging restarts, stalled watchers and shutdown; paging both doors.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use msglog_common::testing::{
+    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, grpc_frame,
+};
+use msglog_proto::{
+    logging::{LogRequest, logging_service_client::LoggingServiceClient},
+    v1::{
+        Direction, ListRequest, SendRequest, SendStatus, StoredMessage, WatchEvent, WatchRequest,
+        message_log_client::MessageLogClient, watch_event::Event,
+    },
+};
+use prost::Message as _;
+use tonic::{Code, Streaming, transport::Channel};
+
+use crate::helpers::{
+    Client, InProcess, TestApp, facade_settings, logging_settings, spawn_facade, spawn_logging_with,
+};
+
+async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
+    MessageLogClient::new(channel(&facade.url()).await)
+}
+
+async fn watch(client: &mut MessageLogClient<Channel>, after_seq: u64) -> Streaming<WatchEvent> {
+    client
+        .watch(WatchRequest { after_seq })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// What a watcher has been told, in order.
+#[derive(Debug, Default)]
+struct Seen {
+    messages: Vec<StoredMessage>,
+    /// Each feed status received: `true` live, `false` down.
+    feed: Vec<bool>,
+    heartbeats: usize,
+}
+
+/// Reads events until `until` holds for what was seen (10 s at most).
+async fn read_until(
+    stream: &mut Streaming<WatchEvent>,
+    seen: &mut Seen,
+    until: impl Fn(&Seen) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !until(seen) {
+            let event = stream.message().await.unwrap().expect("the stream ended");
+            record(seen, event);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not seen within 20 s; seen so far: {seen:?}"));
+}
+
+fn record(seen: &mut Seen, event: WatchEvent) {
+    match event.event {
+        Some(Event::Message(message)) => seen.messages.push(message),
+        Some(Event::Feed(status)) => seen.feed.push(status.live),
+        Some(Event::Heartbeat(_)) => seen.heartbeats += 1,
+        None => panic!("an event with nothing in it"),
+    }
+}
+
+fn texts_of(messages: &[StoredMessage]) -> Vec<String> {
+    messages.iter().map(|m| m.text.clone()).collect()
+}
+
+/// Seqs strictly ascending: no double, and in order.
+fn assert_ascending(messages: &[StoredMessage]) {
+    assert!(
+        messages.windows(2).all(|pair| pair[0].seq < pair[1].seq),
+        "seqs ascend: {:?}",
+        messages.iter().map(|m| m.seq).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
+    let app = TestApp::spawn().await;
+    let mut client = gateway(&app.facade).await;
+
+    let mut first = watch(&mut client, 0).await;
+    let mut second = watch(&mut client, 0).await;
+    // The first frame comes at once, before anything is stored.
+    let opened = first.message().await.unwrap().unwrap();
+    assert!(
+        matches!(opened.event, Some(Event::Heartbeat(_))),
+        "{opened:?}"
+    );
+
+    let sent = client
+        .send(SendRequest {
+            text: "over gRPC".to_owned(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.status(), SendStatus::Stored);
+    assert_eq!(sent.attempts, 1);
+    // The same text through the JSON door is the same message: one id rule for both.
+    let (status, body) = app.client().post_message("over gRPC").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "duplicate");
+    assert_eq!(body["id"], sent.id.as_str());
+    let again = client
+        .send(SendRequest {
+            text: "over gRPC".to_owned(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.status(), SendStatus::Duplicate);
+    let (status, _) = app.client().post_message("over JSON").await;
+    assert_eq!(status, 200);
+
+    let mut seen_first = Seen::default();
+    let mut seen_second = Seen::default();
+    read_until(&mut first, &mut seen_first, |s| s.messages.len() == 2).await;
+    read_until(&mut second, &mut seen_second, |s| s.messages.len() == 2).await;
+    assert_eq!(texts_of(&seen_first.messages), ["over gRPC", "over JSON"]);
+    assert_eq!(
+        seen_first.messages, seen_second.messages,
+        "one sequence for all"
+    );
+    assert_eq!(seen_first.messages[0].id, sent.id);
+
+    let page = client
+        .list(ListRequest {
+            cursor: 0,
+            limit: 10,
+            direction: Direction::Forward.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.messages, seen_first.messages);
+    assert_eq!(page.next_cursor, None);
+
+    // A watcher opened after the fact gets the history from its cursor.
+    let mut late = watch(&mut client, seen_first.messages[0].seq).await;
+    let mut seen_late = Seen::default();
+    read_until(&mut late, &mut seen_late, |s| !s.messages.is_empty()).await;
+    assert_eq!(texts_of(&seen_late.messages), ["over JSON"]);
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_grpc_status() {
+    let app = TestApp::spawn_with(|settings| settings.max_message_bytes = 16).await;
+    let mut client = gateway(&app.facade).await;
+    for (text, key, code, says) in [
+        ("", "", Code::InvalidArgument, "empty"),
+        ("  \n", "", Code::InvalidArgument, "empty"),
+        (
+            "seventeen bytes!!",
+            "",
+            Code::InvalidArgument,
+            "limit is 16",
+        ),
+        ("hi", "has space", Code::InvalidArgument, "Idempotency-Key"),
+    ] {
+        let status = client
+            .send(SendRequest {
+                text: text.to_owned(),
+                idempotency_key: key.to_owned(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{text:?} {key:?}: {status:?}");
+        assert!(status.message().contains(says), "{status:?}");
+    }
+    // A key used for another text is ALREADY_EXISTS, as the JSON door's 422.
+    let key = "client-key-1".to_owned();
+    for (text, expected) in [("one", Ok(())), ("two", Err(Code::AlreadyExists))] {
+        let result = client
+            .send(SendRequest {
+                text: text.to_owned(),
+                idempotency_key: key.clone(),
+            })
+            .await;
+        assert_eq!(result.map(drop).map_err(|s| s.code()), expected);
+    }
+    let status = client
+        .list(ListRequest {
+            cursor: 0,
+            limit: 1001,
+            direction: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("at most 1000"), "{status:?}");
+    assert_eq!(app.stored().await, ["one"], "nothing invalid was stored");
+}
+
+/// Opens a gRPC-web `Watch` on the facade (binary or text), asking for gzip as a browser does.
+async fn web_watch(base: &str, after_seq: u64, text: bool) -> (reqwest::Response, GrpcWebFrames) {
+    let (content_type, frames) = if text {
+        ("application/grpc-web-text", GrpcWebFrames::text())
+    } else {
+        ("application/grpc-web+proto", GrpcWebFrames::binary())
+    };
+    let mut body = grpc_frame(&WatchRequest { after_seq }.encode_to_vec());
+    if text {
+        use base64::Engine as _;
+        body = base64::engine::general_purpose::STANDARD
+            .encode(&body)
+            .into_bytes();
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{base}/msglog.v1.MessageLog/Watch"))
+        .header("content-type", content_type)
+        .header("accept", content_type)
+        .header("accept-encoding", "gzip, deflate, br")
+        .header("x-grpc-web", "1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert!(
+        response.headers().get("content-encoding").is_none(),
+        "a stream is never compressed (frames would be held back)"
+    );
+    (response, frames)
+}
+
+/// The next event of a gRPC-web watch, within 10 s.
+async fn next_web_event(
+    response: &mut reqwest::Response,
+    frames: &mut GrpcWebFrames,
+) -> WatchEvent {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match frames.next_frame() {
+                Some(GrpcWebFrame::Message(bytes)) => {
+                    return WatchEvent::decode(bytes.as_slice()).unwrap();
+                }
+                Some(GrpcWebFrame::Trailers(trailers)) => panic!("the call ended: {trailers}"),
+                None => {
+                    let chunk = response.chunk().await.unwrap().expect("the body ended");
+                    frames.push(&chunk);
+                }
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s")
+}
+
+#[tokio::test]
+async fn a_grpc_web_watch_gets_a_frame_at_once_then_each_message_live() {
+    let app = TestApp::spawn().await;
+    let base = app.facade.url();
+    for text in [false, true] {
+        let (mut response, mut frames) = web_watch(&base, 0, text).await;
+        // The first frame is there before anything is sent: a browser's fetch resolves.
+        let opened = next_web_event(&mut response, &mut frames).await;
+        assert!(
+            matches!(opened.event, Some(Event::Heartbeat(_))),
+            "{opened:?}"
+        );
+        let posted = format!("live over gRPC-web (text: {text})");
+        let (status, _) = app.client().post_message(&posted).await;
+        assert_eq!(status, 200);
+        let mut seen = Seen::default();
+        while seen.messages.last().map(|m| m.text.as_str()) != Some(posted.as_str()) {
+            record(&mut seen, next_web_event(&mut response, &mut frames).await);
+        }
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_flow_while_idle_and_a_closed_watcher_is_cleaned_up_at_once() {
+    let app = TestApp::spawn_with(|settings| settings.watch_heartbeat_ms = 100).await;
+    let client = app.client();
+    let (mut response, mut frames) = web_watch(&app.facade.url(), 0, false).await;
+    // Heartbeats (and, at first, the feed connecting) while nothing is stored.
+    let mut seen = Seen::default();
+    while seen.heartbeats < 4 {
+        record(&mut seen, next_web_event(&mut response, &mut frames).await);
+    }
+    assert!(seen.messages.is_empty());
+    assert_eq!(watchers(&client).await, 1);
+    drop(response);
+    wait_for_watchers(&client, 0).await;
+}
+
+async fn watchers(client: &Client) -> u64 {
+    let (status, body) = client.get_json("/api/status").await;
+    assert_eq!(status, 200);
+    body["feed"]["watchers"].as_u64().unwrap()
+}
+
+/// Waits until the facade counts `expected` watchers, asking it after each answer.
+async fn wait_for_watchers(client: &Client, expected: u64) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while watchers(client).await != expected {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the facade never counted {expected} watchers"));
+}
+
+/// Stores `count` messages `{prefix}{n}` straight into logging, 16 calls in flight.
+async fn fill(logging: &str, prefix: &str, count: usize) {
+    let client = LoggingServiceClient::new(channel(logging).await);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut client, next, prefix) = (client.clone(), next.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if n >= count {
+                        break;
+                    }
+                    client
+                        .log_message(LogRequest {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            message: format!("{prefix}{n}"),
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
+
+/// Walks the whole list through the JSON door, `GET /api/messages`, following the cursors.
+async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
+    let direction = if backward { "backward" } else { "forward" };
+    let mut walked = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (status, page) = client
+            .get_json(&format!(
+                "/api/messages?cursor={cursor}&limit=1000&direction={direction}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let messages: Vec<StoredMessage> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| StoredMessage {
+                seq: m["seq"].as_u64().unwrap(),
+                id: m["id"].as_str().unwrap().to_owned(),
+                text: m["text"].as_str().unwrap().to_owned(),
+            })
+            .collect();
+        assert_ascending(&messages);
+        if backward {
+            walked.splice(0..0, messages);
+        } else {
+            walked.extend(messages);
+        }
+        match page["next_cursor"].as_u64() {
+            Some(next) => cursor = next,
+            None => return walked,
+        }
+    }
+}
+
+/// Walks the whole list through the gRPC door, `List`.
+async fn walk_grpc(client: &mut MessageLogClient<Channel>, backward: bool) -> Vec<StoredMessage> {
+    let direction = if backward {
+        Direction::Backward
+    } else {
+        Direction::Forward
+    };
+    let mut walked = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = client
+            .list(ListRequest {
+                cursor,
+                limit: 1000,
+                direction: direction.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_ascending(&page.messages);
+        if backward {
+            walked.splice(0..0, page.messages);
+        } else {
+            walked.extend(page.messages);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => return walked,
+        }
+    }
+}
+
+async fn walk_10_000_both_ways_through_both_doors(store: &[&str]) {
+    let logging =
+        spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), store)).await;
+    let facade = spawn_facade(facade_settings(&logging.url(), "http://127.0.0.1:9")).await;
+    fill(&logging.url(), "m", 10_000).await;
+    let json = Client::new(&facade);
+    let mut grpc = gateway(&facade).await;
+    let forward = walk_json(&json, false).await;
+    assert_eq!(forward.len(), 10_000);
+    assert_ascending(&forward);
+    let mut texts = texts_of(&forward);
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 10_000, "every message once");
+    assert_eq!(walk_json(&json, true).await, forward, "JSON backward");
+    assert_eq!(walk_grpc(&mut grpc, false).await, forward, "gRPC forward");
+    assert_eq!(walk_grpc(&mut grpc, true).await, forward, "gRPC backward");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_messages_page_both_ways_through_both_doors_on_memory() {
+    walk_10_000_both_ways_through_both_doors(&["--store", "memory"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_messages_page_both_ways_through_both_doors_on_sqlite() {
+    let dir = TempDir::new("msglog-paging");
+    let store = format!("sqlite:{}", dir.join("messages.sqlite3").display());
+    walk_10_000_both_ways_through_both_doors(&["--store", &store]).await;
+}
+
+#[tokio::test]
+async fn a_bad_page_query_is_a_json_400_that_says_what_is_wrong() {
+    let app = TestApp::spawn().await;
+    for (query, says) in [
+        ("limit=1001", "at most 1000"),
+        ("limit=-1", "limit"),
+        ("cursor=abc", "cursor"),
+        ("direction=sideways", "direction"),
+    ] {
+        let (status, body) = app
+            .client()
+            .get_json(&format!("/api/messages?{query}"))
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_watcher_holds_up_no_one_and_catches_up_from_logging_when_it_reads() {
+    // A small buffer, so the stalled watcher falls behind it and must page from logging.
+    let app = TestApp::spawn_with(|settings| settings.watch_buffer = 50).await;
+    let mut client = gateway(&app.facade).await;
+    let mut stalled = watch(&mut client, 0).await;
+    let mut reader = watch(&mut client, 0).await;
+    let mut seen = Seen::default();
+    let mut posted = Vec::new();
+    for n in 0..500 {
+        let text = format!("m{n}");
+        let (status, _) = app.client().post_message(&text).await;
+        assert_eq!(status, 200);
+        posted.push(text);
+    }
+    read_until(&mut reader, &mut seen, |s| s.messages.len() == 500).await;
+    assert_eq!(texts_of(&seen.messages), posted);
+    // The stalled one now reads: all of it, in order, though most left the buffer long ago.
+    let mut late = Seen::default();
+    read_until(&mut stalled, &mut late, |s| s.messages.len() == 500).await;
+    assert_eq!(late.messages, seen.messages);
+}
+
+/// Starts the logging binary on `addr` over the SQLite file `db`.
+async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_logging"),
+        [
+            "--addr".to_owned(),
+            addr.to_string(),
+            format!("--store=sqlite:{}", db.display()),
+        ],
+        LogAfterStart::Drain,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_is_told_of_a_logging_restart_and_resumes_with_no_gap_and_no_double() {
+    let dir = TempDir::new("msglog-gateway");
+    let db = dir.join("messages.sqlite3");
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = logging.addr;
+    let facade = spawn_facade(facade_settings(
+        &format!("http://{addr}"),
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    let json = Client::new(&facade);
+    let mut client = gateway(&facade).await;
+    let mut watcher = watch(&mut client, 0).await;
+    let mut seen = Seen::default();
+    for n in 0..20 {
+        assert_eq!(json.post_message(&format!("before {n}")).await.0, 200);
+    }
+    read_until(&mut watcher, &mut seen, |s| s.messages.len() == 20).await;
+    // (The feed may have been connecting when the watcher opened.)
+    seen.feed.clear();
+
+    logging.kill9().await;
+    read_until(&mut watcher, &mut seen, |s| s.feed.last() == Some(&false)).await;
+    let logging = start_logging(&db, addr).await;
+    read_until(&mut watcher, &mut seen, |s| s.feed.last() == Some(&true)).await;
+    for n in 0..20 {
+        assert_eq!(json.post_message(&format!("after {n}")).await.0, 200);
+    }
+    read_until(&mut watcher, &mut seen, |s| s.messages.len() >= 40).await;
+    assert_eq!(seen.messages.len(), 40, "nothing doubled");
+    assert_ascending(&seen.messages);
+    let expected: Vec<_> = (0..20)
+        .map(|n| format!("before {n}"))
+        .chain((0..20).map(|n| format!("after {n}")))
+        .collect();
+    assert_eq!(texts_of(&seen.messages), expected);
+    assert_eq!(
+        seen.feed,
+        [false, true],
+        "told once of the break, once of the return"
+    );
+    drop(logging);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_watchers_open_stops_the_facade_within_a_second() {
+    let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
+    let facade = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_facade"),
+        [
+            "--addr",
+            "127.0.0.1:0",
+            "--logging-url",
+            &logging.url(),
+            "--messages-url",
+            "http://127.0.0.1:9",
+            "--shutdown-grace-ms",
+            "10000",
+        ],
+        LogAfterStart::Drain,
+    )
+    .await;
+    let base = format!("http://{}", facade.addr);
+    let mut client = MessageLogClient::new(channel(&base).await);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut stream = watch(&mut client, 0).await;
+        stream.message().await.unwrap().unwrap();
+        streams.push(stream);
+    }
+    let (mut web, mut frames) = web_watch(&base, 0, false).await;
+    next_web_event(&mut web, &mut frames).await;
+
+    let started = Instant::now();
+    assert!(facade.terminate().await.success());
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "stopped in {took:?} with watchers open; the grace period is 10 s"
+    );
+    for mut stream in streams {
+        let status = loop {
+            match stream.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("ended without a status"),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+}
