@@ -1,5 +1,7 @@
-// The page in real headless Chromium, against the real services built by cargo and the page
-// built by Trunk: send, duplicate, logging down (failure shown, text kept), logging back.
+// The page in real headless Chromium, two pages open, against the real services built by cargo
+// and the page built by Trunk: send, live delivery to the other page (from the page and from a
+// script), duplicate, logging down (feed interrupted, failure shown, text kept), logging back
+// (feed live, list whole), older pages on demand.
 //
 // Run by scripts/test.sh (which installs Chromium and builds everything first). Alone:
 //   node --test frontend/e2e/
@@ -60,7 +62,7 @@ async function stopService(service) {
   await exited;
 }
 
-test('the page sends, shows duplicates, survives logging going down and coming back', async (t) => {
+test('two pages: live delivery, duplicates, a logging restart, older pages', async (t) => {
   const missing = missingPrerequisite();
   if (missing) {
     if (required) assert.fail(missing);
@@ -94,32 +96,60 @@ test('the page sends, shows duplicates, survives logging going down and coming b
     ],
   });
   const page = await browser.newPage();
+  const other = await browser.newPage();
   const consoleLines = [];
-  page.on('console', (message) => consoleLines.push(`[${message.type()}] ${message.text()}`));
-  page.on('pageerror', (error) => consoleLines.push(`[pageerror] ${error.message}`));
+  for (const [name, p] of [['A', page], ['B', other]]) {
+    p.on('console', (message) => consoleLines.push(`[${name} ${message.type()}] ${message.text()}`));
+    p.on('pageerror', (error) => consoleLines.push(`[pageerror ${name}] ${error.message}`));
+  }
 
   const pill = (service, state) => page.locator(`.pill[data-service="${service}"][data-state="${state}"]`);
-  const listHas = (text) =>
-    page.waitForFunction(
+  const feed = (p, state) => p.locator(`.feed[data-feed="${state}"]`).waitFor({ timeout: WAIT });
+  const listHas = (p, text, timeout = WAIT) =>
+    p.waitForFunction(
       (wanted) => [...document.querySelectorAll('ol.list li')].some((li) => li.textContent === wanted),
       text,
-      { timeout: WAIT },
+      { timeout },
     );
+  const listTexts = (p) => p.$$eval('ol.list li', (items) => items.map((li) => li.textContent));
+  const seqs = (p) => p.$$eval('ol.list li', (items) => items.map((li) => Number(li.dataset.seq)));
+  const post = async (text) => {
+    const response = await fetch(`http://${facade.addr}/send_message`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: text }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  };
+  // Whole and in order: seqs strictly ascending, so nothing is missing between or doubled.
+  const assertWhole = async (p) => {
+    const shown = await seqs(p);
+    for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1] < shown[i], `seqs ascend: ${shown}`);
+  };
 
   try {
     await page.goto(`http://${facade.addr}/`);
+    await other.goto(`http://${facade.addr}/`);
     await pill('facade', 'up').waitFor({ timeout: WAIT });
     await pill('logging', 'up').waitFor({ timeout: WAIT });
     await pill('messages', 'up').waitFor({ timeout: WAIT });
     await page.getByText('not implemented yet').waitFor({ timeout: WAIT });
+    await feed(page, 'live');
+    await feed(other, 'live');
 
-    // Send with Enter: stored, shown in the list, the box cleared.
+    // Send with Enter: stored, shown in the list, the box cleared; and live in page B within
+    // a second, without a reload.
     const first = 'hello from the browser';
     await page.fill('#message', first);
     await page.press('#message', 'Enter');
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
-    await listHas(first);
+    await listHas(other, first, 1_000);
+    await listHas(page, first);
     assert.equal(await page.inputValue('#message'), '');
+
+    // A message sent by curl (any HTTP client) reaches page B live too.
+    await post('sent by a script');
+    await listHas(other, 'sent by a script', 1_000);
 
     // The same text again, with the button: a duplicate of the same id.
     const storedId = await page.locator('[data-outcome="success"] code').textContent();
@@ -130,40 +160,57 @@ test('the page sends, shows duplicates, survives logging going down and coming b
     assert.match(await duplicate.textContent(), /Duplicate/);
     assert.equal(await duplicate.locator('code').textContent(), storedId);
 
-    // Logging stops: the send fails with its attempts and code, and the text stays.
+    // Logging stops: both pages show the live feed interrupted, keep what they show, and a
+    // send fails with the reason while its text stays in the box.
     await stopService(logging);
+    await feed(other, 'interrupted');
+    await feed(page, 'interrupted');
     const kept = 'sent while logging is down';
     await page.fill('#message', kept);
     await page.press('#message', 'Enter');
-    const failure = page.locator('[data-outcome="error"]');
+    const failure = page.locator('[data-outcome="error"][data-code="UNAVAILABLE"]');
     await failure.waitFor({ timeout: WAIT });
     const failureText = await failure.textContent();
-    assert.match(failureText, /Logging service error/);
-    assert.match(failureText, /attempts? to logging, last answer UNAVAILABLE/);
+    assert.match(failureText, /Logging service error: UNAVAILABLE after \d+ attempts?/);
     assert.equal(await page.inputValue('#message'), kept);
     await pill('logging', 'down').waitFor({ timeout: WAIT });
-    // The list that loaded before stays on screen, marked stale.
-    await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByText('showing the last list that loaded').waitFor({ timeout: WAIT });
-    await listHas(first);
+    await listHas(other, first);
 
-    // Logging comes back on the same address: the strip follows, and the kept text is stored.
+    // Logging comes back on the same address: the feed resumes, the strip follows, the kept
+    // text is stored, and page B's list is whole: everything once, in order.
     logging = await startService('logging-service', loggingArgs(logging.addr));
     services.push(logging);
-    await page.getByRole('button', { name: 'Refresh' }).click();
+    await feed(other, 'live');
     await pill('logging', 'up').waitFor({ timeout: WAIT });
     await page.press('#message', 'Enter');
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
-    await listHas(kept);
-    await listHas(first); // kept on disk across the restart
+    await listHas(other, kept);
+    await listHas(page, kept);
     assert.equal(await page.inputValue('#message'), '');
+    assert.deepEqual(await listTexts(other), [first, 'sent by a script', kept]);
+    await assertWhole(other);
+
+    // Older pages on demand: with more than a page stored, a fresh page shows the newest 50
+    // and loads the rest when asked.
+    for (let i = 0; i < 60; i++) await post(`bulk ${i}`);
+    await listHas(other, 'bulk 59');
+    await other.reload();
+    await listHas(other, 'bulk 59');
+    assert.equal((await listTexts(other)).length, 50);
+    await other.getByRole('button', { name: 'Load older' }).click();
+    await listHas(other, first);
+    const all = await listTexts(other);
+    assert.equal(all.length, 63);
+    assert.deepEqual(all.slice(0, 3), [first, 'sent by a script', kept]);
+    await assertWhole(other);
+    assert.equal(await other.getByRole('button', { name: 'Load older' }).count(), 0, 'nothing older');
 
     // A phone-sized screen: nothing wider than the screen.
     await page.setViewportSize({ width: 360, height: 740 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
 
-    const errors = consoleLines.filter((line) => line.startsWith('[pageerror]'));
+    const errors = consoleLines.filter((line) => line.startsWith('[pageerror'));
     assert.deepEqual(errors, [], 'no script errors');
   } catch (error) {
     mkdirSync(artifacts, { recursive: true });
@@ -171,6 +218,7 @@ test('the page sends, shows duplicates, survives logging going down and coming b
     const consoleFile = path.join(artifacts, 'page-console.log');
     const logsFile = path.join(artifacts, 'services.log');
     await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    await other.screenshot({ path: shot.replace('.png', '-b.png'), fullPage: true }).catch(() => {});
     writeFileSync(consoleFile, consoleLines.join('\n') + '\n');
     writeFileSync(logsFile, services.map((s) => `== ${s.name}\n${s.log.join('\n')}`).join('\n') + '\n');
     console.error(`browser test failed: screenshot ${shot}, console ${consoleFile}, service logs ${logsFile}`);

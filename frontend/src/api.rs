@@ -1,79 +1,73 @@
-//! Calls to the facade's JSON API, with the shapes from `msglog_proto::api`.
+//! The facade's gRPC API (`msglog.v1.MessageLog`) over gRPC-web, on the page's own origin:
+//! the generated client on the browser's fetch. The page speaks nothing else, so it carries no
+//! JSON code.
 
 use std::fmt;
 
-use gloo_net::http::{Request, Response};
-use msglog_proto::api::{
-    ApiSendMessageResponse, ErrorBody, GetMessagesResponse, SendMessageRequest, StatusResponse,
-    paths,
+use msglog_proto::v1::{
+    SendRequest, SendResponse, StatusRequest, StatusResponse, message_log_client::MessageLogClient,
 };
-use serde::de::DeserializeOwned;
+use tonic_web_wasm_client::Client;
 
-/// Why a call to the facade failed.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ApiError {
-    /// The facade answered with an error status and its JSON error body.
-    Http {
-        /// HTTP status code.
-        status: u16,
-        /// What the facade said.
-        body: ErrorBody,
-    },
-    /// No answer at all (the facade is down, or the network is).
-    Network(String),
+/// The generated client, on the page's origin.
+pub(crate) type Api = MessageLogClient<Client>;
+
+/// A client of the facade that served the page.
+pub(crate) fn client() -> Api {
+    let origin = leptos::prelude::window()
+        .location()
+        .origin()
+        .unwrap_or_default();
+    MessageLogClient::new(Client::new(origin))
+}
+
+/// Why a call to the facade failed, for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    /// The gRPC code's name (`UNAVAILABLE`), or `NETWORK` when there was no answer.
+    pub(crate) code: &'static str,
+    /// What the facade said, or what went wrong on the way.
+    pub(crate) message: String,
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        use tonic::Code;
+        let code = match status.code() {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::Aborted => "ABORTED",
+            Code::Unimplemented => "UNIMPLEMENTED",
+            // What the transport reports when the fetch itself failed.
+            Code::Unknown | Code::Internal => "NETWORK",
+            _ => "ERROR",
+        };
+        let message = match (code, status.message()) {
+            ("NETWORK", _) | (_, "") => "the facade did not answer".to_owned(),
+            (_, message) => message.to_owned(),
+        };
+        Self { code, message }
+    }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Http { body, .. } => f.write_str(&body.error),
-            Self::Network(error) => write!(f, "the facade did not answer ({error})"),
-        }
+        f.write_str(&self.message)
     }
 }
 
-/// `/api/messages`.
-fn messages_path() -> String {
-    format!("{}{}", paths::API, paths::API_MESSAGES)
+/// `Send`: stores a message; the facade picks its id.
+pub(crate) async fn send(text: String) -> Result<SendResponse, ApiError> {
+    let request = SendRequest {
+        text,
+        idempotency_key: String::new(),
+    };
+    Ok(client().send(request).await?.into_inner())
 }
 
-/// `POST /api/messages`.
-pub(crate) async fn send(message: String) -> Result<ApiSendMessageResponse, ApiError> {
-    let request = Request::post(&messages_path())
-        .json(&SendMessageRequest { message })
-        .map_err(|error| ApiError::Network(error.to_string()))?;
-    read(request.send().await).await
-}
-
-/// `GET /api/messages`.
-pub(crate) async fn list() -> Result<GetMessagesResponse, ApiError> {
-    read(Request::get(&messages_path()).send().await).await
-}
-
-/// `GET /api/status`.
+/// `Status`: the services at a glance.
 pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
-    read(
-        Request::get(&format!("{}{}", paths::API, paths::API_STATUS))
-            .send()
-            .await,
-    )
-    .await
-}
-
-async fn read<T: DeserializeOwned>(
-    response: Result<Response, gloo_net::Error>,
-) -> Result<T, ApiError> {
-    let response = response.map_err(|error| ApiError::Network(error.to_string()))?;
-    let status = response.status();
-    if response.ok() {
-        return response
-            .json::<T>()
-            .await
-            .map_err(|error| ApiError::Network(format!("unreadable answer: {error}")));
-    }
-    let body = response
-        .json::<ErrorBody>()
-        .await
-        .unwrap_or_else(|_| ErrorBody::new(format!("HTTP {status}")));
-    Err(ApiError::Http { status, body })
+    Ok(client().status(StatusRequest {}).await?.into_inner())
 }

@@ -1,18 +1,23 @@
-//! The browser page of msglog: post a message, see the logged list and the messages
+//! The browser page of msglog: post a message, see the logged list live and the messages
 //! service's text, and see at a glance which services are up.
 //!
 //! Client-side rendered with Leptos and built by Trunk (`trunk build --release` from the
-//! project's top level, or `trunk serve` for a live-reloading page that proxies `/api/` to the
-//! facade). The facade serves the built page and the JSON API it calls.
+//! project's top level, or `trunk serve` for a live-reloading page that proxies the facade's
+//! gRPC-web path). The facade serves the built page and the API it calls, over gRPC-web to the
+//! same origin (`msglog.v1.MessageLog`): `List` for pages, `Watch` for new messages as they
+//! are stored, `Send`, and `Status`. One protocol for everything keeps the page small: it
+//! carries no JSON code.
 
 //!
 //! # Layout
 //!
-//! - `api`: calls to the facade's JSON API (paths and shapes from `msglog_proto::api`);
+//! - `api`: the generated gRPC-web client, and its errors for a person;
+//! - `live`: the live list over gRPC-web (`List` and `Watch`);
 //! - `status_strip`, `send_form`, `message_list`: one component per file;
-//! - [`App`] (here): composes them and drives the refresh.
+//! - [`App`] (here): composes them.
 
 mod api;
+mod live;
 mod message_list;
 mod send_form;
 mod status_strip;
@@ -21,28 +26,45 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
-use crate::{message_list::MessageList, send_form::SendForm, status_strip::StatusStrip};
+use crate::{
+    live::LiveList, message_list::MessageList, send_form::SendForm, status_strip::StatusStrip,
+};
 
-/// How often the list and the status strip refresh by themselves.
-const REFRESH_EVERY: Duration = Duration::from_secs(3);
+/// How often the status strip checks the services by itself. It also checks after each send
+/// and whenever the live feed changes state.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
-    // Everything that shows the services' state refetches when `tick` moves: on a timer,
-    // after each send, and on demand.
+    let list = LiveList::new();
+    list.start();
+
     let (tick, set_tick) = signal(0_u64);
     let refresh = move || set_tick.update(|tick| *tick += 1);
-    if let Err(error) = set_interval_with_handle(refresh, REFRESH_EVERY) {
-        leptos::logging::error!("cannot start the refresh timer: {error:?}");
+    if let Err(error) = set_interval_with_handle(refresh, STATUS_EVERY) {
+        leptos::logging::error!("cannot start the status timer: {error:?}");
     }
-    let status = LocalResource::new(move || {
-        tick.track();
-        api::status()
+    // A break or a return of the feed is news about the services: check them now.
+    Effect::new(move |previous: Option<bool>| {
+        let live = list.feed.with(|feed| *feed == live::Feed::Live);
+        if previous.is_some_and(|was| was != live) {
+            refresh();
+        }
+        live
     });
-    let messages = LocalResource::new(move || {
+    // The last status check's answer (`None` until the first one).
+    let status = RwSignal::new(None);
+    Effect::new(move |_| {
         tick.track();
-        api::list()
+        leptos::task::spawn_local(async move { status.set(Some(api::status().await)) });
+    });
+    let from_service = Signal::derive(move || match status.get() {
+        Some(Ok(status)) => status
+            .messages
+            .filter(|messages| messages.up)
+            .map(|messages| messages.detail),
+        _ => None,
     });
 
     view! {
@@ -52,7 +74,7 @@ pub fn App() -> impl IntoView {
         </header>
         <main class="content">
             <SendForm on_sent=move |_| refresh() />
-            <MessageList messages=messages on_refresh=move |_| refresh() />
+            <MessageList list=list from_service=from_service />
         </main>
     }
 }

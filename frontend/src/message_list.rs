@@ -1,78 +1,96 @@
-//! The logged messages and the messages service's text.
+//! The logged messages, live, with older pages on demand.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
 
 use leptos::prelude::*;
-use msglog_proto::api::GetMessagesResponse;
 
-use crate::api::ApiError;
+use crate::live::{Feed, LiveList};
 
-/// The logged messages and the messages service's text.
+/// The logged messages, newest last, kept up to date by the live feed.
 #[component]
 pub(crate) fn MessageList(
-    /// The facade's `/api/messages`, refetched on the page's tick.
-    messages: LocalResource<Result<GetMessagesResponse, ApiError>>,
-    /// Asks for a refresh now.
+    /// The list and its feed.
+    list: LiveList,
+    /// What the messages service says (from the status check), when it answered.
     #[prop(into)]
-    on_refresh: Callback<()>,
+    from_service: Signal<Option<String>>,
 ) -> impl IntoView {
-    // The last list that loaded, kept on screen (marked stale) while a refresh fails, so a
-    // logging outage does not blank out what was already seen.
-    let last_good = RwSignal::new(None::<GetMessagesResponse>);
-    Effect::new(move |_| {
-        if let Some(Ok(list)) = messages.get() {
-            last_good.set(Some(list));
+    let feed_note = move || {
+        let (state, text) = match list.feed.get() {
+            Feed::Connecting => ("connecting", "Connecting…".to_owned()),
+            Feed::Live => ("live", "Live".to_owned()),
+            Feed::Reconnecting(why) => ("interrupted", format!("Reconnecting: {why}")),
+            Feed::Interrupted(why) => ("interrupted", format!("Interrupted: {why}")),
+        };
+        view! {
+            <p class="feed" data-feed=state role="status" aria-live="polite">
+                <span class="dot" aria-hidden="true"></span>
+                {text}
+            </p>
         }
-    });
-    let problem = move || match messages.get() {
-        Some(Err(error)) => Some(error.to_string()),
-        _ => None,
     };
-    let body = move || match last_good.get() {
-        None if problem().is_none() => view! { <p class="muted">"Loading…"</p> }.into_any(),
-        None => ().into_any(),
-        Some(list) => {
-            let count = list.logged_messages.len();
-            let items = if count == 0 {
-                view! { <p class="muted">"Nothing logged yet."</p> }.into_any()
-            } else {
-                view! {
-                    <ol class="list" data-count=count>
-                        {list
-                            .logged_messages
-                            .into_iter()
-                            .map(|message| view! { <li>{message}</li> })
-                            .collect_view()}
-                    </ol>
-                }
-                .into_any()
-            };
+    let older = move || {
+        list.older.get().map(|_| {
             view! {
-                <p class="from-service">
-                    "Messages service says: " <q>{list.message_from_service}</q>
-                </p>
-                {items}
+                <button
+                    type="button"
+                    class="secondary older"
+                    disabled=move || list.loading_older.get()
+                    on:click=move |_| list.load_older()
+                >
+                    {move || if list.loading_older.get() { "Loading…" } else { "Load older" }}
+                </button>
             }
-            .into_any()
+        })
+    };
+    // The list element is made once (and again only when it empties or fills): new messages
+    // change its items, not the element.
+    let empty = Memo::new(move |_| list.messages.with(Vec::is_empty));
+    let body = move || {
+        if !list.loaded.get() {
+            return view! { <p class="muted">"Loading…"</p> }.into_any();
         }
+        if empty.get() {
+            return view! { <p class="muted">"Nothing logged yet."</p> }.into_any();
+        }
+        view! {
+            <ol class="list" data-count=move || list.messages.with(Vec::len)>
+                // Keyed by seq: a new message adds one item, not a new list.
+                <For
+                    each=move || list.messages.get()
+                    key=|message| message.seq
+                    children=|message| {
+                        view! { <li data-seq=message.seq title=message.id>{message.text}</li> }
+                    }
+                />
+            </ol>
+        }
+        .into_any()
     };
     view! {
         <section class="card" aria-labelledby="list-title">
             <div class="card-head">
                 <h2 id="list-title">"Logged messages"</h2>
-                <button type="button" class="secondary" on:click=move |_| on_refresh.run(())>
-                    "Refresh"
-                </button>
+                {feed_note}
             </div>
             {move || {
-                problem()
-                    .map(|problem| {
-                        let stale = last_good.with(Option::is_some);
+                from_service
+                    .get()
+                    .map(|text| {
+                        view! {
+                            <p class="from-service">"Messages service says: " <q>{text}</q></p>
+                        }
+                    })
+            }}
+            {older}
+            {move || {
+                list.older_error
+                    .get()
+                    .map(|error| {
                         view! {
                             <p class="error" role="alert">
-                                "Could not load the messages: " {problem}
-                                {stale.then_some(" (showing the last list that loaded)")}
+                                "Could not load older messages: " {error}
                             </p>
                         }
                     })

@@ -4,7 +4,7 @@
 #![allow(unreachable_pub)]
 
 use leptos::{ev::KeyboardEvent, prelude::*};
-use msglog_proto::api::{ApiSendMessageResponse, SendStatus};
+use msglog_proto::v1::{SendResponse, SendStatus};
 
 use crate::api::{self, ApiError};
 
@@ -17,21 +17,8 @@ pub(crate) fn SendForm(
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let (hint, set_hint) = signal(None::<&'static str>);
-    let send = Action::new_local(|message: &String| api::send(message.clone()));
-    let pending = send.pending();
-    let outcome = send.value();
-
-    // A stored message leaves the box (unless something new was typed meanwhile); a failed one
-    // stays, so nothing typed is lost.
-    let (sent_text, set_sent_text) = signal(String::new());
-    Effect::new(move |_| {
-        if let Some(result) = outcome.get() {
-            if result.is_ok() && text.get_untracked() == sent_text.get_untracked() {
-                set_text.set(String::new());
-            }
-            on_sent.run(());
-        }
-    });
+    let pending = RwSignal::new(false);
+    let outcome = RwSignal::new(None::<Result<SendResponse, ApiError>>);
 
     let submit = move || {
         let message = text.get_untracked();
@@ -43,8 +30,18 @@ pub(crate) fn SendForm(
             return;
         }
         set_hint.set(None);
-        set_sent_text.set(message.clone());
-        send.dispatch(message);
+        pending.set(true);
+        leptos::task::spawn_local(async move {
+            let result = api::send(message.clone()).await;
+            // A stored message leaves the box (unless something new was typed meanwhile); a
+            // failed one stays, so nothing typed is lost.
+            if result.is_ok() && text.get_untracked() == message {
+                set_text.set(String::new());
+            }
+            outcome.set(Some(result));
+            pending.set(false);
+            on_sent.run(());
+        });
     };
     let on_keydown = move |event: KeyboardEvent| {
         // Enter sends; Shift+Enter starts a new line; an input method's Enter is its own.
@@ -90,21 +87,14 @@ pub(crate) fn SendForm(
 #[component]
 fn Outcome(
     /// The facade's answer.
-    result: Result<ApiSendMessageResponse, ApiError>,
+    result: Result<SendResponse, ApiError>,
 ) -> impl IntoView {
     let retried = |attempts: u32| match attempts {
         n if n > 1 => format!(" (after {n} attempts)"),
         _ => String::new(),
     };
     match result {
-        Ok(answer) if answer.status == SendStatus::Success => view! {
-            <p class="result" data-outcome="success">
-                <strong>"Stored."</strong>
-                " Id " <code>{answer.id}</code> {retried(answer.attempts)}
-            </p>
-        }
-        .into_any(),
-        Ok(answer) => view! {
+        Ok(answer) if answer.status() == SendStatus::Duplicate => view! {
             <p class="result" data-outcome="duplicate">
                 <strong>"Duplicate:"</strong>
                 " already stored as " <code>{answer.id}</code>
@@ -112,28 +102,22 @@ fn Outcome(
             </p>
         }
         .into_any(),
-        Err(error) => {
-            let detail = match &error {
-                ApiError::Http { body, .. } => match (body.attempts, &body.code) {
-                    (Some(attempts), Some(code)) => Some(format!(
-                        "{attempts} {} to logging, last answer {code}.",
-                        if attempts == 1 { "attempt" } else { "attempts" }
-                    )),
-                    _ => None,
-                },
-                ApiError::Network(_) => None,
-            };
-            view! {
-                <div class="result" data-outcome="error" role="alert">
-                    <p>
-                        <strong>"Not stored: "</strong>
-                        {error.to_string()}
-                    </p>
-                    {detail.map(|detail| view! { <p class="detail">{detail}</p> })}
-                    <p class="detail">"Your text is still in the box; send it again when ready."</p>
-                </div>
-            }
-            .into_any()
+        Ok(answer) => view! {
+            <p class="result" data-outcome="success">
+                <strong>"Stored."</strong>
+                " Id " <code>{answer.id}</code> {retried(answer.attempts)}
+            </p>
         }
+        .into_any(),
+        Err(error) => view! {
+            <div class="result" data-outcome="error" data-code=error.code role="alert">
+                <p>
+                    <strong>"Not stored: "</strong>
+                    {error.to_string()}
+                </p>
+                <p class="detail">"Your text is still in the box; send it again when ready."</p>
+            </div>
+        }
+        .into_any(),
     }
 }

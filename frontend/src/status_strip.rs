@@ -4,32 +4,38 @@
 #![allow(unreachable_pub)]
 
 use leptos::prelude::*;
-use msglog_proto::api::{ServiceStatus, StatusResponse};
+use msglog_proto::v1::{ServiceState, StatusResponse};
 
 use crate::api::ApiError;
 
 /// The three services, each up or down, as the facade last saw them.
 #[component]
 pub(crate) fn StatusStrip(
-    /// The facade's `/api/status`, refetched on the page's tick.
-    status: LocalResource<Result<StatusResponse, ApiError>>,
+    /// The last `Status` answer (`None` until the first).
+    status: RwSignal<Option<Result<StatusResponse, ApiError>>>,
 ) -> impl IntoView {
     let pills = move || {
-        let unknown = |detail: &str| ServiceStatus {
+        let unknown = |detail: &str| ServiceState {
             up: false,
             detail: detail.to_owned(),
         };
+        let or_unknown = |state: Option<ServiceState>| state.unwrap_or_else(|| unknown("?"));
         match status.get() {
             None => vec![
                 ("facade", None, unknown("checking…")),
                 ("logging", None, unknown("checking…")),
                 ("messages", None, unknown("checking…")),
             ],
-            Some(Ok(status)) => vec![
-                ("facade", Some(status.facade.up), status.facade),
-                ("logging", Some(status.logging.up), status.logging),
-                ("messages", Some(status.messages.up), status.messages),
-            ],
+            Some(Ok(status)) => [
+                ("facade", status.facade),
+                ("logging", status.logging),
+                ("messages", status.messages),
+            ]
+            .map(|(name, state)| {
+                let state = or_unknown(state);
+                (name, Some(state.up), state)
+            })
+            .into(),
             // No answer from the facade: it is down, and what lies behind it is unknown.
             Some(Err(error)) => vec![
                 ("facade", Some(false), unknown(&error.to_string())),

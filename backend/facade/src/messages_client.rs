@@ -37,8 +37,6 @@ pub(crate) struct MessagesClient {
     client: Client<HttpConnector, Empty<Bytes>>,
     /// `<messages-url>/get_message`: the stub's text.
     message_uri: Uri,
-    /// `<messages-url>/healthz`.
-    health_uri: Uri,
     /// The longest the whole call may take.
     timeout: Duration,
 }
@@ -48,41 +46,31 @@ impl MessagesClient {
     pub(crate) fn new(base_url: &str, timeout: Duration) -> Result<Self, http::uri::InvalidUri> {
         let base = base_url.trim_end_matches('/');
         let message_uri = format!("{base}/get_message").parse()?;
-        let health_uri = format!("{base}/healthz").parse()?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         connector.set_nodelay(true);
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             message_uri,
-            health_uri,
             timeout,
         })
     }
 
     /// The messages service's text (`not implemented yet`).
     pub(crate) async fn get_message(&self, request_id: &str) -> Result<String, MessagesError> {
-        self.get_text(&self.message_uri, Some(request_id)).await
+        self.get_text(&self.message_uri, request_id).await
     }
 
-    /// Whether the messages service answers its `/healthz`.
-    pub(crate) async fn health(&self) -> Result<(), MessagesError> {
-        self.get_text(&self.health_uri, None).await.map(drop)
-    }
-
-    async fn get_text(&self, uri: &Uri, request_id: Option<&str>) -> Result<String, MessagesError> {
+    async fn get_text(&self, uri: &Uri, request_id: &str) -> Result<String, MessagesError> {
         match tokio::time::timeout(self.timeout, self.fetch(uri, request_id)).await {
             Ok(result) => result,
             Err(_) => Err(MessagesError::Timeout(self.timeout.as_millis())),
         }
     }
 
-    async fn fetch(&self, uri: &Uri, request_id: Option<&str>) -> Result<String, MessagesError> {
-        let mut request = Request::get(uri.clone());
-        if let Some(id) = request_id {
-            request = request.header("x-request-id", id);
-        }
-        let request = request
+    async fn fetch(&self, uri: &Uri, request_id: &str) -> Result<String, MessagesError> {
+        let request = Request::get(uri.clone())
+            .header("x-request-id", request_id)
             .body(Empty::new())
             .map_err(|error| MessagesError::Unreachable(error.to_string()))?;
         let response = self

@@ -12,8 +12,8 @@ pub(crate) mod original;
 use msglog_proto::{
     MessageText,
     api::{
-        ApiSendMessageResponse, GetMessagesResponse, MessagesPage, PagedMessage,
-        SendMessageResponse, SendStatus,
+        ApiSendMessageResponse, GetMessagesResponse, LiveFeedStatus, MessagesPage, PagedMessage,
+        SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
     logging::{ListMessagesRequest, ListMessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED},
     v1,
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     error::AppError,
+    feed::FeedState,
     ids::{IdempotencyKey, message_id},
     logging_client::Logged,
     state::AppState,
@@ -219,6 +220,82 @@ async fn list_messages(
         logged_messages: logged.value,
         message_from_service,
     })
+}
+
+/// The services at a glance, checked now; each door encodes it in its own shape.
+#[derive(Debug)]
+pub(crate) struct Services {
+    /// Logging's gRPC health check, or why it failed.
+    logging: Result<(), String>,
+    /// The messages service's text, or why there is none.
+    messages: Result<String, String>,
+    /// The live feed.
+    feed: FeedState,
+}
+
+/// Checks logging (its health) and messages (the call the original makes, so its text is the
+/// detail) concurrently, and reads the live feed's state.
+pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
+    let (logging, messages) = tokio::join!(
+        state.logging.health(),
+        state.messages.get_message(request_id)
+    );
+    Services {
+        logging,
+        messages: messages.map_err(|error| error.to_string()),
+        feed: state.feed.state(),
+    }
+}
+
+impl Services {
+    /// (up, detail) of the facade, logging and messages.
+    fn states(self) -> ([(bool, String); 3], FeedState) {
+        let logging = match self.logging {
+            Ok(()) => (true, "SERVING".to_owned()),
+            Err(detail) => (false, detail),
+        };
+        let messages = match self.messages {
+            Ok(text) => (true, text),
+            Err(detail) => (false, detail),
+        };
+        ([(true, "serving".to_owned()), logging, messages], self.feed)
+    }
+}
+
+impl From<Services> for StatusResponse {
+    fn from(services: Services) -> Self {
+        let ([facade, logging, messages], feed) = services.states();
+        let state = |(up, detail)| ServiceStatus { up, detail };
+        Self {
+            facade: state(facade),
+            logging: state(logging),
+            messages: state(messages),
+            feed: LiveFeedStatus {
+                live: feed.live,
+                detail: feed.detail,
+                watchers: feed.watchers as u64,
+                newest_seq: feed.newest_seq,
+            },
+        }
+    }
+}
+
+impl From<Services> for v1::StatusResponse {
+    fn from(services: Services) -> Self {
+        let ([facade, logging, messages], feed) = services.states();
+        let state = |(up, detail)| Some(v1::ServiceState { up, detail });
+        Self {
+            facade: state(facade),
+            logging: state(logging),
+            messages: state(messages),
+            feed: Some(v1::LiveFeed {
+                live: feed.live,
+                detail: feed.detail,
+                watchers: feed.watchers as u64,
+                newest_seq: feed.newest_seq,
+            }),
+        }
+    }
 }
 
 /// `GET /healthz`: the facade itself is up (it says nothing of its dependencies).

@@ -8,8 +8,7 @@ use axum::{
     routing::get,
 };
 use msglog_proto::api::{
-    ApiSendMessageResponse, Direction, ListQuery, LiveFeedStatus, MessagesPage, ServiceStatus,
-    StatusResponse, paths,
+    ApiSendMessageResponse, Direction, ListQuery, MessagesPage, StatusResponse, paths,
 };
 
 use super::PageRequest;
@@ -54,40 +53,12 @@ async fn list(
     Ok(Json(page.into()))
 }
 
-/// `GET /api/status`: whether each service is up, checked now and concurrently, and the live
-/// feed's state.
-async fn status(State(state): State<AppState>) -> Json<StatusResponse> {
-    let (logging, messages) = tokio::join!(state.logging.health(), state.messages.health());
-    let feed = state.feed.state();
-    Json(StatusResponse {
-        feed: LiveFeedStatus {
-            live: feed.live,
-            detail: feed.detail,
-            watchers: feed.watchers as u64,
-            newest_seq: feed.newest_seq,
-        },
-        facade: ServiceStatus {
-            up: true,
-            detail: "serving".to_owned(),
-        },
-        logging: match logging {
-            Ok(()) => ServiceStatus {
-                up: true,
-                detail: "SERVING".to_owned(),
-            },
-            Err(detail) => ServiceStatus { up: false, detail },
-        },
-        messages: match messages {
-            Ok(()) => ServiceStatus {
-                up: true,
-                detail: "ok".to_owned(),
-            },
-            Err(error) => ServiceStatus {
-                up: false,
-                detail: error.to_string(),
-            },
-        },
-    })
+/// `GET /api/status`: the services at a glance, as the gRPC `Status`.
+async fn status(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+) -> Json<StatusResponse> {
+    Json(super::services(&state, &request_id).await.into())
 }
 
 /// Any other path under `/api`: a JSON 404, never the page.

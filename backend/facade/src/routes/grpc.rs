@@ -1,12 +1,12 @@
 //! The gRPC door: `msglog.v1.MessageLog`, over native gRPC (HTTP/2) and gRPC-web (HTTP/1.1),
 //! on the same core as the JSON routes: `Send` is `POST /api/messages`, `List` is
-//! `GET /api/messages`, and `Watch` is served by the live feed.
+//! `GET /api/messages`, `Status` is `GET /api/status`, and `Watch` is served by the live feed.
 
 use msglog_proto::{
     MessageText, MessageTextError,
     v1::{
-        ListRequest, ListResponse, SendRequest, SendResponse, WatchRequest,
-        message_log_server::MessageLog,
+        ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
+        WatchRequest, message_log_server::MessageLog,
     },
 };
 use tonic::{Request, Response, Status};
@@ -81,6 +81,15 @@ impl MessageLog for MessageLogApi {
         let page = PageRequest::new(cursor, limit, backward)?;
         let page = super::list_page(&self.state, &request_id, page).await?;
         Ok(Response::new(page.into()))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let request_id = request_id(&request);
+        let services = super::services(&self.state, &request_id).await;
+        Ok(Response::new(services.into()))
     }
 
     type WatchStream = WatchStream;

@@ -600,3 +600,28 @@ async fn sigterm_with_watchers_open_stops_the_facade_within_a_second() {
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
 }
+
+#[tokio::test]
+async fn status_over_grpc_says_what_the_json_status_says() {
+    let app = TestApp::spawn().await;
+    let mut client = gateway(&app.facade).await;
+    let _watcher = watch(&mut client, 0).await;
+    let status = client
+        .status(msglog_proto::v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, json) = app.client().get_json("/api/status").await;
+    for (service, state) in [
+        ("facade", &status.facade),
+        ("logging", &status.logging),
+        ("messages", &status.messages),
+    ] {
+        let state = state.as_ref().unwrap();
+        assert_eq!(json[service]["up"], state.up, "{service}");
+        assert_eq!(json[service]["detail"], state.detail.as_str(), "{service}");
+    }
+    assert_eq!(status.messages.unwrap().detail, "not implemented yet");
+    assert_eq!(status.feed.unwrap().watchers, 1);
+    assert_eq!(json["feed"]["watchers"], 1);
+}

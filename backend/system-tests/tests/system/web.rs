@@ -180,7 +180,13 @@ async fn status_reports_each_service_up_or_down() {
     assert_eq!(status, 200);
     assert_eq!(body["facade"]["up"], true);
     assert_eq!(body["logging"], json!({"up": true, "detail": "SERVING"}));
-    assert_eq!(body["messages"], json!({"up": true, "detail": "ok"}));
+    assert_eq!(
+        body["messages"],
+        json!({"up": true, "detail": "not implemented yet"})
+    );
+    // The live feed: followed from the start (live once connected), no watcher yet.
+    assert_eq!(body["feed"]["watchers"], 0, "{body}");
+    assert!(body["feed"]["live"].is_boolean(), "{body}");
 
     let messages = spawn_messages().await;
     let logging_url = format!("http://{}", refused_addr().await);
@@ -189,6 +195,10 @@ async fn status_reports_each_service_up_or_down() {
     let (status, body) = client.get_json("/api/status").await;
     assert_eq!(status, 200);
     assert_eq!(body["logging"]["up"], false);
+    assert_eq!(
+        body["feed"]["live"], false,
+        "no feed without logging: {body}"
+    );
     assert!(
         body["logging"]["detail"]
             .as_str()
