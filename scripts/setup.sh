@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what building the page and running the browser test need, skipping what is there.
+# Installs what building the page and running the Node tests need, skipping what is there.
 # Every tool comes from a package registry (crates.io, npm, Debian), never from a download.
 #
 #   scripts/setup.sh page      # wasm32 target, trunk, wasm-bindgen-cli, wasm-opt (binaryen)
 #   scripts/setup.sh browser   # Chromium (Debian package; needs root) and playwright-core
-#   scripts/setup.sh           # both
+#   scripts/setup.sh connect   # protoc (Debian package) and the Connect client for Node
+#   scripts/setup.sh           # all three
 #
 # trunk and wasm-bindgen go where `cargo install` puts programs (~/.cargo/bin), and wasm-opt
 # is linked into the same directory, so a plain `trunk build --release` finds all three.
@@ -74,18 +75,36 @@ setup_browser() {
     say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
     return
   fi
-  need apt-get "install Chromium with your system's package manager"
+  apt_install chromium
+  say "browser: $(/usr/bin/chromium --version)"
+}
+
+# Installs Debian packages (the package lists are refreshed once per run).
+apt_updated=""
+apt_install() {
+  need apt-get "install $* with your system's package manager"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
-  say "installing Chromium (Debian package)"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-  say "browser: $(/usr/bin/chromium --version)"
+  say "installing $* (Debian)"
+  [ -n "$apt_updated" ] || { $sudo apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+setup_connect() {
+  need npm "install Node.js 20 and npm (apt-get install nodejs npm)"
+  command -v protoc >/dev/null 2>&1 || apt_install protobuf-compiler
+  # Connect for Node and protoc-gen-es, as pinned in its package-lock.json.
+  if [ ! -d backend/system-tests/connect/node_modules/@connectrpc/connect-node ]; then
+    say "installing the Connect client and protoc-gen-es from npm"
+    npm ci --prefix backend/system-tests/connect --no-audit --no-fund
+  fi
+  say "connect: $(protoc --version), protoc-gen-es $(npm ls --prefix backend/system-tests/connect --depth=0 2>/dev/null | sed -n 's/.*@bufbuild\/protoc-gen-es@//p')"
 }
 
 case "$what" in
   page) setup_page ;;
   browser) setup_browser ;;
-  all) setup_page; setup_browser ;;
-  *) echo "usage: $0 [page|browser|all]" >&2; exit 2 ;;
+  connect) setup_connect ;;
+  all) setup_page; setup_browser; setup_connect ;;
+  *) echo "usage: $0 [page|browser|connect|all]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check the project has: formatting, lints, the Rust tests (unit, router, whole
 # services on port 0, real binaries), the wasm32 builds, the wire tests against the
-# original's gRPC stack, the browser test of the page in headless Chromium, and the README's
-# own commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI
+# original's gRPC stack, the browser test of the page in headless Chromium, the gateway driven
+# by the Connect client for Node, and the README's own commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI
 # runs exactly this.
 #
 #   scripts/test.sh              # everything
@@ -77,6 +77,12 @@ E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
 browser_status=${PIPESTATUS[0]}
 set -e
 
+step "a client no one here wrote: Connect for Node (gRPC and gRPC-web) on the facade"
+set +e
+(cd backend/system-tests/connect && CONNECT_REQUIRED=1 node --test) 2>&1 | tee -a "$results"
+connect_status=${PIPESTATUS[0]}
+set -e
+
 step "the README's commands, as written: scripts/run.sh, the curl scripts, Ctrl-C"
 set +e
 scripts/check_readme_commands.sh 2>&1 | tee -a "$results"
@@ -85,7 +91,7 @@ set -e
 
 # One closing line for all runners: nextest's "N tests run: P passed, F failed" (or cargo
 # test's "test result: ok. P passed; F failed"), pytest's "P passed, F failed in 1s" and
-# node's "# pass P" / "# fail F".
+# each node run's "# pass P" / "# fail F".
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
   sed -n -E \
@@ -93,11 +99,11 @@ while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
     -e 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' \
     -e 's/^(([0-9]+) failed, )?([0-9]+) passed(, ([0-9]+) failed)?.* in [0-9.]+s.*/\3 \2\5/p' "$results" \
     | awk '{ print $1, ($2 == "" ? 0 : $2) }'
-  awk '/^# pass /{p=$3} /^# fail /{f=$3} END { if (p != "") print p, f }' "$results"
+  awk '/^# pass /{p=$3} /^# fail /{print p, $3}' "$results"
   # The README check: "README commands: P passed, F failed".
   sed -n -E 's/^README commands: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$results"
 )
 echo
 echo "${passed} passed, ${failed} failed"
 [ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$browser_status" -eq 0 ] \
-  && [ "$readme_status" -eq 0 ]
+  && [ "$connect_status" -eq 0 ] && [ "$readme_status" -eq 0 ]

@@ -10,13 +10,12 @@
 // than skip when Chromium or the built page is missing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
+import { startService as start, stopService } from './services.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const binDir = process.env.MSGLOG_BIN_DIR ?? path.join(root, 'target/debug');
@@ -24,6 +23,7 @@ const staticDir = process.env.MSGLOG_STATIC_DIR ?? path.join(root, 'frontend/dis
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const artifacts = process.env.E2E_ARTIFACTS ?? path.join(root, 'target/e2e');
 const required = process.env.E2E_REQUIRED === '1';
+const startService = (name, args) => start(binDir, name, args);
 // Generous bounds for a loaded 2-core machine; every wait ends as soon as its signal comes.
 const WAIT = 20_000;
 
@@ -34,32 +34,6 @@ function missingPrerequisite() {
     if (!existsSync(path.join(binDir, name))) return `${name} is not built in ${binDir} (cargo build)`;
   }
   return null;
-}
-
-/** Starts a service binary and resolves once it logs the address it listens on. */
-async function startService(name, args) {
-  const child = spawn(path.join(binDir, name), args, {
-    env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const log = [];
-  const addr = await new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stderr });
-    lines.on('line', (line) => {
-      log.push(line);
-      const found = line.match(/listening.*addr=(\S+)/);
-      if (found) resolve(found[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}):\n${log.join('\n')}`)));
-  });
-  return { name, child, addr, log };
-}
-
-async function stopService(service) {
-  if (service.child.exitCode !== null) return;
-  const exited = once(service.child, 'exit');
-  service.child.kill('SIGTERM');
-  await exited;
 }
 
 test('two pages: live delivery, duplicates, a logging restart, older pages', async (t) => {

@@ -1,0 +1,166 @@
+// The facade's gRPC API (msglog.v1.MessageLog) driven by a client no one on the project wrote:
+// Connect for Node, over its gRPC (HTTP/2) and gRPC-web (HTTP/1.1) transports, with stubs that
+// protoc-gen-es generates from proto/msglog/v1/message_log.proto. Send, List, Watch, Status,
+// and the errors, against the real binaries.
+//
+// Run by scripts/test.sh (which installs protoc, runs `npm ci` here and builds the binaries).
+// Alone: cd backend/system-tests/connect && npm ci && node --test
+// Settings: MSGLOG_BIN_DIR (target/debug), PROTOC (protoc on the PATH), CONNECT_REQUIRED=1 to
+// fail rather than skip when protoc or a binary is missing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startService, stopService } from '../../../frontend/e2e/services.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..');
+const binDir = process.env.MSGLOG_BIN_DIR ?? path.join(root, 'target/debug');
+const protoc = process.env.PROTOC ?? 'protoc';
+const required = process.env.CONNECT_REQUIRED === '1';
+const WAIT = 20_000;
+
+function missingPrerequisite() {
+  try {
+    execFileSync(protoc, ['--version'], { stdio: 'ignore' });
+  } catch {
+    return `no protoc (${protoc}); scripts/test.sh installs Debian's protobuf-compiler`;
+  }
+  if (!existsSync(path.join(here, 'node_modules/.bin/protoc-gen-es'))) return 'run npm ci here first';
+  for (const name of ['facade-service', 'logging-service']) {
+    if (!existsSync(path.join(binDir, name))) return `${name} is not built in ${binDir} (cargo build)`;
+  }
+  return null;
+}
+
+/** Generates the stubs into gen/ (not committed) and imports them. */
+async function generatedStubs() {
+  const out = path.join(here, 'gen');
+  mkdirSync(out, { recursive: true });
+  execFileSync(protoc, [
+    `--plugin=protoc-gen-es=${path.join(here, 'node_modules/.bin/protoc-gen-es')}`,
+    `--es_out=${out}`,
+    '--es_opt=target=js,import_extension=js',
+    `-I${path.join(root, 'proto')}`,
+    'msglog/v1/message_log.proto',
+  ]);
+  return import(path.join(out, 'msglog/v1/message_log_pb.js'));
+}
+
+/** Reads a watch until `until(seen)` holds, collecting what came. */
+async function readUntil(events, seen, until) {
+  const deadline = setTimeout(() => assert.fail(`not seen within ${WAIT} ms: ${JSON.stringify(seen, big)}`), WAIT);
+  try {
+    while (!until(seen)) {
+      const { value, done } = await events.next();
+      assert.ok(!done, 'the watch ended');
+      const { case: kind, value: body } = value.event;
+      if (kind === 'message') seen.messages.push(body);
+      else if (kind === 'heartbeat') seen.heartbeats += 1;
+      else if (kind === 'feed') seen.feed.push(body.live);
+      else assert.fail(`an event of no known kind: ${kind}`);
+      seen.kinds.push(kind);
+    }
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+const big = (_, value) => (typeof value === 'bigint' ? value.toString() : value);
+
+test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-web', async (t) => {
+  const missing = missingPrerequisite();
+  if (missing) {
+    if (required) assert.fail(missing);
+    t.skip(missing);
+    return;
+  }
+  const { createClient, ConnectError, Code } = await import('@connectrpc/connect');
+  const { createGrpcTransport, createGrpcWebTransport } = await import('@connectrpc/connect-node');
+  const { MessageLog, SendStatus, Direction } = await generatedStubs();
+
+  const services = [];
+  try {
+    const logging = await startService(binDir, 'logging-service', ['--addr', '127.0.0.1:0', '--store', 'memory']);
+    services.push(logging);
+    const facade = await startService(binDir, 'facade-service', [
+      '--addr', '127.0.0.1:0',
+      '--logging-url', `http://${logging.addr}`,
+      '--messages-url', 'http://127.0.0.1:9',
+    ]);
+    services.push(facade);
+    const baseUrl = `http://${facade.addr}`;
+
+    const transports = {
+      grpc: createGrpcTransport({ baseUrl }),
+      'grpc-web': createGrpcWebTransport({ baseUrl, httpVersion: '1.1' }),
+    };
+    let stored = [];
+    for (const [name, transport] of Object.entries(transports)) {
+      const client = createClient(MessageLog, transport);
+
+      // A watch from the newest seq: a heartbeat at once, then what is stored from now on.
+      const abort = new AbortController();
+      const newest = stored.length ? stored[stored.length - 1].seq : 0n;
+      const events = client.watch({ afterSeq: newest }, { signal: abort.signal })[Symbol.asyncIterator]();
+      const seen = { messages: [], feed: [], heartbeats: 0, kinds: [] };
+      await readUntil(events, seen, (s) => s.heartbeats >= 1);
+      assert.equal(seen.kinds[0], 'heartbeat', `${name}: the first frame comes at once`);
+
+      const text = `from Connect over ${name}`;
+      const sent = await client.send({ text });
+      assert.equal(sent.status, SendStatus.STORED, name);
+      assert.equal(sent.attempts, 1);
+      assert.match(sent.id, /^[0-9a-f-]{36}$/);
+      const again = await client.send({ text });
+      assert.equal(again.status, SendStatus.DUPLICATE, `${name}: the same text is the same message`);
+      assert.equal(again.id, sent.id);
+      const keyed = await client.send({ text: `${text}, keyed`, idempotencyKey: `key-${name}` });
+      assert.equal(keyed.status, SendStatus.STORED);
+
+      await readUntil(events, seen, (s) => s.messages.length >= 2);
+      assert.deepEqual(seen.messages.map((m) => m.text), [text, `${text}, keyed`], `${name}: live, in order, once`);
+      assert.equal(seen.messages[0].id, sent.id);
+      assert.ok(seen.messages[0].seq < seen.messages[1].seq);
+      abort.abort();
+
+      // List forward and backward: the same messages as the watch, in seq order.
+      const forward = await client.list({ cursor: 0n, limit: 100 });
+      assert.equal(forward.nextCursor, undefined, 'one page holds all');
+      const backward = await client.list({ cursor: 0n, limit: 1, direction: Direction.BACKWARD });
+      assert.equal(backward.messages.length, 1);
+      assert.equal(backward.messages[0].seq, forward.messages[forward.messages.length - 1].seq);
+      assert.equal(typeof backward.nextCursor, 'bigint', 'more pages before the newest');
+      stored = forward.messages;
+      assert.deepEqual(stored.slice(-2).map((m) => m.text), [text, `${text}, keyed`]);
+
+      // Errors arrive as the right codes with what was wrong.
+      for (const [request, code, says] of [
+        [{ text: '   ' }, Code.InvalidArgument, /empty/],
+        [{ text: 'x', idempotencyKey: 'has space' }, Code.InvalidArgument, /Idempotency-Key/],
+        [{ text: 'another text', idempotencyKey: `key-${name}` }, Code.AlreadyExists, /already used/],
+      ]) {
+        await assert.rejects(client.send(request), (error) => {
+          assert.ok(error instanceof ConnectError, String(error));
+          assert.equal(error.code, code, `${name}: ${error.message}`);
+          assert.match(error.rawMessage, says);
+          return true;
+        });
+      }
+      await assert.rejects(client.list({ limit: 1001 }), (error) => error.code === Code.InvalidArgument);
+
+      const status = await client.status({});
+      assert.equal(status.facade.up, true);
+      assert.equal(status.logging.up, true);
+      assert.equal(status.logging.detail, 'SERVING');
+      assert.equal(status.messages.up, false, 'no messages service in this test');
+      assert.equal(status.feed.live, true);
+    }
+    assert.equal(stored.length, 4, 'two messages per transport, nothing doubled');
+  } finally {
+    await Promise.all(services.map(stopService));
+  }
+});
