@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The live feed under load: WATCHERS gRPC-web watchers (one HTTP/1.1 connection each, as
+# browsers) on one facade while RATE messages a second are posted for DURATION seconds. Prints
+# the delay from each POST being sent to each watcher receiving it (p50, p99, max), whether
+# every watcher got every message once and in order, and the facade's resident memory (idle,
+# with the watchers open, after the load).
+#
+#   scripts/bench_watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
+#   WATCHERS=200 RATE=50 DURATION=5 scripts/bench_watch.sh
+#
+# Uses the release build, logging on the memory store, and ports BENCH_BASE_PORT..+2
+# (default 19180..19182).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+WATCHERS=${WATCHERS:-1000}
+RATE=${RATE:-200}
+SECONDS_POSTING=${DURATION:-10}
+BASE_PORT=${BENCH_BASE_PORT:-19180}
+facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
+
+command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
+# One socket per watcher on both sides, and the facade's connection cap follows this limit.
+ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
+  echo "cannot raise the open-file limit to $(( WATCHERS * 2 + 1024 )) (ulimit -Hn: $(ulimit -Hn))" >&2; exit 1; }
+
+cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
+  --bin watch-bench >&2
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+bin="$target_dir/release"
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+export RUST_LOG=${RUST_LOG:-error}
+
+wait_for() {
+  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "$1 did not come up" >&2; exit 1
+}
+rss_mb() { awk -v key="$2:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory & pids+=($!)
+"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
+"$bin/facade-service" --addr "127.0.0.1:$facade_port" --max-connections $(( WATCHERS + 256 )) \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
+facade_pid=$!; pids+=($facade_pid)
+wait_for "http://127.0.0.1:$facade_port/healthz"
+# The live feed connected: the status says so.
+for _ in $(seq 1 200); do
+  curl -fsS "http://127.0.0.1:$facade_port/api/status" | grep -q '"live":true' && break; sleep 0.05
+done
+idle=$(rss_mb "$facade_pid" VmRSS)
+
+echo "==> $WATCHERS watchers, $RATE messages/s for ${SECONDS_POSTING} s (machine: $(nproc) cores)"
+"$bin/watch-bench" --facade "127.0.0.1:$facade_port" --watchers "$WATCHERS" --rate "$RATE" \
+  --seconds "$SECONDS_POSTING" | while IFS= read -r line; do
+  if [ "$line" = READY ]; then
+    echo "facade RSS with the watchers open: $(rss_mb "$facade_pid" VmRSS) MB"
+  else
+    echo "$line"
+  fi
+done
+echo "facade RSS: idle ${idle} MB; after the load $(rss_mb "$facade_pid" VmRSS) MB; peak $(rss_mb "$facade_pid" VmHWM) MB"
