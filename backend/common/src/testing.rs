@@ -581,3 +581,18 @@ impl GrpcWebFrames {
         self.bytes.is_empty() && self.text.is_empty()
     }
 }
+
+/// Reads a server stream to its end and returns the status it ended with (within 10 s); fails
+/// if it ended without one.
+pub async fn closing_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    });
+    ended.await.expect("the stream ends within 10 s")
+}

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use msglog_common::testing::{
-    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, grpc_frame,
+    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, closing_status, grpc_frame,
 };
 use msglog_proto::logging::{
     LoggedMessage, WatchMessagesRequest, WatchMessagesResponse,
@@ -228,17 +228,7 @@ async fn a_watch_on_a_stopping_service_ends_with_unavailable() {
     let mut stream = watch(&mut client, 0).await;
     stream.message().await.unwrap().unwrap();
     let stopped = tokio::spawn(server.stop());
-    let status = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the stream ended without a status"),
-                Err(status) => return status,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends at once");
+    let status = closing_status(&mut stream).await;
     assert_eq!(status.code(), Code::Unavailable);
     assert!(status.message().contains("resume"), "{}", status.message());
     stopped.await.unwrap();
@@ -295,13 +285,7 @@ async fn sigterm_with_watchers_open_stops_the_binary_within_a_second() {
         "stopped in {took:?} with watchers open; the grace period is 10 s"
     );
     for mut stream in streams {
-        let status = loop {
-            match stream.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("ended without a status"),
-                Err(status) => break status,
-            }
-        };
+        let status = closing_status(&mut stream).await;
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
 }

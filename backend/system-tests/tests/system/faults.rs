@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -17,24 +17,10 @@ use std::{
 };
 
 use facade_service::Settings;
-use msglog_common::testing::{InProcess, LogAfterStart, ServiceProcess, TempDir};
+use msglog_common::testing::{InProcess, ServiceProcess, TempDir};
 use tokio::{sync::Notify, task::JoinHandle};
 
-use crate::helpers::{Client, facade_settings, spawn_facade};
-
-/// Starts the logging binary on `addr` (port 0 for any) with its messages in `db`.
-async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_logging"),
-        [
-            "--addr".to_owned(),
-            addr.to_string(),
-            format!("--store=sqlite:{}", db.display()),
-        ],
-        LogAfterStart::Drain,
-    )
-    .await
-}
+use crate::helpers::{Client, facade_settings, spawn_facade, start_logging};
 
 /// SIGTERM, and a clean exit.
 async fn terminate(logging: ServiceProcess) {

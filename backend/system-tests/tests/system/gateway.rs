@@ -2,14 +2,10 @@
 //! facade's one port, on the same core as the JSON routes; the live feed fanned out to every
 //! watcher, through logging restarts, stalled watchers and shutdown; paging both doors.
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use msglog_common::testing::{
-    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, grpc_frame,
+    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status, grpc_frame,
 };
 use msglog_proto::{
     logging::{LogRequest, logging_service_client::LoggingServiceClient},
@@ -22,7 +18,8 @@ use prost::Message as _;
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    Client, InProcess, TestApp, facade_settings, logging_settings, spawn_facade, spawn_logging_with,
+    Client, InProcess, TestApp, facade_settings, logging_settings, spawn_facade,
+    spawn_logging_with, start_logging,
 };
 
 async fn channel(url: &str) -> Channel {
@@ -40,6 +37,21 @@ async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
 async fn watch(client: &mut MessageLogClient<Channel>, after_seq: u64) -> Streaming<WatchEvent> {
     client
         .watch(WatchRequest { after_seq })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// `Send`s `text` with no key; it must succeed.
+async fn send(
+    client: &mut MessageLogClient<Channel>,
+    text: &str,
+) -> msglog_proto::v1::SendResponse {
+    client
+        .send(SendRequest {
+            text: text.to_owned(),
+            idempotency_key: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -106,14 +118,7 @@ async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
         "{opened:?}"
     );
 
-    let sent = client
-        .send(SendRequest {
-            text: "over gRPC".to_owned(),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sent = send(&mut client, "over gRPC").await;
     assert_eq!(sent.status(), SendStatus::Stored);
     assert_eq!(sent.attempts, 1);
     // The same text through the JSON door is the same message: one id rule for both.
@@ -121,14 +126,7 @@ async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "duplicate");
     assert_eq!(body["id"], sent.id.as_str());
-    let again = client
-        .send(SendRequest {
-            text: "over gRPC".to_owned(),
-            idempotency_key: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = send(&mut client, "over gRPC").await;
     assert_eq!(again.status(), SendStatus::Duplicate);
     let (status, _) = app.client().post_message("over JSON").await;
     assert_eq!(status, 200);
@@ -291,9 +289,16 @@ async fn a_grpc_web_watch_gets_a_frame_at_once_then_each_message_live() {
 }
 
 #[tokio::test]
-async fn heartbeats_flow_while_idle_and_a_closed_watcher_is_cleaned_up_at_once() {
-    let app = TestApp::spawn_with(|settings| settings.watch_heartbeat_ms = 100).await;
+async fn heartbeats_flow_while_idle_past_the_request_timeout_and_a_closed_watcher_is_dropped() {
+    // The JSON routes' request timeout is shorter than the heartbeats the test waits for: a
+    // stream must not be cut by it.
+    let app = TestApp::spawn_with(|settings| {
+        settings.watch_heartbeat_ms = 100;
+        settings.request_timeout_ms = 150;
+    })
+    .await;
     let client = app.client();
+    let opened = Instant::now();
     let (mut response, mut frames) = web_watch(&app.facade.url(), 0, false).await;
     // Heartbeats (and, at first, the feed connecting) while nothing is stored.
     let mut seen = Seen::default();
@@ -301,6 +306,10 @@ async fn heartbeats_flow_while_idle_and_a_closed_watcher_is_cleaned_up_at_once()
         record(&mut seen, next_web_event(&mut response, &mut frames).await);
     }
     assert!(seen.messages.is_empty());
+    assert!(
+        opened.elapsed() > Duration::from_millis(250),
+        "open past the request timeout"
+    );
     assert_eq!(watchers(&client).await, 1);
     drop(response);
     wait_for_watchers(&client, 0).await;
@@ -352,19 +361,41 @@ async fn fill(logging: &str, prefix: &str, count: usize) {
     }
 }
 
-/// Walks the whole list through the JSON door, `GET /api/messages`, following the cursors.
-async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
-    let direction = if backward { "backward" } else { "forward" };
+/// Walks the whole list from one end to the other, one page at a time from `page(cursor)`
+/// (which returns the page and the next cursor), checking each page is in seq order.
+async fn walk<F, Fut>(backward: bool, mut page: F) -> Vec<StoredMessage>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = (Vec<StoredMessage>, Option<u64>)>,
+{
     let mut walked = Vec::new();
     let mut cursor = 0;
     loop {
+        let (messages, next) = page(cursor).await;
+        assert_ascending(&messages);
+        if backward {
+            walked.splice(0..0, messages);
+        } else {
+            walked.extend(messages);
+        }
+        match next {
+            Some(next) => cursor = next,
+            None => return walked,
+        }
+    }
+}
+
+/// Walks the whole list through the JSON door, `GET /api/messages`.
+async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
+    let direction = if backward { "backward" } else { "forward" };
+    walk(backward, |cursor| async move {
         let (status, page) = client
             .get_json(&format!(
                 "/api/messages?cursor={cursor}&limit=1000&direction={direction}"
             ))
             .await;
         assert_eq!(status, 200, "{page}");
-        let messages: Vec<StoredMessage> = page["messages"]
+        let messages = page["messages"]
             .as_array()
             .unwrap()
             .iter()
@@ -374,49 +405,34 @@ async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
                 text: m["text"].as_str().unwrap().to_owned(),
             })
             .collect();
-        assert_ascending(&messages);
-        if backward {
-            walked.splice(0..0, messages);
-        } else {
-            walked.extend(messages);
-        }
-        match page["next_cursor"].as_u64() {
-            Some(next) => cursor = next,
-            None => return walked,
-        }
-    }
+        (messages, page["next_cursor"].as_u64())
+    })
+    .await
 }
 
 /// Walks the whole list through the gRPC door, `List`.
-async fn walk_grpc(client: &mut MessageLogClient<Channel>, backward: bool) -> Vec<StoredMessage> {
+async fn walk_grpc(client: &MessageLogClient<Channel>, backward: bool) -> Vec<StoredMessage> {
     let direction = if backward {
         Direction::Backward
     } else {
         Direction::Forward
     };
-    let mut walked = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let page = client
-            .list(ListRequest {
-                cursor,
-                limit: 1000,
-                direction: direction.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_ascending(&page.messages);
-        if backward {
-            walked.splice(0..0, page.messages);
-        } else {
-            walked.extend(page.messages);
+    walk(backward, |cursor| {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list(ListRequest {
+                    cursor,
+                    limit: 1000,
+                    direction: direction.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            (page.messages, page.next_cursor)
         }
-        match page.next_cursor {
-            Some(next) => cursor = next,
-            None => return walked,
-        }
-    }
+    })
+    .await
 }
 
 async fn walk_10_000_both_ways_through_both_doors(store: &[&str]) {
@@ -425,7 +441,7 @@ async fn walk_10_000_both_ways_through_both_doors(store: &[&str]) {
     let facade = spawn_facade(facade_settings(&logging.url(), "http://127.0.0.1:9")).await;
     fill(&logging.url(), "m", 10_000).await;
     let json = Client::new(&facade);
-    let mut grpc = gateway(&facade).await;
+    let grpc = gateway(&facade).await;
     let forward = walk_json(&json, false).await;
     assert_eq!(forward.len(), 10_000);
     assert_ascending(&forward);
@@ -434,8 +450,8 @@ async fn walk_10_000_both_ways_through_both_doors(store: &[&str]) {
     texts.dedup();
     assert_eq!(texts.len(), 10_000, "every message once");
     assert_eq!(walk_json(&json, true).await, forward, "JSON backward");
-    assert_eq!(walk_grpc(&mut grpc, false).await, forward, "gRPC forward");
-    assert_eq!(walk_grpc(&mut grpc, true).await, forward, "gRPC backward");
+    assert_eq!(walk_grpc(&grpc, false).await, forward, "gRPC forward");
+    assert_eq!(walk_grpc(&grpc, true).await, forward, "gRPC backward");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,20 +508,6 @@ async fn a_stalled_watcher_holds_up_no_one_and_catches_up_from_logging_when_it_r
     let mut late = Seen::default();
     read_until(&mut stalled, &mut late, |s| s.messages.len() == 500).await;
     assert_eq!(late.messages, seen.messages);
-}
-
-/// Starts the logging binary on `addr` over the SQLite file `db`.
-async fn start_logging(db: &Path, addr: SocketAddr) -> ServiceProcess {
-    ServiceProcess::start(
-        env!("CARGO_BIN_EXE_logging"),
-        [
-            "--addr".to_owned(),
-            addr.to_string(),
-            format!("--store=sqlite:{}", db.display()),
-        ],
-        LogAfterStart::Drain,
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,13 +592,7 @@ async fn sigterm_with_watchers_open_stops_the_facade_within_a_second() {
         "stopped in {took:?} with watchers open; the grace period is 10 s"
     );
     for mut stream in streams {
-        let status = loop {
-            match stream.message().await {
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("ended without a status"),
-                Err(status) => break status,
-            }
-        };
+        let status = closing_status(&mut stream).await;
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
 }
@@ -624,4 +620,79 @@ async fn status_over_grpc_says_what_the_json_status_says() {
     assert_eq!(status.messages.unwrap().detail, "not implemented yet");
     assert_eq!(status.feed.unwrap().watchers, 1);
     assert_eq!(json["feed"]["watchers"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_watchers_keep_the_facades_memory_bounded_and_read_everything_later() {
+    const STALLED: usize = 10;
+    const MESSAGES: usize = 2000;
+    let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
+    let facade = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_facade"),
+        [
+            "--addr",
+            "127.0.0.1:0",
+            "--logging-url",
+            &logging.url(),
+            "--messages-url",
+            "http://127.0.0.1:9",
+            "--watch-buffer",
+            "100",
+        ],
+        LogAfterStart::Drain,
+    )
+    .await;
+    let base = format!("http://{}", facade.addr);
+    // Each watcher on its own connection with the smallest flow-control windows: once 64 KiB
+    // are in flight the facade may send it nothing more until it reads.
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let channel = Channel::from_shared(base.clone())
+            .unwrap()
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .unwrap();
+        let mut stream = watch(&mut MessageLogClient::new(channel), 0).await;
+        stream.message().await.unwrap().unwrap();
+        stalled.push(stream);
+    }
+    let before = facade.rss_kib();
+    // 2,000 messages of 4 KiB: 8 MB that each stalled watcher would hold if it buffered all.
+    let client = Client {
+        base: base.clone(),
+        http: reqwest::Client::new(),
+    };
+    let posts: Vec<_> = (0..16)
+        .map(|worker| {
+            let client = Client {
+                base: client.base.clone(),
+                http: client.http.clone(),
+            };
+            tokio::spawn(async move {
+                for n in (worker..MESSAGES).step_by(16) {
+                    let text = format!("{n:05} {}", "x".repeat(4090));
+                    assert_eq!(client.post_message(&text).await.0, 200);
+                }
+            })
+        })
+        .collect();
+    for post in posts {
+        post.await.unwrap();
+    }
+    let grown_mib = facade.rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 24,
+        "the facade grew by {grown_mib} MiB with {STALLED} stalled watchers; unbounded, they \
+         would hold {} MiB",
+        STALLED * MESSAGES * 4 / 1024
+    );
+    // Each now reads everything: once, in order, most of it caught up from logging.
+    for mut stream in stalled {
+        let mut seen = Seen::default();
+        read_until(&mut stream, &mut seen, |s| s.messages.len() >= MESSAGES).await;
+        assert_eq!(seen.messages.len(), MESSAGES);
+        assert_ascending(&seen.messages);
+    }
 }

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 use clap::Parser as _;
 use logging_service::store::Store;
 pub use msglog_common::testing::{InProcess, parse_http_answer, refused_addr};
+use msglog_common::testing::{LogAfterStart, ServiceProcess};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -43,6 +44,21 @@ pub async fn spawn_logging_over(store: Arc<dyn Store>) -> InProcess {
         .await
         .unwrap();
     InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+/// Starts the logging binary on `addr` (port 0 for any) with its messages in the SQLite file
+/// `db`.
+pub async fn start_logging(db: &std::path::Path, addr: SocketAddr) -> ServiceProcess {
+    ServiceProcess::start(
+        env!("CARGO_BIN_EXE_logging"),
+        [
+            "--addr".to_owned(),
+            addr.to_string(),
+            format!("--store=sqlite:{}", db.display()),
+        ],
+        LogAfterStart::Drain,
+    )
+    .await
 }
 
 pub async fn spawn_messages() -> InProcess {
