@@ -43,6 +43,17 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/msglog_v1_descriptor.bin"));
 }
 
+/// A message as logging stores it, as the gateway's contract names it.
+impl From<logging::LoggedMessage> for v1::StoredMessage {
+    fn from(message: logging::LoggedMessage) -> Self {
+        Self {
+            seq: message.seq,
+            id: message.id,
+            text: message.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;

@@ -30,9 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::{
-    error::code_name, logging_client::LoggingClient, retry::Backoff, routes::stored_message,
-};
+use crate::{error::code_name, logging_client::LoggingClient, retry::Backoff};
 
 /// Messages a watcher copies from the buffer at a time.
 const BATCH: usize = 64;
@@ -211,7 +209,7 @@ impl Feed {
             })
             .await
             .map_err(|status| describe(&status))?;
-        let messages: VecDeque<_> = page.messages.into_iter().map(stored_message).collect();
+        let messages: VecDeque<StoredMessage> = page.messages.into_iter().map(Into::into).collect();
         let mut buffer = self.shared.write();
         buffer.floor = match (page.next_cursor, messages.front()) {
             (Some(_), Some(first)) => first.seq - 1,
@@ -258,7 +256,7 @@ impl Feed {
                 continue;
             }
             buffer.last = message.seq;
-            buffer.recent.push_back(stored_message(message));
+            buffer.recent.push_back(message.into());
         }
         while buffer.recent.len() > self.settings.buffer {
             if let Some(dropped) = buffer.recent.pop_front() {
@@ -474,7 +472,7 @@ impl Watcher {
             self.cursor = self.cursor.max(self.feed.shared.read().floor);
             return Ok(());
         }
-        self.queue(page.messages.into_iter().map(stored_message).collect());
+        self.queue(page.messages.into_iter().map(Into::into).collect());
         Ok(())
     }
 

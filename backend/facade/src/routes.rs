@@ -143,18 +143,9 @@ impl From<Page> for MessagesPage {
 impl From<Page> for v1::ListResponse {
     fn from(Page(page): Page) -> Self {
         Self {
-            messages: page.messages.into_iter().map(stored_message).collect(),
+            messages: page.messages.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
         }
-    }
-}
-
-/// A message from logging, as the gateway's contract names it.
-pub(crate) fn stored_message(message: msglog_proto::logging::LoggedMessage) -> v1::StoredMessage {
-    v1::StoredMessage {
-        seq: message.seq,
-        id: message.id,
-        text: message.message,
     }
 }
 
