@@ -696,3 +696,48 @@ async fn stalled_watchers_keep_the_facades_memory_bounded_and_read_everything_la
         assert_ascending(&seen.messages);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_watchers_on_the_facade_are_one_watch_on_logging() {
+    let dir = TempDir::new("msglog-fanout");
+    let logging = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_logging"),
+        [
+            "--addr".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            format!("--store=sqlite:{}", dir.join("messages.sqlite3").display()),
+        ],
+        LogAfterStart::Capture,
+    )
+    .await;
+    let facade = spawn_facade(facade_settings(
+        &format!("http://{}", logging.addr),
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    let mut client = gateway(&facade).await;
+    let mut watchers = Vec::new();
+    for _ in 0..20 {
+        watchers.push(watch(&mut client, 0).await);
+    }
+    let (mut web, mut frames) = web_watch(&facade.url(), 0, true).await;
+    assert_eq!(Client::new(&facade).post_message("to all").await.0, 200);
+    for watcher in &mut watchers {
+        let mut seen = Seen::default();
+        read_until(watcher, &mut seen, |s| !s.messages.is_empty()).await;
+        assert_eq!(texts_of(&seen.messages), ["to all"]);
+    }
+    let mut seen = Seen::default();
+    while seen.messages.is_empty() {
+        record(&mut seen, next_web_event(&mut web, &mut frames).await);
+    }
+    logging
+        .wait_for_log_line(|line| line.contains("watcher opened"))
+        .await;
+    let opened = logging
+        .log_lines()
+        .iter()
+        .filter(|line| line.contains("watcher opened"))
+        .count();
+    assert_eq!(opened, 1, "21 watchers on the facade, one watch on logging");
+}
