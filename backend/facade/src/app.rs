@@ -23,8 +23,10 @@ use msglog_proto::{
     v1::{self, message_log_server::MessageLogServer},
 };
 use tower_http::{
-    catch_panic::CatchPanicLayer, compression::CompressionLayer,
-    set_header::SetResponseHeaderLayer, trace::TraceLayer,
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 
 use crate::{
@@ -118,9 +120,13 @@ fn grpc_routes(state: AppState) -> anyhow::Result<Router> {
         .map_err(|error| anyhow::anyhow!("cannot build the reflection service: {error}"))?;
     let service = tower::ServiceBuilder::new()
         .layer(
-            TraceLayer::new_for_grpc().make_span_with(|request: &Request<_>| {
-                msglog_common::telemetry::grpc_request_span(request)
-            }),
+            TraceLayer::new_for_grpc()
+                .make_span_with(|request: &Request<_>| {
+                    msglog_common::telemetry::grpc_request_span(request)
+                })
+                // A call answered with an error status is the caller's news, not a fault here (a
+                // watch ended by shutdown is one): what fails in the service logs its own error.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(tonic_web::GrpcWebLayer::new())
         .service(

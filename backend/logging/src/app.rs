@@ -11,7 +11,7 @@ use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::Logging
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnFailure, TraceLayer},
 };
 
 use crate::{
@@ -117,9 +117,13 @@ impl Application {
         let service = tower::ServiceBuilder::new()
             .layer(msglog_common::request_id::RequestIdLayer)
             .layer(
-                TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                    msglog_common::telemetry::grpc_request_span(request)
-                }),
+                TraceLayer::new_for_grpc()
+                    .make_span_with(|request: &http::Request<_>| {
+                        msglog_common::telemetry::grpc_request_span(request)
+                    })
+                    // A call answered with an error status is the caller's news, not a fault here (a
+                    // watch ended by shutdown is one): what fails in the service logs its own error.
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
             )
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
