@@ -10,8 +10,10 @@
 //! idempotent per id (two concurrent inserts of one id store it once; the same id with
 //! another text is a conflict that stores nothing), [`Store::list`] keeps insertion order,
 //! every message has a `seq` (its place in that order) that [`Store::page`] reads by,
-//! [`Store::subscribe`] tells watchers the newest committed seq, and a durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
+//! [`Store::subscribe`] tells watchers of each commit (through a [`Publisher`]), and a durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
 //! transaction, a script) is its own business.
+
+use std::sync::Arc;
 
 use msglog_proto::MessageText;
 use uuid::Uuid;
@@ -84,12 +86,68 @@ pub enum Cursor {
     Before(u64),
 }
 
-/// The newest seq a store has committed (0 while it is empty), from [`Store::subscribe`].
-///
-/// A watcher waits for it to change, then reads what is new with [`Store::page`] from its own
-/// cursor. Writers only replace one number, so a slow or stalled watcher costs them nothing and
-/// holds no buffer: however far behind it falls, it catches up from the store.
-pub type Newest = tokio::sync::watch::Receiver<u64>;
+/// The most committed messages a store keeps for its subscribers to take. A subscriber further
+/// behind reads from the store instead, so this bounds memory however slow a subscriber is.
+pub const PUBLISHED: usize = 1024;
+
+/// What a store tells its subscribers after each commit ([`Store::subscribe`]).
+#[derive(Debug)]
+pub struct Subscription {
+    /// The newest committed seq (0 while the store is empty). It changes once the new messages
+    /// can be read with [`Store::page`].
+    pub newest: tokio::sync::watch::Receiver<u64>,
+    /// Each message committed since the subscription began, in seq order, sent before `newest`
+    /// moves past it; at most [`PUBLISHED`] are held for a subscriber that does not take them
+    /// (it is then told it lagged, and reads the rest from the store).
+    pub committed: tokio::sync::broadcast::Receiver<Arc<Stored>>,
+}
+
+/// The sending side of [`Subscription`], one per store.
+#[derive(Debug)]
+pub struct Publisher {
+    newest: tokio::sync::watch::Sender<u64>,
+    committed: tokio::sync::broadcast::Sender<Arc<Stored>>,
+}
+
+impl Publisher {
+    /// A publisher for a store whose newest seq is `newest`.
+    pub fn new(newest: u64) -> Self {
+        Self {
+            newest: tokio::sync::watch::Sender::new(newest),
+            committed: tokio::sync::broadcast::Sender::new(PUBLISHED),
+        }
+    }
+
+    /// Whether anyone subscribed to the messages: a store need not copy them otherwise.
+    pub fn wants_messages(&self) -> bool {
+        self.committed.receiver_count() > 0
+    }
+
+    /// Publishes messages just committed (in seq order), then `newest`. Never waits.
+    pub fn publish(&self, committed: impl IntoIterator<Item = Stored>, newest: u64) {
+        for message in committed {
+            // No subscriber is not an error: there is no one to tell.
+            let _ = self.committed.send(Arc::new(message));
+        }
+        self.newest.send_if_modified(|seq| {
+            let moved = newest > *seq;
+            if moved {
+                *seq = newest;
+            }
+            moved
+        });
+    }
+
+    /// A new subscription. Subscribing to the messages before reading the newest seq means a
+    /// message published meanwhile is in one or the other (or both), never in neither.
+    pub fn subscribe(&self) -> Subscription {
+        let committed = self.committed.subscribe();
+        Subscription {
+            newest: self.newest.subscribe(),
+            committed,
+        }
+    }
+}
 
 /// A message store, shared by every call as an `Arc<dyn Store>`.
 #[async_trait::async_trait]
@@ -104,9 +162,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// the direction. Costs the same at any store size.
     async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError>;
 
-    /// Follows the newest committed seq: it changes after each commit, once the new messages
-    /// can be read with [`Store::page`].
-    fn subscribe(&self) -> Newest;
+    /// Follows the store's commits: the newest committed seq, and the messages as they are
+    /// committed. Writers never wait for a subscriber.
+    fn subscribe(&self) -> Subscription;
 
     /// Whether the store can take writes now; the health check asks this while the store is
     /// failing, to see it recover.

@@ -1,19 +1,22 @@
 //! `WatchMessages`: every message after a cursor, then each new one once it is committed.
 //!
-//! A watcher keeps only its cursor. It waits on the store's newest seq ([`Store::subscribe`]),
-//! then reads what is new with [`Store::page`], one frame of up to [`FRAME`] messages at a time,
-//! and only when its client takes the previous frame (the stream is polled by the connection as
-//! the peer's flow control allows). So writers never wait for a watcher, a stalled watcher holds
-//! one frame at most, and one that fell far behind catches up from the store at its own pace.
+//! A watcher keeps its cursor and a [`Subscription`] to the store's commits. It takes new
+//! messages as the store publishes them, one frame of up to [`FRAME`] at a time and only when
+//! its client has taken the previous frame (the stream is polled by the connection as the peer's
+//! flow control allows). What it cannot take from what was published (messages from before it
+//! subscribed, or more than the store holds for a subscriber that lags) it reads with
+//! [`Store::page`]. So writers never wait for a watcher, memory is bounded however slow one is,
+//! and one that fell far behind catches up from the store at its own pace.
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::Stream;
 use msglog_proto::logging::{LoggedMessage, WatchMessagesResponse};
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::store::{Cursor, Newest, Store, Stored};
+use crate::store::{Cursor, Store, Stored, Subscription};
 
 /// The most messages one frame carries while catching up.
 pub(crate) const FRAME: usize = 256;
@@ -26,7 +29,7 @@ pub(crate) type WatchStream =
 #[derive(Debug)]
 struct Watcher {
     store: Arc<dyn Store>,
-    newest: Newest,
+    subscription: Subscription,
     /// The last seq sent (or the one the caller asked to start after).
     cursor: u64,
     /// Idle time after which a heartbeat is sent.
@@ -49,7 +52,7 @@ pub(crate) fn watch(
     stop: CancellationToken,
 ) -> WatchStream {
     let watcher = Watcher {
-        newest: store.subscribe(),
+        subscription: store.subscribe(),
         store,
         cursor: after_seq,
         heartbeat,
@@ -72,18 +75,20 @@ impl Watcher {
             if self.stop.is_cancelled() {
                 return self.end(stopping());
             }
-            let newest = *self.newest.borrow_and_update();
+            let newest = *self.subscription.newest.borrow_and_update();
+            let (page, ended) = self.take_published();
+            if ended {
+                return self.end(Status::unavailable("the message store closed"));
+            }
+            if !page.is_empty() {
+                return Some(Ok(self.send(page, newest)));
+            }
             if self.cursor < newest {
                 match self.store.page(Cursor::After(self.cursor), FRAME).await {
-                    Ok(page) => {
-                        if let Some(last) = page.last() {
-                            self.cursor = last.seq;
-                            self.opened = true;
-                            return Some(Ok(frame(page, newest)));
-                        }
-                        // Nothing readable past the cursor although the store is further on:
-                        // the cursor came from another store. Wait for new messages.
-                    }
+                    Ok(page) if !page.is_empty() => return Some(Ok(self.send(page, newest))),
+                    // Nothing readable past the cursor although the store is further on: the
+                    // cursor came from another store. Wait for new messages.
+                    Ok(_) => {}
                     Err(error) => {
                         tracing::error!(%error, "store failed under a watcher");
                         return self.end(Status::unavailable(
@@ -93,22 +98,52 @@ impl Watcher {
                 }
             }
             if !self.opened {
-                self.opened = true;
-                return Some(Ok(frame(Vec::new(), newest)));
+                return Some(Ok(self.send(Vec::new(), newest)));
             }
             tokio::select! {
                 biased;
                 () = self.stop.cancelled() => return self.end(stopping()),
-                changed = self.newest.changed() => {
+                changed = self.subscription.newest.changed() => {
                     if changed.is_err() {
                         return self.end(Status::unavailable("the message store closed"));
                     }
                 }
                 () = tokio::time::sleep(self.heartbeat) => {
-                    return Some(Ok(frame(Vec::new(), *self.newest.borrow())));
+                    let newest = *self.subscription.newest.borrow();
+                    return Some(Ok(self.send(Vec::new(), newest)));
                 }
             }
         }
+    }
+
+    /// Up to [`FRAME`] published messages that follow the cursor without a gap. Stops at a gap
+    /// or a lag (the store is read instead); `true` if the store closed.
+    fn take_published(&mut self) -> (Vec<Stored>, bool) {
+        let mut page = Vec::new();
+        let mut next = self.cursor;
+        while page.len() < FRAME {
+            match self.subscription.committed.try_recv() {
+                Ok(message) if message.seq <= next => {}
+                // Seqs are consecutive; anything else means some are missing here.
+                Ok(message) if message.seq == next + 1 => {
+                    next = message.seq;
+                    page.push(Stored::clone(&message));
+                }
+                Ok(_) | Err(TryRecvError::Lagged(_)) => break,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return (page, true),
+            }
+        }
+        (page, false)
+    }
+
+    /// Moves the cursor past `page` and makes its frame.
+    fn send(&mut self, page: Vec<Stored>, newest: u64) -> WatchMessagesResponse {
+        self.opened = true;
+        if let Some(last) = page.last() {
+            self.cursor = last.seq;
+        }
+        frame(page, newest.max(self.cursor))
     }
 
     /// Ends the stream with `status`.
@@ -135,5 +170,78 @@ pub(crate) fn logged(stored: Stored) -> LoggedMessage {
         seq: stored.seq,
         id: stored.id.to_string(),
         message: stored.text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::StreamExt as _;
+    use msglog_proto::MessageText;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::{Inserted, MemoryStore, NewMessage, StoreError, Subscription};
+
+    /// A memory store that counts its page reads.
+    #[derive(Debug, Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        pages: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for CountingStore {
+        async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
+            self.inner.insert(message).await
+        }
+        async fn list(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.list().await
+        }
+        async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
+            self.pages.fetch_add(1, Ordering::SeqCst);
+            self.inner.page(cursor, limit).await
+        }
+        fn subscribe(&self) -> Subscription {
+            self.inner.subscribe()
+        }
+        async fn check(&self) -> Result<(), StoreError> {
+            self.inner.check().await
+        }
+        async fn close(&self) {
+            self.inner.close().await;
+        }
+    }
+
+    async fn insert(store: &dyn Store, n: u128) {
+        let text = MessageText::parse(format!("m{n}"), 100).unwrap();
+        let id = Uuid::from_u128(n);
+        store.insert(NewMessage { id, text }).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn live_messages_come_from_what_the_store_publishes_and_history_from_pages() {
+        let store = Arc::new(CountingStore::default());
+        for n in 1..=3 {
+            insert(store.as_ref(), n).await;
+        }
+        let shared: Arc<dyn Store> = store.clone();
+        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        let history = stream.next().await.unwrap().unwrap();
+        assert_eq!(history.messages.len(), 3);
+        let reads = store.pages.load(Ordering::SeqCst);
+        assert_eq!(reads, 1, "history is one page read");
+        for n in 4..=20 {
+            insert(store.as_ref(), n).await;
+            let frame = stream.next().await.unwrap().unwrap();
+            let seqs: Vec<_> = frame.messages.iter().map(|m| m.seq).collect();
+            assert_eq!(seqs, [n as u64]);
+        }
+        assert_eq!(
+            store.pages.load(Ordering::SeqCst),
+            reads,
+            "live messages cost the store no read"
+        );
     }
 }

@@ -29,6 +29,7 @@ macro_rules! store_contract_tests {
             after_close_every_call_fails_cleanly,
             pages_walk_both_ways_in_seq_order_with_no_gap_or_double,
             subscribers_see_the_newest_seq_once_it_can_be_read,
+            subscribers_get_each_committed_message_once_in_seq_order,
             a_subscriber_that_never_reads_holds_up_no_writer
         );
     };
@@ -313,12 +314,16 @@ pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
 
 pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Opener) {
     let (_dir, store) = fresh(open).await;
-    let mut newest = store.subscribe();
-    assert_eq!(*newest.borrow_and_update(), 0, "an empty store");
+    let mut subscription = store.subscribe();
+    assert_eq!(
+        *subscription.newest.borrow_and_update(),
+        0,
+        "an empty store"
+    );
     // A watcher waiting before the write is woken by it and finds the message readable.
     let watcher = {
         let store = Arc::clone(&store);
-        let mut newest = store.subscribe();
+        let mut newest = store.subscribe().newest;
         tokio::spawn(async move {
             newest.changed().await.unwrap();
             let seq = *newest.borrow_and_update();
@@ -329,6 +334,7 @@ pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Ope
     let (seen, page) = watcher.await.unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(seen, page[0].seq);
+    let newest = &mut subscription.newest;
     assert!(newest.has_changed().unwrap());
     assert_eq!(*newest.borrow_and_update(), page[0].seq);
     // A duplicate, a conflict and a check store nothing, and move nothing.
@@ -341,10 +347,38 @@ pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Ope
     assert_eq!(*newest.borrow_and_update(), last[0].seq);
 }
 
+pub(crate) async fn subscribers_get_each_committed_message_once_in_seq_order(open: Opener) {
+    let (_dir, store) = fresh(open).await;
+    store.insert(message(1_000, "before")).await.unwrap();
+    let mut subscription = store.subscribe();
+    let inserts: Vec<_> = (0..200)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(message(n, &format!("m{n}"))).await })
+        })
+        .collect();
+    for insert in inserts {
+        insert.await.unwrap().unwrap();
+    }
+    store.insert(message(7, "m7")).await.unwrap(); // a duplicate: not published again
+    let mut published = Vec::new();
+    while let Ok(message) = subscription.committed.try_recv() {
+        published.push(Stored::clone(&message));
+    }
+    // Exactly what the store holds after the subscription began, as it holds it.
+    let stored = store.page(Cursor::After(0), 1000).await.unwrap();
+    assert_eq!(stored[0].text, "before");
+    assert_eq!(published, stored[1..]);
+    // Published before the newest seq moved past it.
+    assert_eq!(*subscription.newest.borrow(), published[199].seq);
+}
+
 pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opener) {
     let (_dir, store) = fresh(open).await;
-    let _stalled: Vec<_> = (0..100).map(|_| store.subscribe()).collect();
-    let inserts: Vec<_> = (0..500)
+    // More inserts than a subscription holds: those that never read lag, and writers go on.
+    let mut stalled: Vec<_> = (0..100).map(|_| store.subscribe()).collect();
+    let count = super::PUBLISHED as u128 + 500;
+    let inserts: Vec<_> = (0..count)
         .map(|n| {
             let store = Arc::clone(&store);
             tokio::spawn(async move { store.insert(message(n, &format!("m{n}"))).await })
@@ -353,9 +387,19 @@ pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opene
     for insert in inserts {
         assert_eq!(insert.await.unwrap().unwrap(), Inserted::Stored);
     }
-    let newest = store.subscribe();
     let last = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
-    assert_eq!(*newest.borrow(), last[0].seq);
+    assert_eq!(*store.subscribe().newest.borrow(), last[0].seq);
+    // A stalled one is told it lagged, then holds only the newest messages.
+    let subscription = &mut stalled[0];
+    assert!(matches!(
+        subscription.committed.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))
+    ));
+    let mut held = 0;
+    while subscription.committed.try_recv().is_ok() {
+        held += 1;
+    }
+    assert_eq!(held, super::PUBLISHED);
 }
 
 pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(open: Opener) {
@@ -363,11 +407,11 @@ pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(op
     for n in 0..5 {
         store.insert(message(n, &format!("m{n}"))).await.unwrap();
     }
-    let newest = *store.subscribe().borrow();
+    let newest = *store.subscribe().newest.borrow();
     store.close().await;
     drop(store);
     let store = open(dir.path().to_path_buf()).await;
-    assert_eq!(*store.subscribe().borrow(), newest);
+    assert_eq!(*store.subscribe().newest.borrow(), newest);
     assert_ne!(newest, 0);
     store.close().await;
 }

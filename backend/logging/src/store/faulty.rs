@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{Cursor, Inserted, MemoryStore, NewMessage, Newest, Store, StoreError, Stored};
+use super::{Cursor, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored, Subscription};
 
 /// How [`FaultyStore`] misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,7 +81,7 @@ impl Store for FaultyStore {
         }
     }
 
-    fn subscribe(&self) -> Newest {
+    fn subscribe(&self) -> Subscription {
         self.inner.subscribe()
     }
 

@@ -5,10 +5,9 @@ use std::{
     sync::{Mutex, MutexGuard, PoisonError},
 };
 
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{Cursor, Inserted, NewMessage, Newest, Store, StoreError, Stored};
+use super::{Cursor, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription};
 
 /// Messages in memory.
 ///
@@ -18,15 +17,15 @@ use super::{Cursor, Inserted, NewMessage, Newest, Store, StoreError, Stored};
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
-    /// The newest seq, replaced under the lock so it only grows.
-    newest: watch::Sender<u64>,
+    /// Tells subscribers of each insert, under the lock so seqs go out in order.
+    publisher: Publisher,
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             inner: Mutex::default(),
-            newest: watch::Sender::new(0),
+            publisher: Publisher::new(0),
         }
     }
 }
@@ -73,10 +72,17 @@ impl Store for MemoryStore {
             };
         }
         let position = inner.texts.len();
+        let seq = position as u64 + 1;
+        let text = message.text.into_inner();
+        let published = self.publisher.wants_messages().then(|| Stored {
+            seq,
+            id: message.id,
+            text: text.clone(),
+        });
         inner.index.insert(message.id, position);
         inner.ids.push(message.id);
-        inner.texts.push(message.text.into_inner());
-        self.newest.send_replace(position as u64 + 1);
+        inner.texts.push(text);
+        self.publisher.publish(published, seq);
         Ok(Inserted::Stored)
     }
 
@@ -109,8 +115,8 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn subscribe(&self) -> Newest {
-        self.newest.subscribe()
+    fn subscribe(&self) -> Subscription {
+        self.publisher.subscribe()
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -10,8 +10,8 @@
 //! on disk.
 //!
 //! Reads (`list`) use their own connection on the blocking pool; WAL lets them run while the
-//! writer commits. After each commit the writer publishes the batch's largest rowid as the newest
-//! seq ([`Store::subscribe`]). The health probe ([`Store::check`]) goes through the writer too: it writes
+//! writer commits. After each commit the writer publishes the batch's messages and its largest
+//! rowid as the newest seq ([`Store::subscribe`]). The health probe ([`Store::check`]) goes through the writer too: it writes
 //! and commits one row of its own table, so it fails exactly when inserts would.
 
 use std::{
@@ -25,9 +25,9 @@ use std::{
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{Cursor, Inserted, NewMessage, Newest, Store, StoreError, Stored};
+use super::{Cursor, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription};
 
 /// The most inserts one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -74,8 +74,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Option<Connection>>>,
     /// Transactions committed, for tests and stats: fewer than inserts when grouping works.
     commits: Arc<AtomicU64>,
-    /// The newest committed rowid, published by the writer after each commit.
-    newest: Arc<watch::Sender<u64>>,
+    /// Tells subscribers of each commit; the writer publishes after it commits.
+    publisher: Arc<Publisher>,
 }
 
 impl std::fmt::Debug for Write {
@@ -100,15 +100,15 @@ impl SqliteStore {
                 row.get(0)
             })
             .with_context(|| format!("cannot read the message database {}", path.display()))?;
-        let newest = Arc::new(watch::Sender::new(u64::try_from(newest).unwrap_or(0)));
+        let publisher = Arc::new(Publisher::new(u64::try_from(newest).unwrap_or(0)));
         let commits = Arc::new(AtomicU64::new(0));
         let (writes, queue) = mpsc::unbounded_channel();
         let thread = {
             let commits = Arc::clone(&commits);
-            let newest = Arc::clone(&newest);
+            let publisher = Arc::clone(&publisher);
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || write_loop(writer, queue, &commits, &newest))
+                .spawn(move || write_loop(writer, queue, &commits, &publisher))
                 .context("cannot start the database writer thread")?
         };
         tracing::info!(path = %path.display(), "message database open");
@@ -118,7 +118,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(thread)),
             reader: Arc::new(Mutex::new(Some(reader))),
             commits,
-            newest,
+            publisher,
         })
     }
 
@@ -214,7 +214,7 @@ fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     commits: &AtomicU64,
-    newest: &watch::Sender<u64>,
+    publisher: &Publisher,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut probes = Vec::new();
@@ -246,12 +246,12 @@ fn write_loop(
         if batch.is_empty() {
             continue;
         }
-        let outcome = write_batch(&mut connection, &batch);
+        let outcome = write_batch(&mut connection, &batch, publisher.wants_messages());
         match outcome {
-            Ok((results, last_rowid)) => {
+            Ok((results, stored)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
-                if let Some(rowid) = last_rowid {
-                    newest.send_replace(rowid);
+                if let Some(last) = stored.last_rowid {
+                    publisher.publish(stored.messages, last);
                 }
                 tracing::debug!(size = batch.len(), "batch committed");
                 for (write, result) in batch.drain(..).zip(results) {
@@ -287,15 +287,24 @@ fn probe(connection: &mut Connection) -> rusqlite::Result<()> {
 /// What one insert of a batch did.
 type InsertOutcome = Result<Inserted, StoreError>;
 
-/// Runs one batch in one transaction, giving each insert's outcome and the largest rowid it
-/// stored (`None`: nothing new). `Err` means nothing of it was committed.
+/// What one batch stored: its largest rowid (`None`: nothing new), and the messages when they
+/// were asked for (to publish).
+#[derive(Debug, Default)]
+struct StoredBatch {
+    last_rowid: Option<u64>,
+    messages: Vec<Stored>,
+}
+
+/// Runs one batch in one transaction, giving each insert's outcome and what it stored (with the
+/// messages themselves if `keep`). `Err` means nothing of it was committed.
 fn write_batch(
     connection: &mut Connection,
     batch: &[Write],
-) -> rusqlite::Result<(Vec<InsertOutcome>, Option<u64>)> {
+    keep: bool,
+) -> rusqlite::Result<(Vec<InsertOutcome>, StoredBatch)> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(batch.len());
-    let mut last_rowid = None;
+    let mut stored = StoredBatch::default();
     {
         // Insert first: a new id (the common case) costs one statement. Only when the id is
         // already held is its text read, to tell a duplicate from a conflict.
@@ -308,7 +317,15 @@ fn write_batch(
             let key = id.as_bytes().as_slice();
             if insert.execute(params![key, text.as_str()])? == 1 {
                 // Rowids grow within the one writer, so the last is the largest.
-                last_rowid = u64::try_from(transaction.last_insert_rowid()).ok();
+                let seq = u64::try_from(transaction.last_insert_rowid()).unwrap_or_default();
+                stored.last_rowid = Some(seq);
+                if keep {
+                    stored.messages.push(Stored {
+                        seq,
+                        id: *id,
+                        text: text.as_str().to_owned(),
+                    });
+                }
                 results.push(Ok(Inserted::Stored));
                 continue;
             }
@@ -321,7 +338,7 @@ fn write_batch(
         }
     }
     transaction.commit()?;
-    Ok((results, last_rowid))
+    Ok((results, stored))
 }
 
 #[async_trait::async_trait]
@@ -334,8 +351,8 @@ impl Store for SqliteStore {
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the writer stopped".to_owned())))
     }
 
-    fn subscribe(&self) -> Newest {
-        self.newest.subscribe()
+    fn subscribe(&self) -> Subscription {
+        self.publisher.subscribe()
     }
 
     async fn check(&self) -> Result<(), StoreError> {
