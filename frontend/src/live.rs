@@ -122,7 +122,14 @@ impl LiveList {
             let event = match select(next, silence).await {
                 Either::Left((Ok(Some(event)), _)) => event,
                 Either::Left((Ok(None), _)) => return "the live feed ended".to_owned(),
-                Either::Left((Err(status), _)) => return describe(&status),
+                Either::Left((Err(status), _)) => {
+                    if status.code() == tonic::Code::Aborted {
+                        // The log was replaced (a store started afresh): what is shown belongs
+                        // to the old one. Load the new one's newest page.
+                        self.loaded.set(false);
+                    }
+                    return describe(&status);
+                }
                 Either::Right(_) => return "the live feed went silent".to_owned(),
             };
             *failures = 0;

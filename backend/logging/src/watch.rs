@@ -137,13 +137,17 @@ impl Watcher {
         (page, false)
     }
 
-    /// Moves the cursor past `page` and makes its frame.
+    /// Moves the cursor past `page` and makes its frame. The newest seq is the store's, or the
+    /// page's last when that is further on (a message is published before the newest seq
+    /// moves); never the cursor's, so a client resuming on a store that holds less sees it.
     fn send(&mut self, page: Vec<Stored>, newest: u64) -> WatchMessagesResponse {
         self.opened = true;
+        let mut newest = newest;
         if let Some(last) = page.last() {
             self.cursor = last.seq;
+            newest = newest.max(last.seq);
         }
-        frame(page, newest.max(self.cursor))
+        frame(page, newest)
     }
 
     /// Ends the stream with `status`.

@@ -741,3 +741,33 @@ async fn many_watchers_on_the_facade_are_one_watch_on_logging() {
         .count();
     assert_eq!(opened, 1, "21 watchers on the facade, one watch on logging");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logging_that_comes_back_empty_ends_the_watchers_of_the_old_log() {
+    // Memory stores: a restarted logging holds a new, empty log whose seqs start again at 1.
+    let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
+    let addr = logging.addr;
+    let facade = spawn_facade(facade_settings(&logging.url(), "http://127.0.0.1:9")).await;
+    let json = Client::new(&facade);
+    for n in 0..5 {
+        assert_eq!(json.post_message(&format!("old {n}")).await.0, 200);
+    }
+    let mut client = gateway(&facade).await;
+    let mut watcher = watch(&mut client, 0).await;
+    let mut seen = Seen::default();
+    read_until(&mut watcher, &mut seen, |s| s.messages.len() == 5).await;
+
+    logging.stop().await;
+    let _logging = spawn_logging_with(&logging_settings(addr, &[])).await;
+    // The old log's cursors mean nothing in the new one: the watcher is ended, and says why.
+    let status = closing_status(&mut watcher).await;
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert!(status.message().contains("replaced"), "{status:?}");
+    // A new watcher follows the new log.
+    let mut fresh = watch(&mut client, 0).await;
+    assert_eq!(json.post_message("new 0").await.0, 200);
+    let mut seen = Seen::default();
+    read_until(&mut fresh, &mut seen, |s| !s.messages.is_empty()).await;
+    assert_eq!(texts_of(&seen.messages), ["new 0"]);
+    assert_eq!(seen.messages[0].seq, 1);
+}
