@@ -2,7 +2,7 @@
 # Runs the README's commands the way the README writes them, from a plain shell: scripts/run.sh
 # (which installs the page's tools, builds the page with a plain `trunk build --release`, and
 # builds and starts the three services), the original's curl scripts against it, the page it
-# serves, and Ctrl-C, which must stop all three. Free ports and a temporary data directory
+# serves, the gateway's gRPC-web on the same port, and Ctrl-C, which must stop all three. Free ports and a temporary data directory
 # are passed through the environment (as the README shows), so services already running on
 # the default ports are not disturbed. Ends with "README commands: P passed, F failed".
 #
@@ -81,6 +81,13 @@ check "test_requests_get.sh lists both in order" test "$answer" = \
 page=$(curl -sS -D - "$base/")
 check "the page is built and served with its policy" contains "$page" "content-security-policy: default-src 'self'"
 check "the page loads its WebAssembly" contains "$page" "_bg.wasm"
+# The gateway on the same port: a gRPC-web Status call (an empty request frame), answered with
+# grpc-status 0 in its trailer frame and the messages service's text in its message.
+status=$(printf '\x00\x00\x00\x00\x00' | curl -sS -X POST --data-binary @- \
+  -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+  "$base/msglog.v1.MessageLog/Status" | tr -d '\000-\010\016-\037\200-\377')
+check "the gateway answers gRPC-web on the facade's port" contains "$status" "grpc-status:0"
+check "the gateway's Status reports the messages service" contains "$status" "not implemented yet"
 
 # Ctrl-C: run.sh stops the three services and exits cleanly.
 kill -INT -- "-$run_pid"

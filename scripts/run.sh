@@ -83,7 +83,8 @@ wait_healthy "http://127.0.0.1:$(port "$FACADE_ADDR")/healthz"
 cat <<INFO
 
   page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
-  facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/)
+  facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/;
+                                   gRPC and gRPC-web: msglog.v1.MessageLog)
   logging   grpc://localhost:$(port "$LOGGING_ADDR")  (gRPC and gRPC-web)
   messages  http://localhost:$(port "$MESSAGES_ADDR")   (GET /get_message)
 
