@@ -267,24 +267,29 @@ async fn next_web_event(
 }
 
 #[tokio::test]
-async fn a_grpc_web_watch_gets_a_frame_at_once_then_each_message_live() {
+async fn a_grpc_web_watch_gets_a_frame_at_once_then_history_then_each_message_live() {
     let app = TestApp::spawn().await;
     let base = app.facade.url();
+    let mut posted = vec!["history".to_owned()];
+    assert_eq!(app.client().post_message("history").await.0, 200);
     for text in [false, true] {
         let (mut response, mut frames) = web_watch(&base, 0, text).await;
-        // The first frame is there before anything is sent: a browser's fetch resolves.
+        // The first frame is there at once: a browser's fetch resolves.
         let opened = next_web_event(&mut response, &mut frames).await;
         assert!(
             matches!(opened.event, Some(Event::Heartbeat(_))),
             "{opened:?}"
         );
-        let posted = format!("live over gRPC-web (text: {text})");
-        let (status, _) = app.client().post_message(&posted).await;
-        assert_eq!(status, 200);
+        let live = format!("live over gRPC-web (text: {text})");
+        assert_eq!(app.client().post_message(&live).await.0, 200);
+        posted.push(live.clone());
         let mut seen = Seen::default();
-        while seen.messages.last().map(|m| m.text.as_str()) != Some(posted.as_str()) {
+        while seen.messages.last().map(|m| m.text.as_str()) != Some(live.as_str()) {
             record(&mut seen, next_web_event(&mut response, &mut frames).await);
         }
+        // Everything stored so far, from the first: the history, then the live one.
+        assert_eq!(texts_of(&seen.messages), posted);
+        assert_ascending(&seen.messages);
     }
 }
 
