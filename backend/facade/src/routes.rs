@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::{
     error::AppError,
     feed::FeedState,
-    ids::{IdempotencyKey, message_id},
+    ids::{DedupMode, IdempotencyKey, message_id},
     logging_client::Logged,
     state::AppState,
 };
@@ -173,6 +173,7 @@ async fn send_message(
     text: MessageText,
 ) -> Result<Sent, AppError> {
     let id = message_id(state.dedup, key.as_ref(), &text);
+    let fresh_random_id = state.dedup == DedupMode::Unique && key.is_none();
     tracing::Span::current().record("id", tracing::field::display(id));
     let logged = state
         .logging
@@ -184,6 +185,15 @@ async fn send_message(
         attempts = logged.attempts,
         "message sent to logging"
     );
+    // A random id is fresh: on its first attempt only a text rule can call it a duplicate.
+    if fresh_random_id && logged.value == Logged::Duplicate && logged.attempts == 1 {
+        tracing::warn!(
+            %id,
+            "logging answered `Duplicate message ignored` for a fresh random id: it keys \
+             duplicates on the text (`--dedup-by text`, its default), so equal texts are not kept \
+             apart as this facade's `--dedup unique` asks; run logging with `--dedup-by id`"
+        );
+    }
     Ok(Sent {
         id,
         logged: logged.value,

@@ -31,7 +31,8 @@ pub struct Settings {
     #[arg(long, env = "MESSAGES_URL", default_value = "http://127.0.0.1:8082")]
     pub messages_url: String,
     /// How ids are picked without an `Idempotency-Key` header: `content` (the same text is one
-    /// message, as the original) or `unique` (every request is a new message).
+    /// message, as the original) or `unique` (every request is a new message; needs logging run
+    /// with `--dedup-by id`, or logging still answers equal texts as duplicates).
     #[arg(long, env = "FACADE_DEDUP", value_enum, default_value_t = DedupMode::Content)]
     pub dedup: DedupMode,
 

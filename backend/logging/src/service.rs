@@ -230,7 +230,7 @@ mod tests {
     const ID: &str = "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11";
 
     async fn api() -> LoggingApi {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(crate::store::DedupBy::Id));
         let (reporter, _) = tonic_health::server::health_reporter();
         let (health, _stop) = StoreHealth::new(
             reporter,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
 use anyhow::Context as _;
 use http::HeaderValue;
 
-use crate::store::{MemoryStore, SqliteStore, Store};
+use crate::store::{DedupBy, MemoryStore, SqliteStore, Store};
 
 msglog_common::connection_settings!("LOGGING");
 
@@ -36,6 +36,13 @@ pub struct Settings {
     /// Default: a SQLite file, `logging.sqlite3` in the data directory.
     #[arg(long, env = "LOGGING_STORE")]
     pub store: Option<StoreChoice>,
+    /// Which messages are the same message: `text` (the original's rule: a text already held,
+    /// under any id, is a duplicate) or `id` (only the id: equal texts under other ids are
+    /// separate messages). In both, an id is stored once and the same id with another text is
+    /// refused. A facade run with `--dedup unique` (random ids, equal texts kept apart) needs
+    /// `id`.
+    #[arg(long, env = "LOGGING_DEDUP_BY", value_enum, default_value_t = DedupBy::Text)]
+    pub dedup_by: DedupBy,
     /// Directory of the default SQLite file; created if missing.
     #[arg(long, env = "LOGGING_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -80,15 +87,15 @@ impl FromStr for StoreChoice {
 }
 
 impl StoreChoice {
-    /// Opens the store. A database that cannot be used is an error with its reason; there is
-    /// no fallback to memory.
-    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    /// Opens the store with the duplicate rule `dedup_by`. A database that cannot be used is an
+    /// error with its reason; there is no fallback to memory.
+    pub fn open(&self, dedup_by: DedupBy) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Self::Memory => {
                 tracing::warn!("messages are kept in memory and lost when the service stops");
-                Arc::new(MemoryStore::new())
+                Arc::new(MemoryStore::new(dedup_by))
             }
-            Self::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+            Self::Sqlite(path) => Arc::new(SqliteStore::open(path, dedup_by)?),
         })
     }
 }

@@ -8,9 +8,11 @@
 //! back-end is one file here and one arm in the settings parser. Every back-end passes the
 //! same contract suite (`contract.rs`, run by each back-end's tests): inserts are atomic and
 //! idempotent per id (two concurrent inserts of one id store it once; the same id with
-//! another text is a conflict that stores nothing), [`Store::list`] keeps insertion order,
-//! every message has a `seq` (its place in that order) that [`Store::page`] reads by,
-//! [`Store::subscribe`] tells watchers of each commit (through a [`Publisher`]), and a durable store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
+//! another text is a conflict that stores nothing) and, under [`DedupBy::Text`], per text (a
+//! text held under any id is a duplicate, found in O(1)); [`Store::list`] keeps insertion
+//! order, every message has a `seq` (its place in that order) that [`Store::page`] reads by,
+//! [`Store::subscribe`] tells watchers of each commit (through a [`Publisher`]), and a durable
+//! store keeps messages, ids and seqs across a reopen. How a back-end does so (a lock, a
 //! transaction, a script) is its own business.
 
 use std::sync::Arc;
@@ -40,12 +42,37 @@ pub struct NewMessage {
     pub text: MessageText,
 }
 
+/// Which messages are the same message, so that the second is a duplicate.
+///
+/// In both rules an id is stored at most once, and the same id with another text is a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DedupBy {
+    /// The original's rule: a text already held, under any id, is a duplicate (nothing is
+    /// stored). Found in O(1) by an index on a hash of the text, the texts compared on a match.
+    #[default]
+    Text,
+    /// The id alone: equal texts under other ids are separate messages.
+    Id,
+}
+
+/// The hash the text index is keyed by: the first 8 bytes of the text's SHA-256, the same in
+/// every process and every store (SQLite keeps it on disk). Texts are compared on a match, so a
+/// collision costs a comparison, never a wrong answer.
+pub fn text_hash(text: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 /// What an insert did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
     /// The message was not held before and now is (durably, if the store is durable).
     Stored,
-    /// The same id with the same text was already held; nothing changed.
+    /// The same id with the same text was already held (or, under [`DedupBy::Text`], the same
+    /// text under any id); nothing changed.
     Duplicate,
 }
 
@@ -152,7 +179,8 @@ impl Publisher {
 /// A message store, shared by every call as an `Arc<dyn Store>`.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores `message` unless its id is already held. Atomic per id.
+    /// Stores `message` unless it is already held by the store's [`DedupBy`] rule. Atomic per
+    /// id, and per text under [`DedupBy::Text`].
     async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError>;
 
     /// Every stored text, in insertion order.

@@ -189,7 +189,7 @@ mod tests {
     use crate::store::{Inserted, MemoryStore, NewMessage, StoreError, Subscription};
 
     /// A memory store that counts its page reads.
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     struct CountingStore {
         inner: MemoryStore,
         pages: AtomicUsize,
@@ -226,7 +226,10 @@ mod tests {
 
     #[tokio::test]
     async fn live_messages_come_from_what_the_store_publishes_and_history_from_pages() {
-        let store = Arc::new(CountingStore::default());
+        let store = Arc::new(CountingStore {
+            inner: MemoryStore::new(crate::store::DedupBy::Id),
+            pages: AtomicUsize::new(0),
+        });
         for n in 1..=3 {
             insert(store.as_ref(), n).await;
         }

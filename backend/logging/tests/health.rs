@@ -73,7 +73,7 @@ fn request(id: u128, text: &str) -> LogRequest {
 
 #[tokio::test]
 async fn health_is_not_serving_while_the_store_fails_and_serving_once_it_recovers() {
-    let store = Arc::new(FaultyStore::default());
+    let store = Arc::new(FaultyStore::new(Fault::None));
     let (_service, channel) = start(Arc::clone(&store) as Arc<dyn Store>).await;
     let mut client = LoggingServiceClient::new(channel.clone());
     let mut whole = watch(&channel, "").await;
@@ -115,7 +115,8 @@ fn set_immutable(path: &std::path::Path, on: bool) -> Result<(), String> {
 async fn health_follows_a_sqlite_file_that_becomes_unwritable_and_writable_again() {
     let dir = TempDir::new("msglog-health");
     let db = dir.join("messages.sqlite3");
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db, logging_service::store::DedupBy::Id).unwrap());
     let (_service, channel) = start(store).await;
     let mut client = LoggingServiceClient::new(channel.clone());
     let mut health = watch(&channel, "").await;

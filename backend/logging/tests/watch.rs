@@ -160,9 +160,10 @@ async fn a_watch_over_grpc_web_streams_each_frame_as_it_comes() {
         assert_eq!(seqs, expected, "history after the cursor");
         // A live message arrives while the call is still open.
         let id = uuid::Uuid::from_u128(100 + u128::from(text)).to_string();
-        client.log_message(log_request(&id, "live")).await.unwrap();
+        let posted = format!("live (text: {text})");
+        client.log_message(log_request(&id, &posted)).await.unwrap();
         let live = next_message(&mut response, &mut frames).await;
-        assert_eq!(live.messages[0].message, "live");
+        assert_eq!(live.messages[0].message, posted);
     }
 }
 

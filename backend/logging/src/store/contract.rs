@@ -12,7 +12,7 @@ use msglog_common::testing::TempDir;
 use msglog_proto::MessageText;
 use uuid::Uuid;
 
-use super::{Cursor, Inserted, NewMessage, Store, StoreError, Stored};
+use super::{Cursor, DedupBy, Inserted, NewMessage, Store, StoreError, Stored};
 
 /// Generates one `#[tokio::test]` per contract promise for the back-end `open`s; `durable`
 /// adds the promises about reopening.
@@ -30,7 +30,10 @@ macro_rules! store_contract_tests {
             pages_walk_both_ways_in_seq_order_with_no_gap_or_double,
             subscribers_see_the_newest_seq_once_it_can_be_read,
             subscribers_get_each_committed_message_once_in_seq_order,
-            a_subscriber_that_never_reads_holds_up_no_writer
+            a_subscriber_that_never_reads_holds_up_no_writer,
+            by_text_a_text_held_under_any_id_is_a_duplicate,
+            by_text_one_text_sent_under_64_ids_at_once_is_stored_once,
+            by_id_equal_texts_under_other_ids_are_separate_messages
         );
     };
     ($open:ident, durable) => {
@@ -38,7 +41,8 @@ macro_rules! store_contract_tests {
         store_contract_tests!(@module durable_contract, $open,
             messages_and_ids_survive_a_reopen,
             seqs_survive_a_reopen_and_go_on_growing,
-            a_reopened_store_starts_its_subscribers_at_its_newest_seq
+            a_reopened_store_starts_its_subscribers_at_its_newest_seq,
+            by_text_texts_held_before_a_reopen_are_duplicates_after_it
         );
     };
     (@module $module:ident, $open:ident, $($promise:ident),+) => {
@@ -46,7 +50,10 @@ macro_rules! store_contract_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $promise() {
-                    $crate::store::contract::$promise(|dir| Box::pin(super::$open(dir))).await;
+                    $crate::store::contract::$promise(|dir, dedup_by| {
+                        Box::pin(super::$open(dir, dedup_by))
+                    })
+                    .await;
                 }
             )+
         }
@@ -60,13 +67,20 @@ fn message(id: u128, text: &str) -> NewMessage {
     }
 }
 
-/// Opens a back-end in a directory.
-pub(crate) type Opener = fn(PathBuf) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>>;
+/// Opens a back-end in a directory, with a duplicate rule.
+pub(crate) type Opener =
+    fn(PathBuf, DedupBy) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>>;
 
-/// A fresh directory and the store opened in it.
+/// A fresh directory and the store opened in it, keyed on ids alone (the rule every promise
+/// but the text rule's is written for).
 async fn fresh(open: Opener) -> (TempDir, Arc<dyn Store>) {
+    fresh_with(open, DedupBy::Id).await
+}
+
+/// A fresh directory and the store opened in it with `dedup_by`.
+async fn fresh_with(open: Opener, dedup_by: DedupBy) -> (TempDir, Arc<dyn Store>) {
     let dir = TempDir::new("msglog-store");
-    let store = open(dir.path().to_path_buf()).await;
+    let store = open(dir.path().to_path_buf(), dedup_by).await;
     (dir, store)
 }
 
@@ -193,7 +207,7 @@ pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener) {
     }
     store.close().await;
     drop(store);
-    let store = open(dir.path().to_path_buf()).await;
+    let store = open(dir.path().to_path_buf(), DedupBy::Id).await;
     let expected: Vec<_> = (0..50).map(|n| format!("m{n}")).collect();
     assert_eq!(store.list().await.unwrap(), expected);
     assert_eq!(
@@ -303,7 +317,7 @@ pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
     let before = store.page(Cursor::After(0), 100).await.unwrap();
     store.close().await;
     drop(store);
-    let store = open(dir.path().to_path_buf()).await;
+    let store = open(dir.path().to_path_buf(), DedupBy::Id).await;
     assert_eq!(store.page(Cursor::After(0), 100).await.unwrap(), before);
     store.insert(message(99, "later")).await.unwrap();
     let newest = store.page(Cursor::Before(u64::MAX), 1).await.unwrap();
@@ -410,8 +424,112 @@ pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(op
     let newest = *store.subscribe().newest.borrow();
     store.close().await;
     drop(store);
-    let store = open(dir.path().to_path_buf()).await;
+    let store = open(dir.path().to_path_buf(), DedupBy::Id).await;
     assert_eq!(*store.subscribe().newest.borrow(), newest);
     assert_ne!(newest, 0);
+    store.close().await;
+}
+
+pub(crate) async fn by_text_a_text_held_under_any_id_is_a_duplicate(open: Opener) {
+    let (_dir, store) = fresh_with(open, DedupBy::Text).await;
+    assert_eq!(
+        store.insert(message(1, "a")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(
+        store.insert(message(2, "a")).await.unwrap(),
+        Inserted::Duplicate,
+        "the same text under another id"
+    );
+    assert_eq!(
+        store.insert(message(1, "a")).await.unwrap(),
+        Inserted::Duplicate,
+        "the same id with its text"
+    );
+    assert!(
+        matches!(
+            store.insert(message(1, "b")).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "the same id with another text stays a conflict"
+    );
+    // An id that holds one text, sent with a text held under another id: the id's rule wins.
+    assert_eq!(
+        store.insert(message(3, "c")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert!(matches!(
+        store.insert(message(3, "a")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Texts that differ by a byte are different texts.
+    assert_eq!(
+        store.insert(message(4, "a ")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(store.list().await.unwrap(), vec!["a", "c", "a "]);
+    let ids: Vec<_> = store
+        .page(Cursor::After(0), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [Uuid::from_u128(1), Uuid::from_u128(3), Uuid::from_u128(4)]
+    );
+}
+
+pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(open: Opener) {
+    let (_dir, store) = fresh_with(open, DedupBy::Text).await;
+    let inserts: Vec<_> = (0..64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(message(100 + n, "the same text")).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for insert in inserts {
+        match insert.await.unwrap().unwrap() {
+            Inserted::Stored => stored += 1,
+            Inserted::Duplicate => {}
+        }
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(store.list().await.unwrap(), vec!["the same text"]);
+}
+
+pub(crate) async fn by_id_equal_texts_under_other_ids_are_separate_messages(open: Opener) {
+    let (_dir, store) = fresh_with(open, DedupBy::Id).await;
+    let inserts: Vec<_> = (0..64)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(message(100 + n, "the same text")).await })
+        })
+        .collect();
+    for insert in inserts {
+        assert_eq!(insert.await.unwrap().unwrap(), Inserted::Stored);
+    }
+    assert_eq!(store.list().await.unwrap().len(), 64);
+}
+
+pub(crate) async fn by_text_texts_held_before_a_reopen_are_duplicates_after_it(open: Opener) {
+    let (dir, store) = fresh_with(open, DedupBy::Id).await;
+    store.insert(message(1, "kept")).await.unwrap();
+    store.insert(message(2, "kept")).await.unwrap();
+    store.close().await;
+    drop(store);
+    // Reopened under the text rule (the index covers what was stored under the id rule too).
+    let store = open(dir.path().to_path_buf(), DedupBy::Text).await;
+    assert_eq!(
+        store.insert(message(3, "kept")).await.unwrap(),
+        Inserted::Duplicate
+    );
+    assert_eq!(
+        store.insert(message(4, "new")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(store.list().await.unwrap(), vec!["kept", "kept", "new"]);
     store.close().await;
 }

@@ -3,7 +3,9 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{Cursor, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored, Subscription};
+use super::{
+    Cursor, DedupBy, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored, Subscription,
+};
 
 /// How [`FaultyStore`] misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,7 +23,7 @@ pub enum Fault {
 }
 
 /// A [`MemoryStore`] with a [`Fault`] switch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FaultyStore {
     /// Where messages are kept when nothing fails.
     inner: MemoryStore,
@@ -33,7 +35,8 @@ impl FaultyStore {
     /// A store with `fault` in force.
     pub fn new(fault: Fault) -> Self {
         Self {
-            inner: MemoryStore::new(),
+            // The id rule: tests that fail a store resend the same id.
+            inner: MemoryStore::new(DedupBy::Id),
             fault: Mutex::new(fault),
         }
     }

@@ -7,33 +7,31 @@ use std::{
 
 use uuid::Uuid;
 
-use super::{Cursor, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription};
+use super::{
+    Cursor, DedupBy, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription,
+    text_hash,
+};
 
 /// Messages in memory.
 ///
-/// An index from id to position gives O(1) duplicate checks (the original scanned every
-/// stored text). The lock is a plain mutex held for a map look-up and a push, never across an
-/// `.await`.
+/// An index from id to position, and one from a hash of the text to positions, give O(1)
+/// duplicate checks (the original scanned every stored text). The lock is a plain mutex held
+/// for look-ups and a push, never across an `.await`, so an insert is atomic per id and per text.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
+    /// Which messages count as the same.
+    dedup_by: DedupBy,
     /// Tells subscribers of each insert, under the lock so seqs go out in order.
     publisher: Publisher,
-}
-
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::default(),
-            publisher: Publisher::new(0),
-        }
-    }
 }
 
 #[derive(Debug, Default)]
 struct MemoryInner {
     /// Position of each id in `texts` (and `ids`); a message's seq is its position + 1.
     index: HashMap<Uuid, usize>,
+    /// Positions of the texts with each hash (one, unless hashes collide).
+    by_text: HashMap<i64, Vec<usize>>,
     /// Ids in insertion order.
     ids: Vec<Uuid>,
     /// Texts in insertion order.
@@ -43,9 +41,13 @@ struct MemoryInner {
 }
 
 impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store with the given duplicate rule.
+    pub fn new(dedup_by: DedupBy) -> Self {
+        Self {
+            inner: Mutex::default(),
+            dedup_by,
+            publisher: Publisher::new(0),
+        }
     }
 
     /// The contents, while open.
@@ -71,6 +73,17 @@ impl Store for MemoryStore {
                 Err(StoreError::Conflict { id: message.id })
             };
         }
+        let hash = text_hash(message.text.as_str());
+        if self.dedup_by == DedupBy::Text {
+            let held = inner.by_text.get(&hash).is_some_and(|positions| {
+                positions
+                    .iter()
+                    .any(|&position| inner.texts[position] == message.text.as_str())
+            });
+            if held {
+                return Ok(Inserted::Duplicate);
+            }
+        }
         let position = inner.texts.len();
         let seq = position as u64 + 1;
         let text = message.text.into_inner();
@@ -80,6 +93,7 @@ impl Store for MemoryStore {
             text: text.clone(),
         });
         inner.index.insert(message.id, position);
+        inner.by_text.entry(hash).or_default().push(position);
         inner.ids.push(message.id);
         inner.texts.push(text);
         self.publisher.publish(published, seq);
@@ -137,8 +151,8 @@ mod tests {
 
     use super::*;
 
-    async fn open(_dir: std::path::PathBuf) -> Arc<dyn Store> {
-        Arc::new(MemoryStore::new())
+    async fn open(_dir: std::path::PathBuf, dedup_by: DedupBy) -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new(dedup_by))
     }
 
     store_contract_tests!(open);

@@ -24,10 +24,13 @@ use std::{
 };
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Cursor, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription};
+use super::{
+    Cursor, DedupBy, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription,
+    text_hash,
+};
 
 /// The most inserts one transaction takes.
 const MAX_BATCH: usize = 512;
@@ -35,8 +38,10 @@ const MAX_BATCH: usize = 512;
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS messages (
         -- The message's UUID, 16 bytes: the idempotency key.
-        id   BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
-        text TEXT NOT NULL
+        id        BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+        text      TEXT NOT NULL,
+        -- `text_hash(text)`, for the text rule's O(1) look-up (see `migrate`).
+        text_hash INTEGER
     );
     -- Insertion order is rowid order: rows are never deleted, so rowids only grow.
     -- One row, rewritten by the health probe: proof that a write can be committed.
@@ -87,9 +92,10 @@ impl std::fmt::Debug for Write {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and starts the writer. Fails, with
-    /// the reason, if the file cannot be created or written, or is not a usable database.
-    pub fn open(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+    /// Opens (creating if needed) the database at `path` and starts the writer, which applies
+    /// `dedup_by`. Fails, with the reason, if the file cannot be created or written, or is not a
+    /// usable database.
+    pub fn open(path: impl AsRef<Path>, dedup_by: DedupBy) -> anyhow::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let writer = open_connection(&path, true)
             .with_context(|| format!("cannot open the message database {}", path.display()))?;
@@ -108,7 +114,7 @@ impl SqliteStore {
             let publisher = Arc::clone(&publisher);
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || write_loop(writer, queue, &commits, &publisher))
+                .spawn(move || write_loop(writer, queue, &commits, &publisher, dedup_by))
                 .context("cannot start the database writer thread")?
         };
         tracing::info!(path = %path.display(), "message database open");
@@ -200,6 +206,7 @@ fn open_connection(path: &Path, writer: bool) -> rusqlite::Result<Connection> {
             )));
         }
         connection.execute_batch(SCHEMA)?;
+        migrate(&connection)?;
     }
     // In WAL mode, FULL syncs the log on every commit: a commit that returned is on disk.
     connection.pragma_update(None, "synchronous", "FULL")?;
@@ -210,11 +217,48 @@ fn open_connection(path: &Path, writer: bool) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
+/// Brings a database written before the text index up to date: adds the `text_hash` column,
+/// fills it for every row, and indexes it. Idempotent; a no-op on a current database.
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let has_hash: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'text_hash'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_hash {
+        tracing::info!("adding the text index to the message database");
+        connection.execute_batch("ALTER TABLE messages ADD COLUMN text_hash INTEGER")?;
+    }
+    let mut missing =
+        connection.prepare("SELECT rowid, text FROM messages WHERE text_hash IS NULL")?;
+    let rows = missing
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !rows.is_empty() {
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        let filled = (|| {
+            let mut fill =
+                connection.prepare("UPDATE messages SET text_hash = ?1 WHERE rowid = ?2")?;
+            for (rowid, text) in &rows {
+                fill.execute(params![text_hash(text), rowid])?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        })();
+        connection.execute_batch(if filled.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        filled?;
+    }
+    connection
+        .execute_batch("CREATE INDEX IF NOT EXISTS messages_by_text_hash ON messages (text_hash)")
+}
+
 fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
     commits: &AtomicU64,
     publisher: &Publisher,
+    dedup_by: DedupBy,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut probes = Vec::new();
@@ -246,7 +290,12 @@ fn write_loop(
         if batch.is_empty() {
             continue;
         }
-        let outcome = write_batch(&mut connection, &batch, publisher.wants_messages());
+        let outcome = write_batch(
+            &mut connection,
+            &batch,
+            dedup_by,
+            publisher.wants_messages(),
+        );
         match outcome {
             Ok((results, stored)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
@@ -300,6 +349,7 @@ struct StoredBatch {
 fn write_batch(
     connection: &mut Connection,
     batch: &[Write],
+    dedup_by: DedupBy,
     keep: bool,
 ) -> rusqlite::Result<(Vec<InsertOutcome>, StoredBatch)> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -309,13 +359,34 @@ fn write_batch(
         // Insert first: a new id (the common case) costs one statement. Only when the id is
         // already held is its text read, to tell a duplicate from a conflict.
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO messages (id, text) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO messages (id, text, text_hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING",
         )?;
         let mut find = transaction.prepare_cached("SELECT text FROM messages WHERE id = ?1")?;
+        let mut find_text = transaction
+            .prepare_cached("SELECT id FROM messages WHERE text_hash = ?1 AND text = ?2 LIMIT 1")?;
         for write in batch {
             let NewMessage { id, text } = &write.message;
             let key = id.as_bytes().as_slice();
-            if insert.execute(params![key, text.as_str()])? == 1 {
+            let hash = text_hash(text.as_str());
+            // The text rule: a text held under any id is a duplicate, unless this id holds
+            // another text (a conflict, as under the id rule). One indexed look-up; the rows
+            // this batch inserted are seen, so one text in one batch is stored once too.
+            if dedup_by == DedupBy::Text
+                && find_text
+                    .query_row(params![hash, text.as_str()], |_| Ok(()))
+                    .optional()?
+                    .is_some()
+            {
+                let held: Option<String> =
+                    find.query_row(params![key], |row| row.get(0)).optional()?;
+                results.push(match held {
+                    Some(held) if held != text.as_str() => Err(StoreError::Conflict { id: *id }),
+                    _ => Ok(Inserted::Duplicate),
+                });
+                continue;
+            }
+            if insert.execute(params![key, text.as_str(), hash])? == 1 {
                 // Rowids grow within the one writer, so the last is the largest.
                 let seq = u64::try_from(transaction.last_insert_rowid()).unwrap_or_default();
                 stored.last_rowid = Some(seq);
@@ -450,8 +521,8 @@ mod tests {
 
     use super::*;
 
-    async fn open(dir: PathBuf) -> Arc<dyn Store> {
-        Arc::new(SqliteStore::open(dir.join("messages.sqlite3")).unwrap())
+    async fn open(dir: PathBuf, dedup_by: DedupBy) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(dir.join("messages.sqlite3"), dedup_by).unwrap())
     }
 
     store_contract_tests!(open, durable);
@@ -470,10 +541,53 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_database_from_before_the_text_index_gets_it_and_its_texts_count() {
+        let (_dir, path) = temp_db();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (
+                     id   BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+                     text TEXT NOT NULL
+                 );",
+            )
+            .unwrap();
+            for (n, text) in [(1_u128, "older"), (2, "oldest")] {
+                old.execute(
+                    "INSERT INTO messages (id, text) VALUES (?1, ?2)",
+                    params![Uuid::from_u128(n).as_bytes().as_slice(), text],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path, DedupBy::Text).unwrap();
+        assert_eq!(
+            store.insert(message(9, "oldest")).await.unwrap(),
+            Inserted::Duplicate,
+            "a text stored before the index is found by it"
+        );
+        assert_eq!(
+            store.insert(message(10, "new")).await.unwrap(),
+            Inserted::Stored
+        );
+        assert_eq!(store.list().await.unwrap(), vec!["older", "oldest", "new"]);
+        store.close().await;
+        let check = Connection::open(&path).unwrap();
+        let unhashed: i64 = check
+            .query_row(
+                "SELECT count(*) FROM messages WHERE text_hash IS NULL",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(unhashed, 0);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_share_commits() {
         let (_dir, path) = temp_db();
-        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let store = Arc::new(SqliteStore::open(&path, DedupBy::Id).unwrap());
         let tasks: Vec<_> = (0..400_u128)
             .map(|n| {
                 let store = Arc::clone(&store);
@@ -493,7 +607,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_clean_close_folds_the_write_ahead_log_back() {
         let (_dir, path) = temp_db();
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(&path, DedupBy::Id).unwrap();
         store.insert(message(1, "a")).await.unwrap();
         store.check().await.unwrap();
         store.close().await;
@@ -505,7 +619,7 @@ mod tests {
     fn a_file_that_is_not_a_database_is_a_start_up_error() {
         let (_dir, path) = temp_db();
         std::fs::write(&path, vec![0x42_u8; 8192]).unwrap();
-        let error = SqliteStore::open(&path).unwrap_err();
+        let error = SqliteStore::open(&path, DedupBy::Id).unwrap_err();
         let text = format!("{error:#}");
         assert!(text.contains("cannot open the message database"), "{text}");
         assert!(text.contains("not a database"), "{text}");
@@ -516,7 +630,7 @@ mod tests {
         // A directory where the file should be: nothing can be created or written there.
         let (_dir, path) = temp_db();
         std::fs::create_dir_all(&path).unwrap();
-        let error = SqliteStore::open(&path).unwrap_err();
+        let error = SqliteStore::open(&path, DedupBy::Id).unwrap_err();
         let text = format!("{error:#}");
         assert!(text.contains("cannot open the message database"), "{text}");
         assert!(text.contains("unable to open"), "{text}");
@@ -524,7 +638,8 @@ mod tests {
 
     #[test]
     fn a_database_in_a_missing_directory_is_a_start_up_error() {
-        let error = SqliteStore::open("/nonexistent/dir/messages.sqlite3").unwrap_err();
+        let error =
+            SqliteStore::open("/nonexistent/dir/messages.sqlite3", DedupBy::Id).unwrap_err();
         assert!(format!("{error:#}").contains("unable to open"), "{error:#}");
     }
 }

@@ -170,3 +170,90 @@ def test_the_rust_facade_talks_to_a_grpcio_logging(python_logging):
     finally:
         facade.stop()
         messages.stop()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class OriginalFacade:
+    """The original facade (original_facade.py: Flask, a UUID v4 per POST, tenacity), running."""
+
+    def __init__(self, pb_dir, logging_addr, messages_addr):
+        self.port = free_port()
+        self.log = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "original_facade.py")],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": pb_dir,
+                "LOGGING_ADDR": logging_addr,
+                "MESSAGES_URL": f"http://{messages_addr}",
+                "PORT": str(self.port),
+            },
+        )
+        # Ready when the server says where it runs.
+        for line in self.process.stderr:
+            self.log.append(line)
+            if "Running on" in line:
+                break
+        else:
+            raise RuntimeError(f"the original facade exited:\n{''.join(self.log)}")
+        threading.Thread(target=lambda: [self.log.append(l) for l in self.process.stderr], daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def script(name, base, *args):
+    """Runs one of the original's curl scripts against `base`; its output, parsed."""
+    out = subprocess.run(
+        [str(ROOT / "scripts" / name), *args],
+        env={**os.environ, "BASE_URL": base},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("dedup_by", ["text", "id"])
+def test_the_originals_walk_through_with_the_original_facade_in_front_of_the_rust_services(pb, dedup_by):
+    pb_dir = os.path.dirname(pb[0].__file__)
+    logging = Service("logging-service", "--store", "memory", "--dedup-by", dedup_by)
+    messages = Service("messages-service")
+    facade = OriginalFacade(pb_dir, logging.addr, messages.addr)
+    try:
+        assert script("test_requests_get.sh", facade.base) == {
+            "logged_messages": [],
+            "message_from_service": "not implemented yet",
+        }
+        first = script("test_requests_post.sh", facade.base)
+        assert (first["status"], first["message"]) == ("success", "Message logged successfully")
+        again = script("test_requests_post.sh", facade.base)
+        assert again["id"] != first["id"], "the original facade makes a fresh id for every POST"
+        other = script("test_requests_post.sh", facade.base, "different message")
+        assert other["status"] == "success"
+        listed = script("test_requests_get.sh", facade.base)
+        if dedup_by == "text":
+            # The original's rule, and logging's default: the same text again is a duplicate.
+            assert (again["status"], again["message"]) == ("duplicate", "Duplicate message ignored")
+            assert listed["logged_messages"] == ["msg2", "different message"]
+        else:
+            # Keyed on ids alone, a fresh id is a new message: why the default is `text`.
+            assert again["status"] == "success"
+            assert listed["logged_messages"] == ["msg2", "msg2", "different message"]
+    finally:
+        facade.stop()
+        messages.stop()
+        logging.stop()

@@ -105,11 +105,24 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// The three, the facade's settings adjusted by `tweak`. Logging keeps its default
+    /// duplicate rule (by text) unless the facade keeps equal texts apart (`--dedup unique`),
+    /// which needs logging's `--dedup-by id`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut facade_service::Settings)) -> Self {
-        let logging = spawn_logging().await;
-        let messages = spawn_messages().await;
-        let mut settings = facade_settings(&logging.url(), &messages.url());
+        let mut settings = facade_settings("http://unset", "http://unset");
         tweak(&mut settings);
+        let logging_flags: &[&str] = match settings.dedup {
+            facade_service::DedupMode::Unique => &["--dedup-by", "id"],
+            facade_service::DedupMode::Content => &[],
+        };
+        let logging = spawn_logging_with(&logging_settings(
+            "127.0.0.1:0".parse().unwrap(),
+            logging_flags,
+        ))
+        .await;
+        let messages = spawn_messages().await;
+        settings.logging_url = logging.url();
+        settings.messages_url = messages.url();
         let facade = spawn_facade(settings).await;
         Self {
             facade,

@@ -2,8 +2,11 @@
 
 use serde_json::json;
 
+use msglog_common::testing::{LogAfterStart, ServiceProcess};
+
 use crate::helpers::{
-    Client, TestApp, facade_settings, refused_addr, spawn_facade, spawn_logging, spawn_messages,
+    Client, TestApp, facade_settings, logging_settings, refused_addr, spawn_facade, spawn_logging,
+    spawn_logging_with, spawn_messages,
 };
 
 #[tokio::test]
@@ -72,6 +75,50 @@ async fn unique_mode_stores_equal_texts_as_separate_messages() {
     assert_ne!(a["id"], b["id"]);
     let (_, body) = client.get_messages().await;
     assert_eq!(body["logged_messages"], json!(["same", "same"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_facade_in_front_of_a_logging_that_dedups_by_text_says_so_in_its_log() {
+    // Logging on its default rule (by text), the facade asking for unique messages.
+    let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
+    let facade = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_facade"),
+        [
+            "--addr",
+            "127.0.0.1:0",
+            "--dedup",
+            "unique",
+            "--logging-url",
+            &logging.url(),
+            "--messages-url",
+            "http://127.0.0.1:9",
+        ],
+        LogAfterStart::Capture,
+    )
+    .await;
+    let client = Client {
+        base: format!("http://{}", facade.addr),
+        http: reqwest::Client::new(),
+    };
+    let (_, first) = client.post_message("same").await;
+    assert_eq!(first["status"], "success");
+    assert!(
+        facade
+            .log_lines()
+            .iter()
+            .all(|line| !line.contains("--dedup-by id")),
+        "no warning while nothing clashes"
+    );
+    let (_, second) = client.post_message("same").await;
+    assert_eq!(second["status"], "duplicate", "logging's rule decides");
+    let warning = facade
+        .wait_for_log_line(|line| line.contains("WARN") && line.contains("--dedup-by id"))
+        .await;
+    assert!(warning.contains("--dedup unique"), "{warning}");
+    assert!(
+        warning.contains(second["id"].as_str().unwrap()),
+        "{warning}"
+    );
 }
 
 #[tokio::test]
