@@ -481,36 +481,33 @@ pub(crate) async fn by_text_a_text_held_under_any_id_is_a_duplicate(open: Opener
     );
 }
 
-pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(open: Opener) {
-    let (_dir, store) = fresh_with(open, DedupBy::Text).await;
+/// Inserts "the same text" under 64 ids, all at once; what each insert did.
+async fn one_text_under_64_ids_at_once(store: &Arc<dyn Store>) -> Vec<Inserted> {
     let inserts: Vec<_> = (0..64)
         .map(|n| {
-            let store = Arc::clone(&store);
+            let store = Arc::clone(store);
             tokio::spawn(async move { store.insert(message(100 + n, "the same text")).await })
         })
         .collect();
-    let mut stored = 0;
+    let mut outcomes = Vec::new();
     for insert in inserts {
-        match insert.await.unwrap().unwrap() {
-            Inserted::Stored => stored += 1,
-            Inserted::Duplicate => {}
-        }
+        outcomes.push(insert.await.unwrap().unwrap());
     }
+    outcomes
+}
+
+pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(open: Opener) {
+    let (_dir, store) = fresh_with(open, DedupBy::Text).await;
+    let outcomes = one_text_under_64_ids_at_once(&store).await;
+    let stored = outcomes.iter().filter(|&&o| o == Inserted::Stored).count();
     assert_eq!(stored, 1);
     assert_eq!(store.list().await.unwrap(), vec!["the same text"]);
 }
 
 pub(crate) async fn by_id_equal_texts_under_other_ids_are_separate_messages(open: Opener) {
     let (_dir, store) = fresh_with(open, DedupBy::Id).await;
-    let inserts: Vec<_> = (0..64)
-        .map(|n| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.insert(message(100 + n, "the same text")).await })
-        })
-        .collect();
-    for insert in inserts {
-        assert_eq!(insert.await.unwrap().unwrap(), Inserted::Stored);
-    }
+    let outcomes = one_text_under_64_ids_at_once(&store).await;
+    assert!(outcomes.iter().all(|&o| o == Inserted::Stored));
     assert_eq!(store.list().await.unwrap().len(), 64);
 }
 
