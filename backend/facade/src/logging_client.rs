@@ -42,8 +42,10 @@ pub(crate) struct LoggingClient {
     client: LoggingServiceClient<Channel>,
     /// The standard gRPC health client, on the same channel.
     health: HealthClient<Channel>,
-    /// How calls are retried.
+    /// How writes (and the health check) are retried.
     policy: RetryPolicy,
+    /// How reads are retried: with longer timeouts.
+    read_policy: RetryPolicy,
     /// Shared by every request, so retries stop while logging is down.
     budget: Arc<RetryBudget>,
 }
@@ -54,6 +56,7 @@ impl LoggingClient {
     pub(crate) fn new(
         url: &str,
         policy: RetryPolicy,
+        read_policy: RetryPolicy,
         budget: RetryBudget,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(url.to_owned())?
@@ -70,6 +73,7 @@ impl LoggingClient {
             health: HealthClient::new(channel.clone()),
             client: LoggingServiceClient::new(channel),
             policy,
+            read_policy,
             budget: Arc::new(budget),
         })
     }
@@ -153,7 +157,7 @@ impl LoggingClient {
     ) -> Result<Attempted<Vec<String>>, RetryFailure> {
         with_retries(
             "GetMessages",
-            &self.policy,
+            &self.read_policy,
             &self.budget,
             |attempt, timeout| {
                 let mut client = self.client.clone();
@@ -178,7 +182,7 @@ impl LoggingClient {
     ) -> Result<Attempted<ListMessagesResponse>, RetryFailure> {
         with_retries(
             "ListMessages",
-            &self.policy,
+            &self.read_policy,
             &self.budget,
             |attempt, timeout| {
                 let mut client = self.client.clone();

@@ -62,6 +62,15 @@ pub struct Settings {
     #[arg(long, env = "FACADE_RETRY_BUDGET_RATIO", default_value_t = 0.1)]
     pub retry_budget_ratio: f64,
 
+    /// The longest one attempt of a read from logging (the list, a page) may take, in
+    /// milliseconds: longer than a write's, since a large list takes time to read and send on
+    /// a busy machine, and a slow read is no sign of a dead logging.
+    #[arg(long, env = "FACADE_READ_ATTEMPT_TIMEOUT_MS", default_value_t = 5000, value_parser = value_parser!(u64).range(1..))]
+    pub read_attempt_timeout_ms: u64,
+    /// The longest all attempts of a read may take together, in milliseconds.
+    #[arg(long, env = "FACADE_READ_DEADLINE_MS", default_value_t = 9000, value_parser = value_parser!(u64).range(1..))]
+    pub read_deadline_ms: u64,
+
     /// Where the built browser page is (Trunk's output: `index.html` and its assets).
     #[arg(long, env = "FACADE_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
@@ -105,6 +114,16 @@ impl Settings {
             },
             attempt_timeout: Duration::from_millis(self.retry_attempt_timeout_ms),
             deadline: Duration::from_millis(self.retry_deadline_ms),
+        }
+    }
+
+    /// The retry policy of reads from logging: the same attempts and back-off, with the read
+    /// timeouts.
+    pub fn read_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempt_timeout: Duration::from_millis(self.read_attempt_timeout_ms),
+            deadline: Duration::from_millis(self.read_deadline_ms),
+            ..self.retry_policy()
         }
     }
 

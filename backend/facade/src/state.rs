@@ -53,8 +53,13 @@ impl AppState {
     pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
-        let logging = LoggingClient::new(&settings.logging_url, policy, budget)
-            .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?;
+        let logging = LoggingClient::new(
+            &settings.logging_url,
+            policy,
+            settings.read_policy(),
+            budget,
+        )
+        .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?;
         Ok(Self(Arc::new(Shared {
             feed: Feed::new(logging.clone(), settings.feed_settings()),
             logging,

@@ -7,18 +7,15 @@ use std::time::{Duration, Instant};
 use msglog_common::testing::{
     GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status, grpc_frame,
 };
-use msglog_proto::{
-    logging::{LogRequest, logging_service_client::LoggingServiceClient},
-    v1::{
-        Direction, ListRequest, SendRequest, SendStatus, StoredMessage, WatchEvent, WatchRequest,
-        message_log_client::MessageLogClient, watch_event::Event,
-    },
+use msglog_proto::v1::{
+    Direction, ListRequest, SendRequest, SendStatus, StoredMessage, WatchEvent, WatchRequest,
+    message_log_client::MessageLogClient, watch_event::Event,
 };
 use prost::Message as _;
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    Client, InProcess, TestApp, facade_settings, logging_settings, spawn_facade,
+    Client, InProcess, TestApp, facade_settings, fill, logging_settings, spawn_facade,
     spawn_logging_with, start_logging,
 };
 
@@ -335,35 +332,6 @@ async fn wait_for_watchers(client: &Client, expected: u64) {
     })
     .await
     .unwrap_or_else(|_| panic!("the facade never counted {expected} watchers"));
-}
-
-/// Stores `count` messages `{prefix}{n}` straight into logging, 16 calls in flight.
-async fn fill(logging: &str, prefix: &str, count: usize) {
-    let client = LoggingServiceClient::new(channel(logging).await);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let workers: Vec<_> = (0..16)
-        .map(|_| {
-            let (mut client, next, prefix) = (client.clone(), next.clone(), prefix.to_owned());
-            tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if n >= count {
-                        break;
-                    }
-                    client
-                        .log_message(LogRequest {
-                            id: uuid::Uuid::new_v4().to_string(),
-                            message: format!("{prefix}{n}"),
-                        })
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
 }
 
 /// Walks the whole list from one end to the other, one page at a time from `page(cursor)`

@@ -8,6 +8,7 @@ use clap::Parser as _;
 use logging_service::store::Store;
 pub use msglog_common::testing::{InProcess, parse_http_answer, refused_addr};
 use msglog_common::testing::{LogAfterStart, ServiceProcess};
+use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceClient};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -88,6 +89,40 @@ pub fn facade_settings(logging_url: &str, messages_url: &str) -> facade_service:
 pub async fn spawn_facade(settings: facade_service::Settings) -> InProcess {
     let app = facade_service::Application::build(&settings).await.unwrap();
     InProcess::spawn(app.addr(), |stop| app.run_until(stop))
+}
+
+/// Stores `count` messages `{prefix}{n}` straight into logging, 16 calls in flight.
+pub async fn fill(logging: &str, prefix: &str, count: usize) {
+    let channel = tonic::transport::Channel::from_shared(logging.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = LoggingServiceClient::new(channel);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut client, next, prefix) = (client.clone(), next.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if n >= count {
+                        break;
+                    }
+                    client
+                        .log_message(LogRequest {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            message: format!("{prefix}{n}"),
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
 }
 
 /// The three services running together, as a user runs them.

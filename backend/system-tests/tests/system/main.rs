@@ -8,6 +8,7 @@ mod helpers;
 
 mod faults;
 mod gateway;
+mod reads;
 mod retries;
 mod tracing_ids;
 mod validation;
