@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# POST throughput and latency at a fixed concurrency, for the memory store and the SQLite
-# store in the same run, and their ratio. Every POST is a new message (the facade runs with
-# --dedup unique), so every one is a real insert (and, with SQLite, a durable one).
+# One run, one table: the limit of one HTTP hop on this machine (a bare axum server answering
+# `hello`), then the services under the same load tool and settings, each as a share of it:
+#   - POST /send_message at concurrency 1 and 32, logging on memory and on SQLite (every POST a
+#     new message: the facade runs with --dedup unique, logging with --dedup-by id; with SQLite
+#     each one is fsynced before its 200);
+#   - GET /get_messages at concurrency 32 with 10 and with 10,000 messages stored;
+#   - the resident memory of each service after the load.
 #
-#   scripts/bench.sh                          # 10 s per store, 32 connections
-#   DURATION=30 CONNECTIONS=64 scripts/bench.sh
+#   scripts/bench.sh                          # 10 s per scenario
+#   DURATION=30 scripts/bench.sh
 #
 # Uses wrk (Debian package; installed if missing), the release build, and ports
-# BENCH_BASE_PORT..+2 (default 19080..19082).
+# BENCH_BASE_PORT..+3 (default 19080..19083).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-10}
-CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 BASE_PORT=${BENCH_BASE_PORT:-19080}
 facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
+hello_port=$((BASE_PORT + 3))
+facade=http://127.0.0.1:$facade_port
 
 command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
 if ! command -v wrk >/dev/null 2>&1; then
@@ -24,7 +29,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service >&2
+cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
+  --bin bench-hello >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/release"
 
@@ -44,45 +50,89 @@ wait_for() {
   for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "$1 did not come up" >&2; exit 1
 }
+rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
-  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-pids+=($!)
-wait_for "http://127.0.0.1:$facade_port/healthz"
-
-# Runs wrk against the facade with logging on the given store; prints "rps p99_ms errors".
-measure() {
-  local store=$1
-  # Every POST a new message with the same text: logging keys on ids alone, as the facade's
-  # --dedup unique needs.
-  "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "$store" --dedup-by id &
-  local logging_pid=$!
-  for _ in $(seq 1 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$facade_port/send_message" \
-      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && break
-    sleep 0.05
-  done
-  # A short warm-up, then the measured run.
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$work/post.lua" "http://127.0.0.1:$facade_port/send_message" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" \
-    "http://127.0.0.1:$facade_port/send_message" > "$work/$2.txt"
-  kill -TERM "$logging_pid"; wait "$logging_pid" 2>/dev/null || true
-  local rps p99 errors
-  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/$2.txt")
-  p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' "$work/$2.txt")
-  errors=$(awk '/Non-2xx/ { print $NF } /Socket errors/ { print "socket:" $0 }' "$work/$2.txt")
-  echo "$rps $p99 ${errors:-0}"
+# Runs wrk for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms errors".
+load() {
+  local connections=$1 url=$2; shift 2
+  local threads=$THREADS
+  [ "$connections" -ge "$threads" ] || threads=$connections
+  wrk -t"$threads" -c"$connections" -d2s "$@" "$url" >/dev/null
+  wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency "$@" "$url" > "$work/wrk.txt"
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+      return v
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { errors += $NF }
+    /Socket errors/ { errors += $4 + $6 + $8 + $10 }
+    END { printf "%s %s %s %d\n", rps, p50, p99, errors }
+  ' "$work/wrk.txt"
 }
 
-read -r mem_rps mem_p99 mem_err < <(measure memory memory)
-read -r sql_rps sql_p99 sql_err < <(measure "sqlite:$work/bench.sqlite3" sqlite)
-stored=$(sqlite3 "$work/bench.sqlite3" 'select count(*) from messages' 2>/dev/null || echo "?")
+rows=()
+# Adds one row: its name, the hello server's requests/s at the same concurrency ("" for the
+# hello rows themselves), and what load() printed. Sets $rps to this row's requests/s.
+row() {
+  local name=$1 reference=$2 p50 p99 errors
+  read -r rps p50 p99 errors <<<"$3"
+  rows+=("$(awk -v n="$name" -v r="$rps" -v a="$p50" -v b="$p99" -v e="$errors" -v h="${reference:-$rps}" \
+    'BEGIN { printf "%-44s %10.0f %8.2f %8.2f %7d %8.0f %%", n, r, a, b, e, 100 * r / h }')")
+}
+
+# Logging on a store, fresh; the facade finds it again on the same port.
+logging_pid=""
+start_logging() {
+  [ -z "$logging_pid" ] || { kill -TERM "$logging_pid"; wait "$logging_pid" 2>/dev/null || true; }
+  "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "$1" --dedup-by id &
+  logging_pid=$!; pids+=($logging_pid)
+  for _ in $(seq 1 200); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$facade/send_message" \
+      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "logging did not come up on $1" >&2; exit 1
+}
+# Stores `n` more messages through the facade, 16 at a time.
+fill() {
+  seq 1 "$1" | xargs -P 16 -I{} curl -s -o /dev/null -X POST "$facade/send_message" \
+    -H 'content-type: application/json' -d '{"message":"a stored message of an ordinary length, number {}"}'
+}
+
+"$bin/bench-hello" "127.0.0.1:$hello_port" & pids+=($!)
+wait_for "http://127.0.0.1:$hello_port/"
+row "hello (bare axum), c=32" "" "$(load 32 "http://127.0.0.1:$hello_port/")"; hello32=$rps
+row "hello (bare axum), c=1" "" "$(load 1 "http://127.0.0.1:$hello_port/")"; hello1=$rps
+
+"$bin/messages-service" --addr "127.0.0.1:$messages_port" & messages_pid=$!; pids+=($messages_pid)
+"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
+facade_pid=$!; pids+=($facade_pid)
+wait_for "$facade/healthz"
+
+start_logging memory
+row "POST /send_message, memory, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
+row "POST /send_message, memory, c=1" "$hello1" "$(load 1 "$facade/send_message" -s "$work/post.lua")"
+start_logging "sqlite:$work/bench.sqlite3"
+row "POST /send_message, SQLite, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
+row "POST /send_message, SQLite, c=1" "$hello1" "$(load 1 "$facade/send_message" -s "$work/post.lua")"
+
+start_logging memory
+fill 9
+row "GET /get_messages, 10 stored, c=32" "$hello32" "$(load 32 "$facade/get_messages")"
+fill 9990
+row "GET /get_messages, 10,000 stored, c=32" "$hello32" "$(load 32 "$facade/get_messages")"
+row "  the same with Accept-Encoding: gzip" "$hello32" "$(load 32 "$facade/get_messages" -H 'Accept-Encoding: gzip')"
 
 echo
-echo "POST /send_message, ${CONNECTIONS} connections, ${DURATION} s per store, $(nproc) cores"
-printf '%-8s %12s %10s %8s\n' store "requests/s" "p99 ms" errors
-printf '%-8s %12.0f %10.2f %8s\n' memory "$mem_rps" "$mem_p99" "$mem_err"
-printf '%-8s %12.0f %10.2f %8s\n' sqlite "$sql_rps" "$sql_p99" "$sql_err"
-awk -v s="$sql_rps" -v m="$mem_rps" 'BEGIN { printf "sqlite / memory throughput: %.0f %%\n", 100 * s / m }'
-[ "$stored" = "?" ] || echo "rows in the SQLite file afterwards: $stored"
+echo "one run, ${DURATION} s per row after a 2 s warm-up, wrk with $THREADS threads; $(nproc) cores, shared by all"
+printf '%-44s %10s %8s %8s %7s %10s\n' scenario "requests/s" "p50 ms" "p99 ms" errors "of hello"
+# (each row against the hello server at its own concurrency)
+printf '%s\n' "${rows[@]}"
+echo "resident memory after the load: facade $(rss_mb "$facade_pid") MB," \
+  "messages $(rss_mb "$messages_pid") MB, logging (memory, 10,000 messages) $(rss_mb "$logging_pid") MB"
