@@ -5,6 +5,10 @@
 #     new message: the facade runs with --dedup unique, logging with --dedup-by id; with SQLite
 #     each one is fsynced before its 200);
 #   - GET /get_messages at concurrency 32 with 10 and with 10,000 messages stored;
+#   - a page of the list (100 messages from the middle) at concurrency 32, through the JSON door
+#     (GET /api/messages) and the gRPC door (List, as gRPC-web), with 1,000 and with 1,000,000
+#     messages stored in SQLite (filled by bench-fill through logging's own store: about a
+#     minute for the million), and the ratio of the two;
 #   - the resident memory of each service after the load.
 #
 #   scripts/bench.sh                          # 10 s per scenario
@@ -30,7 +34,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
-  --bin bench-hello >&2
+  --bin bench-hello --bin bench-fill >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 bin="$target_dir/release"
 
@@ -129,10 +133,41 @@ fill 9990
 row "GET /get_messages, 10,000 stored, c=32" "$hello32" "$(load 32 "$facade/get_messages")"
 row "  the same with Accept-Encoding: gzip" "$hello32" "$(load 32 "$facade/get_messages" -H 'Accept-Encoding: gzip')"
 
+# The body of a gRPC-web List call for 100 messages after `cursor`, as a Lua string.
+list_body() {
+  local cursor=$1 bytes=() lua=""
+  bytes+=(8)
+  while [ "$cursor" -ge 128 ]; do bytes+=($(( (cursor & 127) | 128 ))); cursor=$((cursor >> 7)); done
+  bytes+=("$cursor" 16 100)
+  lua=$(printf '\\x%02x' 0 0 0 0 "${#bytes[@]}" "${bytes[@]}")
+  printf '%s' "$lua"
+}
+page_rows() {
+  local stored=$1 label=$2 cursor=$(( $1 / 2 ))
+  "$bin/bench-fill" "$work/list-$stored.sqlite3" "$stored"
+  start_logging "sqlite:$work/list-$stored.sqlite3"
+  row "List page (JSON), $label stored, c=32" "$hello32" \
+    "$(load 32 "$facade/api/messages?cursor=$cursor&limit=100")"
+  eval "json_$stored=\$rps"
+  cat > "$work/list.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "$(list_body "$cursor")"
+wrk.headers["Content-Type"] = "application/grpc-web+proto"
+wrk.headers["X-Grpc-Web"] = "1"
+LUA
+  row "List page (gRPC-web), $label stored, c=32" "$hello32" \
+    "$(load 32 "$facade/msglog.v1.MessageLog/List" -s "$work/list.lua")"
+  eval "grpc_$stored=\$rps"
+}
+page_rows 1000 "1,000"
+page_rows 1000000 "1,000,000"
+
 echo
 echo "one run, ${DURATION} s per row after a 2 s warm-up, wrk with $THREADS threads; $(nproc) cores, shared by all"
 printf '%-44s %10s %8s %8s %7s %10s\n' scenario "requests/s" "p50 ms" "p99 ms" errors "of hello"
 # (each row against the hello server at its own concurrency)
 printf '%s\n' "${rows[@]}"
 echo "resident memory after the load: facade $(rss_mb "$facade_pid") MB," \
-  "messages $(rss_mb "$messages_pid") MB, logging (memory, 10,000 messages) $(rss_mb "$logging_pid") MB"
+  "messages $(rss_mb "$messages_pid") MB, logging (SQLite, 1,000,000 messages) $(rss_mb "$logging_pid") MB"
+awk -v j1="$json_1000" -v j2="$json_1000000" -v g1="$grpc_1000" -v g2="$grpc_1000000" 'BEGIN {
+  printf "a page at 1,000,000 stored costs %.2fx the same page at 1,000 (JSON), %.2fx (gRPC-web)\n", j1 / j2, g1 / g2 }'
