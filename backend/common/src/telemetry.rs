@@ -60,13 +60,27 @@ pub fn http_request_span<B>(request: &http::Request<B>) -> tracing::Span {
     )
 }
 
-/// The span of one gRPC call, with its method path (cut short) and `x-request-id`.
+/// The span of one gRPC call, with its method path (cut short), `x-request-id`, and the
+/// caller's attempt number (from `grpc-previous-rpc-attempts`, gRFC A6; 1 without it), so the
+/// facade's retries of one request line up with logging's calls.
 pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "grpc",
         path = %crate::bounded::shorten_bytes(request.uri().path().as_bytes(), MAX_LOGGED_PATH),
-        request_id = crate::request_id::of(request)
+        request_id = crate::request_id::of(request),
+        attempt = attempt(request)
     )
+}
+
+/// This call's attempt number: one more than `grpc-previous-rpc-attempts` (1 when absent or
+/// unreadable).
+fn attempt<B>(request: &http::Request<B>) -> u32 {
+    request
+        .headers()
+        .get("grpc-previous-rpc-attempts")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u32>().ok())
+        .map_or(1, |previous| previous.saturating_add(1))
 }
 
 #[cfg(test)]
@@ -91,6 +105,21 @@ mod tests {
             .unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"/users/{id}");
+    }
+
+    #[test]
+    fn the_attempt_number_follows_the_previous_attempts_header() {
+        let call = |previous: Option<&str>| {
+            let mut request = http::Request::post("/LoggingService/LogMessage");
+            if let Some(previous) = previous {
+                request = request.header("grpc-previous-rpc-attempts", previous);
+            }
+            attempt(&request.body(()).unwrap())
+        };
+        assert_eq!(call(None), 1);
+        assert_eq!(call(Some("2")), 3);
+        assert_eq!(call(Some("lots")), 1);
+        assert_eq!(call(Some("4294967295")), u32::MAX);
     }
 
     #[test]
