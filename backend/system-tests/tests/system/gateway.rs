@@ -16,7 +16,7 @@ use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
     Client, InProcess, TestApp, facade_settings, fill, logging_settings, spawn_facade,
-    spawn_logging_with, start_logging,
+    spawn_logging_with, start_facade_binary, start_logging,
 };
 
 async fn channel(url: &str) -> Channel {
@@ -531,18 +531,9 @@ async fn a_watcher_is_told_of_a_logging_restart_and_resumes_with_no_gap_and_no_d
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_watchers_open_stops_the_facade_within_a_second() {
     let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
-    let facade = ServiceProcess::start(
-        env!("CARGO_BIN_EXE_facade"),
-        [
-            "--addr",
-            "127.0.0.1:0",
-            "--logging-url",
-            &logging.url(),
-            "--messages-url",
-            "http://127.0.0.1:9",
-            "--shutdown-grace-ms",
-            "10000",
-        ],
+    let facade = start_facade_binary(
+        &logging.url(),
+        &["--shutdown-grace-ms", "10000"],
         LogAfterStart::Drain,
     )
     .await;
@@ -600,18 +591,9 @@ async fn stalled_watchers_keep_the_facades_memory_bounded_and_read_everything_la
     const STALLED: usize = 10;
     const MESSAGES: usize = 2000;
     let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
-    let facade = ServiceProcess::start(
-        env!("CARGO_BIN_EXE_facade"),
-        [
-            "--addr",
-            "127.0.0.1:0",
-            "--logging-url",
-            &logging.url(),
-            "--messages-url",
-            "http://127.0.0.1:9",
-            "--watch-buffer",
-            "100",
-        ],
+    let facade = start_facade_binary(
+        &logging.url(),
+        &["--watch-buffer", "100"],
         LogAfterStart::Drain,
     )
     .await;

@@ -62,6 +62,25 @@ pub async fn start_logging(db: &std::path::Path, addr: SocketAddr) -> ServicePro
     .await
 }
 
+/// Starts the facade binary on any port in front of the logging service at `logging_url` (no
+/// messages service), with `extra` flags.
+pub async fn start_facade_binary(
+    logging_url: &str,
+    extra: &[&str],
+    log: LogAfterStart,
+) -> ServiceProcess {
+    let mut args = vec![
+        "--addr",
+        "127.0.0.1:0",
+        "--logging-url",
+        logging_url,
+        "--messages-url",
+        "http://127.0.0.1:9",
+    ];
+    args.extend_from_slice(extra);
+    ServiceProcess::start(env!("CARGO_BIN_EXE_facade"), args, log).await
+}
+
 pub async fn spawn_messages() -> InProcess {
     let settings =
         messages_service::Settings::try_parse_from(["messages-service", "--addr", "127.0.0.1:0"])

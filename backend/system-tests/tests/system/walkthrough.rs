@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use msglog_common::testing::{LogAfterStart, ServiceProcess};
+use msglog_common::testing::LogAfterStart;
 
 use crate::helpers::{
     Client, TestApp, facade_settings, logging_settings, refused_addr, spawn_facade, spawn_logging,
-    spawn_logging_with, spawn_messages,
+    spawn_logging_with, spawn_messages, start_facade_binary,
 };
 
 #[tokio::test]
@@ -81,18 +81,9 @@ async fn unique_mode_stores_equal_texts_as_separate_messages() {
 async fn a_unique_facade_in_front_of_a_logging_that_dedups_by_text_says_so_in_its_log() {
     // Logging on its default rule (by text), the facade asking for unique messages.
     let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
-    let facade = ServiceProcess::start(
-        env!("CARGO_BIN_EXE_facade"),
-        [
-            "--addr",
-            "127.0.0.1:0",
-            "--dedup",
-            "unique",
-            "--logging-url",
-            &logging.url(),
-            "--messages-url",
-            "http://127.0.0.1:9",
-        ],
+    let facade = start_facade_binary(
+        &logging.url(),
+        &["--dedup", "unique"],
         LogAfterStart::Capture,
     )
     .await;
