@@ -79,6 +79,16 @@ pub(crate) fn code_name(code: Code) -> &'static str {
     }
 }
 
+/// A gRPC status for a person: `UNAVAILABLE: connection refused` (the code alone when there
+/// is no message).
+pub(crate) fn status_text(status: &tonic::Status) -> String {
+    if status.message().is_empty() {
+        code_name(status.code()).to_owned()
+    } else {
+        format!("{}: {}", code_name(status.code()), status.message())
+    }
+}
+
 /// `UNAVAILABLE after 3 attempts: <status message>`, saying why retries stopped early.
 fn describe(failure: &RetryFailure) -> String {
     let attempts = match failure.attempts {

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::{error::code_name, logging_client::LoggingClient, retry::Backoff};
+use crate::{error::status_text, logging_client::LoggingClient, retry::Backoff};
 
 /// Messages a watcher copies from the buffer at a time.
 const BATCH: usize = 64;
@@ -181,7 +181,7 @@ impl Feed {
         let after = self.shared.read().last;
         let mut stream = match self.logging.watch_messages(after).await {
             Ok(stream) => stream,
-            Err(status) => return describe(&status),
+            Err(status) => return status_text(&status),
         };
         loop {
             match stream.message().await {
@@ -192,7 +192,7 @@ impl Feed {
                     }
                 }
                 Ok(None) => return "logging ended the watch".to_owned(),
-                Err(status) => return describe(&status),
+                Err(status) => return status_text(&status),
             }
         }
     }
@@ -208,7 +208,7 @@ impl Feed {
                 backward: true,
             })
             .await
-            .map_err(|status| describe(&status))?;
+            .map_err(|status| status_text(&status))?;
         let messages: VecDeque<StoredMessage> = page.messages.into_iter().map(Into::into).collect();
         let mut buffer = self.shared.write();
         buffer.floor = match (page.next_cursor, messages.front()) {
@@ -318,13 +318,9 @@ impl Shared {
     }
 }
 
-/// `UNAVAILABLE: connection refused`, for a person.
-fn describe(status: &Status) -> String {
-    if status.message().is_empty() {
-        code_name(status.code()).to_owned()
-    } else {
-        format!("{}: {}", code_name(status.code()), status.message())
-    }
+/// How a watch ends when the facade stops.
+fn stopping() -> Status {
+    Status::unavailable("the facade is stopping; resume from the last seq received")
 }
 
 /// One open `Watch` call.
@@ -369,9 +365,7 @@ impl Watcher {
                 return Some(Ok(event));
             }
             if self.feed.stop.is_cancelled() {
-                return self.end(Status::unavailable(
-                    "the facade is stopping; resume from the last seq received",
-                ));
+                return self.end(stopping());
             }
             let (found, live, detail, newest) = {
                 let buffer = self.feed.shared.read();
@@ -423,30 +417,19 @@ impl Watcher {
                     }
                     self.catch_up_failure = self.catch_up().await.err();
                 }
-                Found::Nothing => {
-                    if let Some(ended) = self.wait(self.feed.settings.heartbeat).await {
-                        return ended;
+                // Nothing to send: wait for the feed to change, or send a heartbeat when idle.
+                Found::Nothing => tokio::select! {
+                    biased;
+                    () = self.feed.stop.cancelled() => return self.end(stopping()),
+                    changed = self.changed.changed() => {
+                        if changed.is_err() {
+                            return self.end(Status::unavailable("the live feed stopped"));
+                        }
                     }
-                }
-            }
-        }
-    }
-
-    /// Waits for a change of the feed, or `idle` (then a heartbeat is sent), or the stop.
-    /// `Some` is what to answer; `None` means look again.
-    async fn wait(&mut self, idle: Duration) -> Option<Option<Result<WatchEvent, Status>>> {
-        tokio::select! {
-            biased;
-            () = self.feed.stop.cancelled() => Some(self.end(Status::unavailable(
-                "the facade is stopping; resume from the last seq received",
-            ))),
-            changed = self.changed.changed() => match changed {
-                Ok(()) => None,
-                Err(_) => Some(self.end(Status::unavailable("the live feed stopped"))),
-            },
-            () = tokio::time::sleep(idle) => {
-                let newest = self.feed.shared.read().newest;
-                Some(Some(Ok(heartbeat(newest))))
+                    () = tokio::time::sleep(self.feed.settings.heartbeat) => {
+                        return Some(Ok(heartbeat(self.feed.shared.read().newest)));
+                    }
+                },
             }
         }
     }
@@ -465,7 +448,7 @@ impl Watcher {
                 "watch",
             )
             .await
-            .map_err(|failure| format!("catching up failed ({})", describe(&failure.status)))?
+            .map_err(|failure| format!("catching up failed ({})", status_text(&failure.status)))?
             .value;
         if page.messages.is_empty() {
             // Nothing is stored between the cursor and the buffer: carry on from the buffer.

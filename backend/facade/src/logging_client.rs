@@ -22,7 +22,7 @@ use tonic_health::pb::{
 use uuid::Uuid;
 
 use crate::{
-    error::code_name,
+    error::status_text,
     retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries},
 };
 
@@ -135,14 +135,7 @@ impl LoggingClient {
                 ServingStatus::Serving => Ok(()),
                 other => Err(other.as_str_name().to_owned()),
             },
-            Ok(Err(status)) => {
-                let status = connection_failure_is_unavailable(status);
-                Err(format!(
-                    "{}: {}",
-                    code_name(status.code()),
-                    status.message()
-                ))
-            }
+            Ok(Err(status)) => Err(status_text(&connection_failure_is_unavailable(status))),
             Err(_) => Err(format!(
                 "no answer within {} ms",
                 self.policy.attempt_timeout.as_millis()

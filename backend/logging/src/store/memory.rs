@@ -30,7 +30,8 @@ pub struct MemoryStore {
 struct MemoryInner {
     /// Position of each id in `texts` (and `ids`); a message's seq is its position + 1.
     index: HashMap<Uuid, usize>,
-    /// Positions of the texts with each hash (one, unless hashes collide).
+    /// Under the text rule, the positions of the texts with each hash (one, unless hashes
+    /// collide).
     by_text: HashMap<i64, Vec<usize>>,
     /// Ids in insertion order.
     ids: Vec<Uuid>,
@@ -73,8 +74,10 @@ impl Store for MemoryStore {
                 Err(StoreError::Conflict { id: message.id })
             };
         }
-        let hash = text_hash(message.text.as_str());
-        if self.dedup_by == DedupBy::Text {
+        // The text index, kept under the text rule only (a memory store is never reopened
+        // under another rule).
+        let hash = (self.dedup_by == DedupBy::Text).then(|| text_hash(message.text.as_str()));
+        if let Some(hash) = hash {
             let held = inner.by_text.get(&hash).is_some_and(|positions| {
                 positions
                     .iter()
@@ -93,7 +96,9 @@ impl Store for MemoryStore {
             text: text.clone(),
         });
         inner.index.insert(message.id, position);
-        inner.by_text.entry(hash).or_default().push(position);
+        if let Some(hash) = hash {
+            inner.by_text.entry(hash).or_default().push(position);
+        }
         inner.ids.push(message.id);
         inner.texts.push(text);
         self.publisher.publish(published, seq);
