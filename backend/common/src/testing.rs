@@ -582,6 +582,29 @@ impl GrpcWebFrames {
     }
 }
 
+/// The next message of a gRPC-web call's streamed answer (its protobuf bytes), reading the
+/// body as it arrives; fails if the call ends first or nothing comes within 10 s.
+pub async fn next_grpc_web_message(
+    response: &mut reqwest::Response,
+    frames: &mut GrpcWebFrames,
+) -> Vec<u8> {
+    let next = async {
+        loop {
+            match frames.next_frame() {
+                Some(GrpcWebFrame::Message(bytes)) => return bytes,
+                Some(GrpcWebFrame::Trailers(trailers)) => panic!("the call ended: {trailers}"),
+                None => {
+                    let chunk = response.chunk().await.unwrap().expect("the body ended");
+                    frames.push(&chunk);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("a message within 10 s")
+}
+
 /// Reads a server stream to its end and returns the status it ended with (within 10 s); fails
 /// if it ended without one.
 pub async fn closing_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {

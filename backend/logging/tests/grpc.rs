@@ -3,9 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use msglog_common::testing::{GrpcWebFrame, GrpcWebFrames, grpc_frame};
 use msglog_proto::logging::{Empty, LogResponse};
 use prost::Message as _;
 use tonic::Code;
@@ -15,31 +16,19 @@ const ID: &str = "0e4b6c1a-5d7f-4e3a-9b2c-8f1d0a6e7c35";
 mod support;
 use support::{ALLOWED_ORIGIN, TestLogging, log_request, settings};
 
-/// A gRPC length-prefixed message frame (uncompressed).
-fn grpc_frame(payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(5 + payload.len());
-    frame.put_u8(0);
-    frame.put_u32(payload.len() as u32);
-    frame.put_slice(payload);
-    frame.freeze()
-}
-
-/// Splits a gRPC-web body into its message payloads and its trailer block.
-fn split_grpc_web(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
+/// Takes a whole gRPC-web body (binary or text) apart: its message payloads and its trailer
+/// block; every byte must belong to a frame.
+fn split_grpc_web(mut frames: GrpcWebFrames, body: &[u8]) -> (Vec<Vec<u8>>, String) {
+    frames.push(body);
     let mut messages = Vec::new();
     let mut trailers = String::new();
-    while body.len() >= 5 {
-        let flag = body[0];
-        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
-        let payload = &body[5..5 + len];
-        if flag & 0x80 != 0 {
-            trailers.push_str(std::str::from_utf8(payload).unwrap());
-        } else {
-            messages.push(payload.to_vec());
+    while let Some(frame) = frames.next_frame() {
+        match frame {
+            GrpcWebFrame::Message(payload) => messages.push(payload),
+            GrpcWebFrame::Trailers(block) => trailers.push_str(&block),
         }
-        body = &body[5 + len..];
     }
-    assert!(body.is_empty(), "trailing bytes in a gRPC-web body");
+    assert!(frames.is_empty(), "trailing bytes in a gRPC-web body");
     (messages, trailers)
 }
 
@@ -71,9 +60,9 @@ async fn a_raw_http2_call_to_the_originals_method_path_works() {
     let request = http::Request::post(format!("{}/LoggingService/LogMessage", server.url()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(Full::new(grpc_frame(
+        .body(Full::new(Bytes::from(grpc_frame(
             &log_request(ID, "raw").encode_to_vec(),
-        )))
+        ))))
         .unwrap();
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -111,7 +100,7 @@ async fn a_grpc_web_call_over_http1_works() {
             .starts_with("application/grpc-web")
     );
     let body = response.bytes().await.unwrap();
-    let (messages, trailers) = split_grpc_web(&body);
+    let (messages, trailers) = split_grpc_web(GrpcWebFrames::binary(), &body);
     assert_eq!(messages.len(), 1);
     assert_eq!(
         LogResponse::decode(messages[0].as_slice()).unwrap().status,
@@ -146,21 +135,9 @@ async fn a_grpc_web_text_call_works_too() {
             .unwrap()
             .starts_with("application/grpc-web-text")
     );
-    // The answer is base64 segments, one per frame, each ending at its padding: decode each
-    // run of 4-character groups up to and including a padded group.
+    // The answer is base64, each frame encoded on its own.
     let text = response.text().await.unwrap();
-    let mut body = Vec::new();
-    let mut segment = String::new();
-    for group in text.as_bytes().chunks(4) {
-        let group = std::str::from_utf8(group).unwrap();
-        segment.push_str(group);
-        if group.contains('=') {
-            body.extend(base64.decode(&segment).unwrap());
-            segment.clear();
-        }
-    }
-    body.extend(base64.decode(&segment).unwrap());
-    let (messages, trailers) = split_grpc_web(&body);
+    let (messages, trailers) = split_grpc_web(GrpcWebFrames::text(), text.as_bytes());
     assert_eq!(
         LogResponse::decode(messages[0].as_slice()).unwrap().status,
         "Message logged successfully"
@@ -362,7 +339,7 @@ async fn malformed_protobuf_is_refused_and_the_service_stays_up() {
     let request = http::Request::post(format!("{}/LoggingService/LogMessage", server.url()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(Full::new(grpc_frame(&garbage)))
+        .body(Full::new(Bytes::from(grpc_frame(&garbage))))
         .unwrap();
     let response = client.request(request).await.unwrap();
     // A trailers-only answer carries the status in the headers, a full one in the trailers.

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use msglog_common::testing::{
-    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, closing_status, grpc_frame,
+    GrpcWebFrames, LogAfterStart, ServiceProcess, closing_status, grpc_frame, next_grpc_web_message,
 };
 use msglog_proto::logging::{
     LoggedMessage, WatchMessagesRequest, WatchMessagesResponse,
@@ -172,25 +172,13 @@ async fn next_message(
     response: &mut reqwest::Response,
     frames: &mut GrpcWebFrames,
 ) -> WatchMessagesResponse {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match frames.next_frame() {
-                Some(GrpcWebFrame::Message(bytes)) => {
-                    let frame = WatchMessagesResponse::decode(bytes.as_slice()).unwrap();
-                    if !frame.messages.is_empty() {
-                        return frame;
-                    }
-                }
-                Some(GrpcWebFrame::Trailers(trailers)) => panic!("the call ended: {trailers}"),
-                None => {
-                    let chunk = response.chunk().await.unwrap().expect("the body ended");
-                    frames.push(&chunk);
-                }
-            }
+    loop {
+        let bytes = next_grpc_web_message(response, frames).await;
+        let frame = WatchMessagesResponse::decode(bytes.as_slice()).unwrap();
+        if !frame.messages.is_empty() {
+            return frame;
         }
-    })
-    .await
-    .expect("a frame within 10 s")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

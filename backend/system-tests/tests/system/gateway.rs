@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use msglog_common::testing::{
-    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status, grpc_frame,
+    GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status, grpc_frame,
+    next_grpc_web_message,
 };
 use msglog_proto::v1::{
     Direction, ListRequest, SendRequest, SendStatus, StoredMessage, WatchEvent, WatchRequest,
@@ -245,22 +246,8 @@ async fn next_web_event(
     response: &mut reqwest::Response,
     frames: &mut GrpcWebFrames,
 ) -> WatchEvent {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match frames.next_frame() {
-                Some(GrpcWebFrame::Message(bytes)) => {
-                    return WatchEvent::decode(bytes.as_slice()).unwrap();
-                }
-                Some(GrpcWebFrame::Trailers(trailers)) => panic!("the call ended: {trailers}"),
-                None => {
-                    let chunk = response.chunk().await.unwrap().expect("the body ended");
-                    frames.push(&chunk);
-                }
-            }
-        }
-    })
-    .await
-    .expect("an event within 10 s")
+    let bytes = next_grpc_web_message(response, frames).await;
+    WatchEvent::decode(bytes.as_slice()).unwrap()
 }
 
 #[tokio::test]
