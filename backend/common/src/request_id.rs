@@ -47,7 +47,7 @@ fn settle(headers: &http::HeaderMap) -> HeaderValue {
 
 fn fresh() -> HeaderValue {
     // A hyphenated UUID is 36 visible ASCII characters: always a valid header value.
-    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    HeaderValue::from_str(&crate::random_id::random_uuid().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn message_id(
     match (key, mode) {
         (Some(key), _) => Uuid::new_v5(&KEY_NAMESPACE, key.as_str().as_bytes()),
         (None, DedupMode::Content) => Uuid::new_v5(&CONTENT_NAMESPACE, text.as_str().as_bytes()),
-        (None, DedupMode::Unique) => Uuid::new_v4(),
+        (None, DedupMode::Unique) => msglog_common::random_id::random_uuid(),
     }
 }
 
