@@ -13,6 +13,8 @@ pub mod paths {
     pub const GET_MESSAGES: &str = "/get_messages";
     /// The facade's own liveness check.
     pub const HEALTHZ: &str = "/healthz";
+    /// Prometheus metrics (OpenMetrics text).
+    pub const METRICS: &str = "/metrics";
     /// Where the page's API is nested.
     pub const API: &str = "/api";
     /// Under [`API`]: `POST` a message, `GET` a page of the list.
@@ -165,6 +167,19 @@ pub struct StatusResponse {
     /// The live feed from logging that `Watch` calls are served from.
     #[serde(default)]
     pub feed: LiveFeedStatus,
+    /// The facade's calls to logging since it started.
+    #[serde(default)]
+    pub calls: CallCounts,
+}
+
+/// The facade's calls to logging since it started, as `/api/status` reports them (the same
+/// counts are at `GET /metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCounts {
+    /// Attempts that retried a failed one.
+    pub retries: u64,
+    /// Calls that failed after every attempt they were allowed.
+    pub errors: u64,
 }
 
 /// The facade's live feed from logging, as `/api/status` reports it.

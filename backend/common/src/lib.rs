@@ -8,6 +8,7 @@
 //! - [`http_edge`]: JSON error answers and refusal of unservable paths, for the HTTP services;
 //! - [`telemetry`]: tracing to stderr with an `RUST_LOG`-style filter, and request spans that
 //!   never log a client's input unbounded;
+//! - [`metrics`]: Prometheus metrics of HTTP requests, and the `/metrics` exposition;
 //! - [`random_id`]: random UUIDs without a system call per id;
 //! - [`bounded`]: what a client sent, cut short before it is logged or quoted;
 //! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM;
@@ -16,6 +17,7 @@
 
 pub mod bounded;
 pub mod http_edge;
+pub mod metrics;
 pub mod random_id;
 pub mod request_id;
 pub mod server;

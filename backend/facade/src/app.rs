@@ -7,7 +7,7 @@
 //! gRPC API `msglog.v1.MessageLog` as native gRPC (HTTP/2) and gRPC-web (HTTP/1.1, binary and
 //! text), with reflection.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -62,9 +62,15 @@ impl Application {
             "starting facade"
         );
         let feed = state.feed.clone();
+        let requests = Arc::clone(&state.metrics.http);
         let grpc = grpc_routes(state.clone())?;
         let router = router(state, Duration::from_millis(settings.request_timeout_ms))
             .merge(grpc)
+            // Every request counted and timed by its matched route.
+            .layer(axum::middleware::from_fn_with_state(
+                requests,
+                msglog_common::metrics::track,
+            ))
             // Outermost, for every door: the request-id rule (the id returned in
             // `x-request-id` and forwarded) and the refusal of unservable paths.
             .layer(axum::middleware::from_fn(
@@ -149,6 +155,10 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
         .route(paths::SEND_MESSAGE, post(original::send_message))
         .route(paths::GET_MESSAGES, get(original::get_messages))
         .route(paths::HEALTHZ, get(routes::healthz))
+        .route(
+            paths::METRICS,
+            msglog_common::metrics::route(Arc::clone(&state.metrics.registry)),
+        )
         .nest(paths::API, api::router())
         .route("/", get(web::index))
         .route("/index.html", get(web::index))

@@ -14,10 +14,7 @@
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::{
-        Arc, PoisonError, RwLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -25,6 +22,13 @@ use futures_util::Stream;
 use msglog_proto::{
     logging::{ListMessagesRequest, WatchMessagesResponse},
     v1::{FeedStatus, Heartbeat, StoredMessage, WatchEvent, watch_event::Event},
+};
+use prometheus_client::{
+    metrics::{
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -70,7 +74,11 @@ struct Shared {
     /// Bumped on every change of the buffer or of the feed's state; watchers wait on it.
     changed: watch::Sender<u64>,
     /// Open `Watch` calls.
-    watchers: AtomicUsize,
+    watchers: Gauge,
+    /// How many messages behind the newest one each watcher was when it took a batch.
+    lag: Histogram,
+    /// 1 while messages flow from logging, else 0.
+    live: Gauge,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +121,21 @@ pub(crate) type WatchStream =
     Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
 
 impl Feed {
+    /// Registers `watchers`, `watch_lag_messages` and `feed_live`.
+    pub(crate) fn register_metrics(&self, registry: &mut Registry) {
+        registry.register("watchers", "Open Watch calls", self.shared.watchers.clone());
+        registry.register(
+            "watch_lag_messages",
+            "How many messages behind logging's newest one a watcher was when it took a batch",
+            self.shared.lag.clone(),
+        );
+        registry.register(
+            "feed_live",
+            "1 while the facade follows logging's live feed, 0 while it reconnects",
+            self.shared.live.clone(),
+        );
+    }
+
     /// A feed that is not following yet (see [`Feed::follow`]).
     pub(crate) fn new(logging: LoggingClient, settings: FeedSettings) -> Self {
         Self {
@@ -122,7 +145,10 @@ impl Feed {
                     ..Buffer::default()
                 }),
                 changed: watch::Sender::new(0),
-                watchers: AtomicUsize::new(0),
+                watchers: Gauge::default(),
+                // 0, then 1, 4, 16 ... about 4 million messages behind.
+                lag: Histogram::new(std::iter::once(0.0).chain(exponential_buckets(1.0, 4.0, 12))),
+                live: Gauge::default(),
             }),
             logging,
             settings: FeedSettings {
@@ -166,7 +192,7 @@ impl Feed {
         FeedState {
             live: buffer.live,
             detail: buffer.detail.clone(),
-            watchers: self.shared.watchers.load(Ordering::Relaxed),
+            watchers: usize::try_from(self.shared.watchers.get()).unwrap_or(0),
             newest_seq: buffer.newest,
         }
     }
@@ -248,6 +274,7 @@ impl Feed {
             tracing::info!(after = buffer.last, "live feed from logging connected");
         }
         buffer.live = true;
+        self.shared.live.set(1);
         buffer.detail.clear();
         for message in frame.messages {
             // Logging sends each seq once, after the cursor; anything else is ignored rather
@@ -269,11 +296,19 @@ impl Feed {
         Ok(())
     }
 
+    /// Records how far behind `newest` a watcher at `cursor` is.
+    fn observe_lag(&self, newest: u64, cursor: u64) {
+        self.shared
+            .lag
+            .observe(newest.saturating_sub(cursor) as f64);
+    }
+
     /// Marks the feed down; `true` if it was live.
     fn set_down(&self, reason: &str) -> bool {
         let mut buffer = self.shared.write();
         let was_live = buffer.live;
         buffer.live = false;
+        self.shared.live.set(0);
         buffer.detail = format!("logging unavailable, reconnecting ({reason})");
         drop(buffer);
         self.shared.notify();
@@ -283,7 +318,7 @@ impl Feed {
     /// Every message after `after_seq`, then each new one, with heartbeats and feed status,
     /// until the client goes away or the facade stops.
     pub(crate) fn watch(&self, after_seq: u64) -> WatchStream {
-        self.shared.watchers.fetch_add(1, Ordering::Relaxed);
+        self.shared.watchers.inc();
         let watcher = Watcher {
             changed: self.shared.changed.subscribe(),
             feed: self.clone(),
@@ -378,6 +413,7 @@ impl Watcher {
                 let found = if !buffer.primed {
                     Found::Nothing
                 } else if self.cursor < buffer.floor {
+                    self.feed.observe_lag(buffer.newest, self.cursor);
                     Found::Behind
                 } else {
                     // Seqs ascend, so the first new message is found by binary search.
@@ -386,6 +422,7 @@ impl Watcher {
                     if new.is_empty() {
                         Found::Nothing
                     } else {
+                        self.feed.observe_lag(buffer.newest, self.cursor);
                         Found::Messages(new)
                     }
                 };
@@ -489,7 +526,7 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.feed.shared.watchers.fetch_sub(1, Ordering::Relaxed);
+        self.feed.shared.watchers.dec();
     }
 }
 

@@ -29,6 +29,7 @@ mod feed;
 mod ids;
 mod logging_client;
 mod messages_client;
+mod metrics;
 mod retry;
 mod routes;
 pub mod settings;

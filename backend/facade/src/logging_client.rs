@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     error::status_text,
+    metrics::CallMetrics,
     retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries},
 };
 
@@ -48,6 +49,8 @@ pub(crate) struct LoggingClient {
     read_policy: RetryPolicy,
     /// Shared by every request, so retries stop while logging is down.
     budget: Arc<RetryBudget>,
+    /// What the calls did, for `/metrics` and the status answer.
+    metrics: Arc<CallMetrics>,
 }
 
 impl LoggingClient {
@@ -58,6 +61,7 @@ impl LoggingClient {
         policy: RetryPolicy,
         read_policy: RetryPolicy,
         budget: RetryBudget,
+        metrics: Arc<CallMetrics>,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(url.to_owned())?
             // A refused or silent connect fails within one attempt's time, not the OS's.
@@ -75,6 +79,7 @@ impl LoggingClient {
             policy,
             read_policy,
             budget: Arc::new(budget),
+            metrics,
         })
     }
 
@@ -91,6 +96,7 @@ impl LoggingClient {
             "LogMessage",
             &self.policy,
             &self.budget,
+            &self.metrics,
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(
@@ -120,6 +126,7 @@ impl LoggingClient {
             },
         )
         .await
+        .inspect(|logged| self.metrics.logged(logged.value))
     }
 
     /// Asks logging's gRPC health service whether it is serving. One attempt, bounded by the
@@ -152,6 +159,7 @@ impl LoggingClient {
             "GetMessages",
             &self.read_policy,
             &self.budget,
+            &self.metrics,
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(Empty {}, request_id, attempt, timeout);
@@ -177,6 +185,7 @@ impl LoggingClient {
             "ListMessages",
             &self.read_policy,
             &self.budget,
+            &self.metrics,
             |attempt, timeout| {
                 let mut client = self.client.clone();
                 let request = grpc_request(page, request_id, attempt, timeout);

@@ -19,6 +19,8 @@ pub(crate) use budget::RetryBudget;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
+use crate::metrics::CallMetrics;
+
 /// Exponential back-off with full jitter: before retry `n` (1-based) the caller waits a
 /// uniformly random time in `[0, min(max, initial * multiplier^(n-1))]`.
 ///
@@ -125,11 +127,12 @@ pub(crate) fn is_retryable(code: Code) -> bool {
 /// Runs `call` until it succeeds or the policy says stop.
 ///
 /// `call` receives the attempt number (from 1) and the time the attempt may take, which it
-/// should pass on as the gRPC deadline. `operation` names the call in traces.
+/// should pass on as the gRPC deadline. `operation` names the call in traces and metrics.
 pub(crate) async fn with_retries<T, F, Fut>(
     operation: &'static str,
     policy: &RetryPolicy,
     budget: &RetryBudget,
+    metrics: &CallMetrics,
     mut call: F,
 ) -> Result<Attempted<T>, RetryFailure>
 where
@@ -146,6 +149,7 @@ where
         let status = match tokio::time::timeout(timeout, call(attempt, timeout)).await {
             Ok(Ok(value)) => {
                 budget.record_success();
+                metrics.finished(operation, Code::Ok, attempt);
                 if attempt > 1 {
                     tracing::info!(operation, attempt, "call succeeded after retrying");
                 }
@@ -170,6 +174,8 @@ where
         );
 
         let give_up = |gave_up| {
+            metrics.finished(operation, status.code(), attempt);
+            metrics.gave_up(operation, gave_up);
             tracing::warn!(
                 operation,
                 attempts = attempt,
@@ -203,6 +209,7 @@ where
             delay_ms = delay.as_millis() as u64,
             "retrying after back-off"
         );
+        metrics.retrying(operation);
         tokio::time::sleep(delay).await;
     }
 }
@@ -257,16 +264,22 @@ mod tests {
         let budget = RetryBudget::new(10, 0.1);
         let started = Instant::now();
         let attempts_seen = Cell::new(0);
-        let result = with_retries("test", &policy(), &budget, |attempt, _| {
-            attempts_seen.set(attempt);
-            async move {
-                if attempt < 3 {
-                    Err(unavailable())
-                } else {
-                    Ok("done")
+        let result = with_retries(
+            "test",
+            &policy(),
+            &budget,
+            &CallMetrics::default(),
+            |attempt, _| {
+                attempts_seen.set(attempt);
+                async move {
+                    if attempt < 3 {
+                        Err(unavailable())
+                    } else {
+                        Ok("done")
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
         .unwrap();
         assert_eq!((result.value, result.attempts), ("done", 3));
@@ -282,9 +295,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn attempts_stop_at_max_attempts_with_the_last_status() {
         let budget = RetryBudget::new(10, 0.1);
-        let failure = with_retries("test", &policy(), &budget, |_, _| async {
-            Err::<(), _>(unavailable())
-        })
+        let failure = with_retries(
+            "test",
+            &policy(),
+            &budget,
+            &CallMetrics::default(),
+            |_, _| async { Err::<(), _>(unavailable()) },
+        )
         .await
         .unwrap_err();
         assert_eq!(failure.attempts, 3);
@@ -296,9 +313,13 @@ mod tests {
     async fn a_non_retryable_status_is_not_retried() {
         let budget = RetryBudget::new(10, 0.1);
         for code in [Code::InvalidArgument, Code::AlreadyExists, Code::Internal] {
-            let failure = with_retries("test", &policy(), &budget, |_, _| async move {
-                Err::<(), _>(Status::new(code, "no"))
-            })
+            let failure = with_retries(
+                "test",
+                &policy(),
+                &budget,
+                &CallMetrics::default(),
+                |_, _| async move { Err::<(), _>(Status::new(code, "no")) },
+            )
             .await
             .unwrap_err();
             assert_eq!(
@@ -312,7 +333,7 @@ mod tests {
     async fn deadline_exceeded_is_retried() {
         let budget = RetryBudget::new(10, 0.1);
         let call = |_, _| async { Err::<(), _>(Status::deadline_exceeded("slow")) };
-        let failure = with_retries("test", &policy(), &budget, call)
+        let failure = with_retries("test", &policy(), &budget, &CallMetrics::default(), call)
             .await
             .unwrap_err();
         assert_eq!(
@@ -326,10 +347,16 @@ mod tests {
         let budget = RetryBudget::new(10, 0.1);
         let started = Instant::now();
         let timeouts = Arc::new(Mutex::new(Vec::new()));
-        let failure = with_retries("test", &policy(), &budget, |_, timeout| {
-            timeouts.lock().unwrap().push(timeout);
-            std::future::pending::<Result<(), Status>>()
-        })
+        let failure = with_retries(
+            "test",
+            &policy(),
+            &budget,
+            &CallMetrics::default(),
+            |_, timeout| {
+                timeouts.lock().unwrap().push(timeout);
+                std::future::pending::<Result<(), Status>>()
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(failure.attempts, 3);
@@ -353,7 +380,7 @@ mod tests {
             ..policy()
         };
         let started = Instant::now();
-        let failure = with_retries("test", &policy, &budget, |_, _| {
+        let failure = with_retries("test", &policy, &budget, &CallMetrics::default(), |_, _| {
             std::future::pending::<Result<(), Status>>()
         })
         .await
@@ -372,9 +399,13 @@ mod tests {
         let budget = RetryBudget::new(10, 0.1);
         let mut attempts = Vec::new();
         for _ in 0..4 {
-            let failure = with_retries("test", &policy(), &budget, |_, _| async {
-                Err::<(), _>(unavailable())
-            })
+            let failure = with_retries(
+                "test",
+                &policy(),
+                &budget,
+                &CallMetrics::default(),
+                |_, _| async { Err::<(), _>(unavailable()) },
+            )
             .await
             .unwrap_err();
             attempts.push(failure.attempts);
@@ -382,9 +413,13 @@ mod tests {
         // 10 tokens: 3 attempts (7 left), 2 attempts (5 left, no more retries), then 1 each.
         assert_eq!(attempts, vec![3, 2, 1, 1]);
         assert_eq!(
-            with_retries("test", &policy(), &budget, |_, _| async {
-                Err::<(), _>(unavailable())
-            })
+            with_retries(
+                "test",
+                &policy(),
+                &budget,
+                &CallMetrics::default(),
+                |_, _| async { Err::<(), _>(unavailable()) }
+            )
             .await
             .unwrap_err()
             .gave_up,

@@ -12,8 +12,8 @@ pub(crate) mod original;
 use msglog_proto::{
     MessageText,
     api::{
-        ApiSendMessageResponse, GetMessagesResponse, LiveFeedStatus, MessagesPage, PagedMessage,
-        SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
+        ApiSendMessageResponse, CallCounts, GetMessagesResponse, LiveFeedStatus, MessagesPage,
+        PagedMessage, SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
     logging::{ListMessagesRequest, ListMessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED},
     v1,
@@ -232,6 +232,8 @@ pub(crate) struct Services {
     messages: Result<String, String>,
     /// The live feed.
     feed: FeedState,
+    /// Retries and failed calls to logging since start.
+    calls: CallCounts,
 }
 
 /// Checks logging (its health) and messages (the call the original makes, so its text is the
@@ -245,6 +247,10 @@ pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
         logging,
         messages: messages.map_err(|error| error.to_string()),
         feed: state.feed.state(),
+        calls: CallCounts {
+            retries: state.calls.retries_since_start(),
+            errors: state.calls.failures_since_start(),
+        },
     }
 }
 
@@ -265,6 +271,7 @@ impl Services {
 
 impl From<Services> for StatusResponse {
     fn from(services: Services) -> Self {
+        let calls = services.calls;
         let ([facade, logging, messages], feed) = services.states();
         let state = |(up, detail)| ServiceStatus { up, detail };
         Self {
@@ -277,12 +284,14 @@ impl From<Services> for StatusResponse {
                 watchers: feed.watchers as u64,
                 newest_seq: feed.newest_seq,
             },
+            calls,
         }
     }
 }
 
 impl From<Services> for v1::StatusResponse {
     fn from(services: Services) -> Self {
+        let calls = services.calls;
         let ([facade, logging, messages], feed) = services.states();
         let state = |(up, detail)| Some(v1::ServiceState { up, detail });
         Self {
@@ -294,6 +303,10 @@ impl From<Services> for v1::StatusResponse {
                 detail: feed.detail,
                 watchers: feed.watchers as u64,
                 newest_seq: feed.newest_seq,
+            }),
+            calls: Some(v1::CallCounts {
+                retries: calls.retries,
+                errors: calls.errors,
             }),
         }
     }

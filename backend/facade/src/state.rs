@@ -5,8 +5,13 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::Context as _;
 
 use crate::{
-    feed::Feed, ids::DedupMode, logging_client::LoggingClient, messages_client::MessagesClient,
-    retry::RetryBudget, settings::Settings,
+    feed::Feed,
+    ids::DedupMode,
+    logging_client::LoggingClient,
+    messages_client::MessagesClient,
+    metrics::{CallMetrics, Metrics},
+    retry::RetryBudget,
+    settings::Settings,
 };
 
 /// Size limits on what clients send.
@@ -46,6 +51,10 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// Where the built page is (`index.html` and its assets).
     pub(crate) static_dir: Arc<Path>,
+    /// Every metric, for `/metrics`.
+    pub(crate) metrics: Metrics,
+    /// What the calls to logging did (also in `metrics`), for the status answer.
+    pub(crate) calls: Arc<CallMetrics>,
 }
 
 impl AppState {
@@ -53,16 +62,22 @@ impl AppState {
     pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
+        let calls = Arc::new(CallMetrics::default());
         let logging = LoggingClient::new(
             &settings.logging_url,
             policy,
             settings.read_policy(),
             budget,
+            Arc::clone(&calls),
         )
         .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?;
+        let feed = Feed::new(logging.clone(), settings.feed_settings());
+        let metrics = Metrics::new(&calls, |registry| feed.register_metrics(registry));
         Ok(Self(Arc::new(Shared {
-            feed: Feed::new(logging.clone(), settings.feed_settings()),
+            feed,
             logging,
+            metrics,
+            calls,
             messages: MessagesClient::new(
                 &settings.messages_url,
                 Duration::from_millis(settings.messages_timeout_ms),

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use http::{HeaderName, HeaderValue, Method};
 use msglog_common::server::Bound;
 use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::LoggingServiceServer};
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -17,6 +18,7 @@ use tower_http::{
 use crate::{
     deadline::DeadlineLayer,
     health::{StopProbe, StoreHealth},
+    metrics::Metrics,
     service::{LoggingApi, Watching},
     settings::Settings,
     store::Store,
@@ -39,6 +41,8 @@ pub struct Application {
     /// Ends every open watch stream when the shutdown signal comes, so the drain does not
     /// wait out its grace period for them.
     stop_streams: CancellationToken,
+    /// The admin port (`/metrics`), when asked for.
+    admin: Option<(Bound, axum::Router)>,
 }
 
 impl Application {
@@ -64,6 +68,9 @@ impl Application {
         )
         .await;
         let stop_streams = CancellationToken::new();
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        store.register_metrics(&mut registry);
         let api = LoggingServiceServer::new(LoggingApi::new(
             Arc::clone(&store),
             settings.max_message_bytes,
@@ -72,6 +79,7 @@ impl Application {
                 heartbeat: Duration::from_millis(settings.watch_heartbeat_ms),
                 stop: stop_streams.clone(),
             },
+            metrics,
         ))
         // Room for the longest accepted text plus the id and framing; anything larger is
         // refused before it is buffered whole.
@@ -96,6 +104,19 @@ impl Application {
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
+        let admin = match settings.admin_addr {
+            Some(addr) => Some((
+                Bound::bind(
+                    addr,
+                    settings.connections.limits(),
+                    Duration::from_millis(settings.shutdown_grace_ms),
+                )
+                .await
+                .context("cannot open the admin port")?,
+                admin_router(Arc::new(registry)),
+            )),
+            None => None,
+        };
         Ok(Self {
             bound,
             routes,
@@ -103,7 +124,13 @@ impl Application {
             store,
             stop_probe,
             stop_streams,
+            admin,
         })
+    }
+
+    /// Where the admin port listens, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(bound, _)| bound.addr())
     }
 
     /// Where the service listens (the real port when the settings asked for port 0).
@@ -131,15 +158,40 @@ impl Application {
             .layer(DeadlineLayer)
             .service(self.routes);
         let stop_streams = self.stop_streams;
+        let admin = self.admin.map(|(bound, router)| {
+            tracing::info!(addr = %bound.addr(), "admin port listening (/metrics)");
+            let stopped = stop_streams.clone().cancelled_owned();
+            tokio::spawn(bound.serve(router, stopped))
+        });
         let shutdown = async move {
             shutdown.await;
             stop_streams.cancel();
         };
         let served = self.bound.serve(service, shutdown).await;
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the admin port failed"),
+                Err(error) => tracing::error!(%error, "the admin port's task failed"),
+            }
+        }
         self.stop_probe.stop();
         self.store.close().await;
         served
     }
+}
+
+/// The admin port: `GET /metrics`, with request ids and a JSON 404 for anything else.
+fn admin_router(registry: Arc<Registry>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", msglog_common::metrics::route(registry))
+        .fallback(|| async {
+            msglog_common::http_edge::json_error(
+                http::StatusCode::NOT_FOUND,
+                "the admin port answers GET /metrics only",
+            )
+        })
+        .layer(msglog_common::request_id::RequestIdLayer)
 }
 
 /// CORS for gRPC-web: only the named origins, only POST, with the headers gRPC-web sends and

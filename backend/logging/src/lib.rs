@@ -21,6 +21,7 @@
 pub mod app;
 mod deadline;
 mod health;
+mod metrics;
 mod service;
 pub mod settings;
 pub mod store;

@@ -1,6 +1,6 @@
 //! The `LoggingService` gRPC API over a [`Store`].
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use msglog_proto::{
     MessageText, MessageTextError,
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     health::StoreHealth,
+    metrics::Metrics,
     store::{Cursor, Inserted, NewMessage, Store, StoreError, Stored},
     watch::{WatchStream, logged, watch},
 };
@@ -37,6 +38,8 @@ pub(crate) struct LoggingApi {
     health: StoreHealth,
     /// How watch streams behave.
     watching: Watching,
+    /// What the store and the watchers do, for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 /// How `WatchMessages` streams behave.
@@ -55,12 +58,14 @@ impl LoggingApi {
         max_message_bytes: usize,
         health: StoreHealth,
         watching: Watching,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             max_message_bytes,
             health,
             watching,
+            metrics,
         }
     }
 
@@ -122,7 +127,9 @@ impl LoggingService for LoggingApi {
     ) -> Result<Response<LogResponse>, Status> {
         let message = self.parse(request.into_inner())?;
         let id = message.id;
+        let started = Instant::now();
         let outcome = self.store.insert(message).await;
+        self.metrics.inserted(started, &outcome);
         self.health.observe(&outcome).await;
         let status = match outcome {
             Ok(Inserted::Stored) => {
@@ -187,12 +194,12 @@ impl LoggingService for LoggingApi {
     ) -> Result<Response<Self::WatchMessagesStream>, Status> {
         let after_seq = request.into_inner().after_seq;
         tracing::info!(after_seq, "watcher opened");
-        Ok(Response::new(watch(
+        Ok(Response::new(self.metrics.counted(watch(
             Arc::clone(&self.store),
             after_seq,
             self.watching.heartbeat,
             self.watching.stop.clone(),
-        )))
+        ))))
     }
 
     async fn get_messages(
@@ -246,6 +253,7 @@ mod tests {
                 heartbeat: std::time::Duration::from_secs(10),
                 stop: CancellationToken::new(),
             },
+            Metrics::register(&mut prometheus_client::registry::Registry::default()),
         )
     }
 

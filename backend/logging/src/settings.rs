@@ -24,6 +24,10 @@ pub struct Settings {
     /// Address to listen on (gRPC over HTTP/2, gRPC-web over HTTP/1.1).
     #[arg(long, env = "LOGGING_ADDR", default_value = "0.0.0.0:8081")]
     pub addr: SocketAddr,
+    /// Address of the admin port, which answers `GET /metrics` (Prometheus text) over plain
+    /// HTTP, e.g. `127.0.0.1:9081`. Off by default: the service keeps the original's one port.
+    #[arg(long, env = "LOGGING_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     /// Origins allowed to call over gRPC-web from a browser (repeat the flag or separate
     /// with commas), e.g. `http://localhost:8080`. None by default: same-origin only.
     #[arg(

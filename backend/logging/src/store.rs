@@ -194,6 +194,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// committed. Writers never wait for a subscriber.
     fn subscribe(&self) -> Subscription;
 
+    /// Registers what the store measures of itself (SQLite: its commit batch sizes). Most
+    /// stores measure nothing more than the service does around them.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
+
     /// Whether the store can take writes now; the health check asks this while the store is
     /// failing, to see it recover.
     async fn check(&self) -> Result<(), StoreError>;

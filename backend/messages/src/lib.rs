@@ -1,16 +1,19 @@
 //! The messages service: the original's stub, kept as a stand-in.
 //!
 //! `GET /get_message` answers `200 text/plain` `not implemented yet`; `GET /healthz` answers
-//! `ok` so the facade and people can see it is up.
+//! `ok` so the facade and people can see it is up; `GET /metrics` answers its request counts
+//! and latencies as Prometheus (OpenMetrics) text.
 //!
 //! Run it with `cargo run -p messages-service` (listens on `0.0.0.0:8082`; `--addr` or
 //! `MESSAGES_ADDR` to change; see `--help`). [`Application`] is its one start-up path.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::Request, response::Response, routing::get};
 use http::{HeaderValue, StatusCode, header};
+use msglog_common::metrics::HttpMetrics;
 use msglog_common::server::Bound;
+use prometheus_client::registry::Registry;
 use tower_http::{set_header::SetResponseHeaderLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 /// The stub's only answer, the original's text.
@@ -76,12 +79,22 @@ impl Application {
 }
 
 /// The service's routes, with the request-id rule, refusal of unservable paths, tracing, a
-/// request timeout, `nosniff`, and a JSON 404 for anything else.
+/// request timeout, `nosniff`, request metrics, and a JSON 404 for anything else.
 fn router(request_timeout: Duration) -> Router {
+    let mut registry = Registry::default();
+    let requests = HttpMetrics::register(&mut registry, &[]);
     Router::new()
         .route("/get_message", get(get_message))
         .route("/healthz", get(healthz))
+        .route(
+            "/metrics",
+            msglog_common::metrics::route(Arc::new(registry)),
+        )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            msglog_common::metrics::track,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -24,6 +24,10 @@ use std::{
 };
 
 use anyhow::Context as _;
+use prometheus_client::{
+    metrics::histogram::{Histogram, exponential_buckets},
+    registry::Registry,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,6 +83,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Option<Connection>>>,
     /// Transactions committed, for tests and stats: fewer than inserts when grouping works.
     commits: Arc<AtomicU64>,
+    /// Inserts per committed transaction (`store_commit_batch_size`).
+    batch_sizes: Histogram,
     /// Tells subscribers of each commit; the writer publishes after it commits.
     publisher: Arc<Publisher>,
 }
@@ -108,13 +114,18 @@ impl SqliteStore {
             .with_context(|| format!("cannot read the message database {}", path.display()))?;
         let publisher = Arc::new(Publisher::new(u64::try_from(newest).unwrap_or(0)));
         let commits = Arc::new(AtomicU64::new(0));
+        // 1, 2, 4 ... 512 (MAX_BATCH) inserts.
+        let batch_sizes = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let (writes, queue) = mpsc::unbounded_channel();
         let thread = {
-            let commits = Arc::clone(&commits);
-            let publisher = Arc::clone(&publisher);
+            let committed = Committed {
+                commits: Arc::clone(&commits),
+                batch_sizes: batch_sizes.clone(),
+                publisher: Arc::clone(&publisher),
+            };
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || write_loop(writer, queue, &commits, &publisher, dedup_by))
+                .spawn(move || write_loop(writer, queue, &committed, dedup_by))
                 .context("cannot start the database writer thread")?
         };
         tracing::info!(path = %path.display(), "message database open");
@@ -124,6 +135,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(thread)),
             reader: Arc::new(Mutex::new(Some(reader))),
             commits,
+            batch_sizes,
             publisher,
         })
     }
@@ -253,13 +265,27 @@ fn migrate(connection: &Connection) -> rusqlite::Result<()> {
         .execute_batch("CREATE INDEX IF NOT EXISTS messages_by_text_hash ON messages (text_hash)")
 }
 
+/// Where the writer tells of each commit.
+struct Committed {
+    /// Counts the commits.
+    commits: Arc<AtomicU64>,
+    /// Takes each commit's size.
+    batch_sizes: Histogram,
+    /// Tells subscribers what was committed.
+    publisher: Arc<Publisher>,
+}
+
 fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Job>,
-    commits: &AtomicU64,
-    publisher: &Publisher,
+    committed: &Committed,
     dedup_by: DedupBy,
 ) {
+    let Committed {
+        commits,
+        batch_sizes,
+        publisher,
+    } = committed;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut probes = Vec::new();
     // `blocking_recv` returns `None` once every sender is gone and the queue is empty, so a
@@ -299,6 +325,7 @@ fn write_loop(
         match outcome {
             Ok((results, stored)) => {
                 commits.fetch_add(1, Ordering::Relaxed);
+                batch_sizes.observe(batch.len() as f64);
                 if let Some(last) = stored.last_rowid {
                     publisher.publish(stored.messages, last);
                 }
@@ -424,6 +451,14 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> Subscription {
         self.publisher.subscribe()
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "store_commit_batch_size",
+            "Inserts per committed SQLite transaction (group commit)",
+            self.batch_sizes.clone(),
+        );
     }
 
     async fn check(&self) -> Result<(), StoreError> {
