@@ -39,6 +39,7 @@ log=$work/run.log
 export FACADE_ADDR=127.0.0.1:$(free_port)
 export LOGGING_ADDR=127.0.0.1:$(free_port)
 export MESSAGES_ADDR=127.0.0.1:$(free_port)
+export LOGGING_ADMIN_ADDR=127.0.0.1:$(free_port)
 export LOGGING_DATA_DIR=$work/data
 base=http://$FACADE_ADDR
 
@@ -78,6 +79,19 @@ check "test_requests_post.sh \"different message\" stores it" contains "$answer"
 answer=$(BASE_URL=$base scripts/test_requests_get.sh)
 check "test_requests_get.sh lists both in order" test "$answer" = \
   '{"logged_messages":["msg2","different message"],"message_from_service":"not implemented yet"}'
+# The metrics after the walk-through, as the README shows them.
+metrics=$(curl -sS "$base/metrics" | grep -E '^(messages|logging_calls)_total' | sort)
+check "the facade's /metrics counts the walk-through" test "$metrics" = \
+'logging_calls_total{method="GetMessages",code="OK"} 1
+logging_calls_total{method="LogMessage",code="OK"} 3
+messages_total{outcome="duplicate"} 1
+messages_total{outcome="stored"} 2'
+metrics=$(curl -sS "http://$LOGGING_ADMIN_ADDR/metrics" | grep -E '^store_inserts_total' | sort)
+check "logging's admin /metrics counts the walk-through" test "$metrics" = \
+'store_inserts_total{outcome="conflict"} 0
+store_inserts_total{outcome="duplicate"} 1
+store_inserts_total{outcome="error"} 0
+store_inserts_total{outcome="stored"} 2'
 page=$(curl -sS -D - "$base/")
 check "the page is built and served with its policy" contains "$page" "content-security-policy: default-src 'self'"
 check "the page loads its WebAssembly" contains "$page" "_bg.wasm"

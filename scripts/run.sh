@@ -14,6 +14,8 @@ PROFILE=${PROFILE:-release}
 export FACADE_ADDR=${FACADE_ADDR:-0.0.0.0:8080}
 export LOGGING_ADDR=${LOGGING_ADDR:-0.0.0.0:8081}
 export MESSAGES_ADDR=${MESSAGES_ADDR:-0.0.0.0:8082}
+# Logging's admin port: its Prometheus metrics at /metrics.
+export LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR:-127.0.0.1:9081}
 port() { echo "${1##*:}"; }
 export LOGGING_URL=${LOGGING_URL:-http://127.0.0.1:$(port "$LOGGING_ADDR")}
 export MESSAGES_URL=${MESSAGES_URL:-http://127.0.0.1:$(port "$MESSAGES_ADDR")}
@@ -85,7 +87,8 @@ cat <<INFO
   page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
   facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/;
                                    gRPC and gRPC-web: msglog.v1.MessageLog)
-  logging   grpc://localhost:$(port "$LOGGING_ADDR")  (gRPC and gRPC-web)
+  logging   grpc://localhost:$(port "$LOGGING_ADDR")  (gRPC and gRPC-web;
+                                   metrics at http://localhost:$(port "$LOGGING_ADMIN_ADDR")/metrics)
   messages  http://localhost:$(port "$MESSAGES_ADDR")   (GET /get_message)
 
   Try:  scripts/test_requests_post.sh "hello"  and  scripts/test_requests_get.sh

@@ -149,6 +149,10 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     assert.equal(await page.inputValue('#message'), kept);
     await pill('logging', 'down').waitFor({ timeout: WAIT });
     await listHas(other, first);
+    // The strip counts the failed call (the facade's counts since it started).
+    const calls = page.locator('.calls');
+    await page.waitForFunction(() => Number(document.querySelector('.calls')?.dataset.errors) >= 1, null, { timeout: WAIT });
+    assert.match(await calls.textContent(), /^\d+ retries · [1-9]\d* errors$/);
 
     // Logging comes back on the same address: the feed resumes, the strip follows, the kept
     // text is stored, and page B's list is whole: everything once, in order.

@@ -1,4 +1,5 @@
-//! The strip at the top: the three services, each up or down.
+//! The strip at the top: the three services, each up or down, and the facade's retries and
+//! failed calls to logging since it started.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
@@ -48,6 +49,13 @@ pub(crate) fn StatusStrip(
             ],
         }
     };
+    // Retries and failed calls to logging since the facade started.
+    let calls = move || match status.get() {
+        Some(Ok(StatusResponse {
+            calls: Some(calls), ..
+        })) => Some((calls.retries, calls.errors)),
+        _ => None,
+    };
     view! {
         <ul class="status" aria-label="Services">
             {move || {
@@ -68,6 +76,21 @@ pub(crate) fn StatusStrip(
                         }
                     })
                     .collect_view()
+            }}
+            {move || {
+                calls()
+                    .map(|(retries, errors)| {
+                        view! {
+                            <li
+                                class="calls"
+                                data-retries=retries
+                                data-errors=errors
+                                title="The facade's calls to logging since it started: attempts that retried a failed one, and calls that failed after every attempt"
+                            >
+                                {format!("{retries} retries · {errors} errors")}
+                            </li>
+                        }
+                    })
             }}
         </ul>
     }

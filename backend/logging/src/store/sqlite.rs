@@ -637,6 +637,19 @@ mod tests {
             commits < 400,
             "{commits} commits for 400 inserts: nothing was grouped"
         );
+        // The batch sizes are measured: one observation per commit, 400 inserts in all.
+        let mut registry = Registry::default();
+        store.register_metrics(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(&format!("store_commit_batch_size_count {commits}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("store_commit_batch_size_sum 400.0\n"),
+            "{text}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

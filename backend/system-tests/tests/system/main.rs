@@ -8,6 +8,7 @@ mod helpers;
 
 mod faults;
 mod gateway;
+mod metrics;
 mod reads;
 mod retries;
 mod tracing_ids;
