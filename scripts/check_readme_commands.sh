@@ -82,7 +82,7 @@ check "test_requests_get.sh lists both in order" test "$answer" = \
 # The metrics after the walk-through, as the README shows them.
 metrics=$(curl -sS "$base/metrics" | grep -E '^(messages|logging_calls)_total' | sort)
 check "the facade's /metrics counts the walk-through" test "$metrics" = \
-'logging_calls_total{method="GetMessages",code="OK"} 1
+'logging_calls_total{method="ListMessages",code="OK"} 1
 logging_calls_total{method="LogMessage",code="OK"} 3
 messages_total{outcome="duplicate"} 1
 messages_total{outcome="stored"} 2'

@@ -7,13 +7,14 @@
 
 pub(crate) mod api;
 pub(crate) mod grpc;
+pub(crate) mod listing;
 pub(crate) mod original;
 
 use msglog_proto::{
     MessageText,
     api::{
-        ApiSendMessageResponse, CallCounts, GetMessagesResponse, LiveFeedStatus, MessagesPage,
-        PagedMessage, SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
+        ApiSendMessageResponse, CallCounts, LiveFeedStatus, MessagesPage, PagedMessage,
+        SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
     logging::{ListMessagesRequest, ListMessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED},
     v1,
@@ -198,28 +199,6 @@ async fn send_message(
         id,
         logged: logged.value,
         attempts: logged.attempts,
-    })
-}
-
-/// Logging's list and the messages service's text, fetched together. The messages service
-/// being down is reported in the text; logging being down is an error.
-#[tracing::instrument(skip_all)]
-async fn list_messages(
-    state: &AppState,
-    request_id: &str,
-) -> Result<GetMessagesResponse, AppError> {
-    let (logged, from_service) = tokio::join!(
-        state.logging.get_messages(request_id),
-        state.messages.get_message(request_id),
-    );
-    let logged = logged.map_err(AppError::GetMessages)?;
-    let message_from_service = from_service.unwrap_or_else(|error| {
-        tracing::warn!(%error, "messages service failed");
-        format!("Messages service error: {error}")
-    });
-    Ok(GetMessagesResponse {
-        logged_messages: logged.value,
-        message_from_service,
     })
 }
 

@@ -1,6 +1,10 @@
 //! What every handler shares: one `Clone` struct of handles and copies.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -55,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// What the calls to logging did (also in `metrics`), for the status answer.
     pub(crate) calls: Arc<CallMetrics>,
+    /// Set once logging answered `ListMessages` with `UNIMPLEMENTED` (it is the original's):
+    /// lists are then read whole with `GetMessages`.
+    pub(crate) logging_without_pages: AtomicBool,
 }
 
 impl AppState {
@@ -78,6 +85,7 @@ impl AppState {
             logging,
             metrics,
             calls,
+            logging_without_pages: AtomicBool::new(false),
             messages: MessagesClient::new(
                 &settings.messages_url,
                 Duration::from_millis(settings.messages_timeout_ms),

@@ -1,7 +1,7 @@
 //! The original's routes, with its JSON shapes and status strings exactly.
 
-use axum::{Json, extract::State};
-use msglog_proto::api::{GetMessagesResponse, SendMessageResponse};
+use axum::{Json, extract::State, response::Response};
+use msglog_proto::api::SendMessageResponse;
 
 use crate::{
     error::AppError,
@@ -20,10 +20,11 @@ pub(crate) async fn send_message(
     Ok(Json(sent.into()))
 }
 
-/// `GET /get_messages`: logging's list and the messages service's text.
+/// `GET /get_messages`: logging's list and the messages service's text, streamed (see
+/// [`super::listing`]).
 pub(crate) async fn get_messages(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-) -> Result<Json<GetMessagesResponse>, AppError> {
-    super::list_messages(&state, &request_id).await.map(Json)
+) -> Result<Response, AppError> {
+    super::listing::get_messages(state, request_id).await
 }

@@ -20,6 +20,9 @@ pub enum Fault {
     LoseNextAnswer,
     /// Inserts never finish.
     Hang,
+    /// Forward pages that start after this seq or a later one fail; everything else works (a
+    /// store that fails in the middle of a long read).
+    PagesAfter(u64),
 }
 
 /// A [`MemoryStore`] with a [`Fault`] switch.
@@ -59,7 +62,7 @@ impl FaultyStore {
 impl Store for FaultyStore {
     async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         match self.fault() {
-            Fault::None => self.inner.insert(message).await,
+            Fault::None | Fault::PagesAfter(_) => self.inner.insert(message).await,
             Fault::Unavailable => Err(Self::unavailable()),
             Fault::LoseNextAnswer => {
                 self.inner.insert(message).await?;
@@ -78,8 +81,11 @@ impl Store for FaultyStore {
     }
 
     async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
-        match self.fault() {
-            Fault::Unavailable => Err(Self::unavailable()),
+        match (self.fault(), cursor) {
+            (Fault::Unavailable, _) => Err(Self::unavailable()),
+            (Fault::PagesAfter(seq), Cursor::After(after)) if after >= seq => {
+                Err(Self::unavailable())
+            }
             _ => self.inner.page(cursor, limit).await,
         }
     }

@@ -204,7 +204,8 @@ async fn counters_move_with_requests_on_every_service() {
         facade_metrics.value("logging_retries_total", &attempts),
         0.0
     );
-    let get = [("method", "GetMessages"), ("code", "OK")];
+    // The GET read the list a page at a time: one page here.
+    let get = [("method", "ListMessages"), ("code", "OK")];
     assert_eq!(facade_metrics.value("logging_calls_total", &get), 1.0);
 
     let logging_metrics = Metrics::scrape(&format!("http://{admin}/metrics")).await;

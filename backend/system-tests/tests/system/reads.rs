@@ -1,8 +1,19 @@
 //! A read must not fail for being slow: a large list, asked for by many clients at once with
-//! gzip (as browsers ask), is answered to every one of them.
+//! gzip (as browsers ask), is answered to every one of them. The list is streamed page by
+//! page, and is the same answer byte for byte; a failure in the middle cuts it off.
+
+use std::sync::Arc;
+
+use logging_service::store::{Fault, FaultyStore, NewMessage, Store as _};
+use msglog_proto::{
+    MessageText,
+    api::GetMessagesResponse,
+    logging::{Empty, logging_service_client::LoggingServiceClient},
+};
 
 use crate::helpers::{
-    facade_settings, fill, logging_settings, spawn_facade, spawn_logging_with, spawn_messages,
+    facade_settings, fill, logging_settings, spawn_facade, spawn_logging_over, spawn_logging_with,
+    spawn_messages,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,5 +75,86 @@ async fn concurrent_gzip_lists_of_a_large_store_are_all_answered() {
         failed.len(),
         CLIENTS * EACH,
         &failed[..failed.len().min(5)]
+    );
+}
+
+/// Logging's whole list, in order, straight from `GetMessages`.
+async fn logged_texts(logging: &str) -> Vec<String> {
+    let channel = tonic::transport::Channel::from_shared(logging.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    LoggingServiceClient::new(channel)
+        .get_messages(Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
+}
+
+#[tokio::test]
+async fn a_list_of_many_pages_is_the_same_answer_byte_for_byte() {
+    let logging = spawn_logging_with(&logging_settings(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--dedup-by", "id"],
+    ))
+    .await;
+    let messages = spawn_messages().await;
+    // Two and a half pages, with texts JSON must escape.
+    fill(&logging.url(), "\"quoted\" \\ é 🦀 \u{1} line\n", 2_500).await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
+
+    let response = reqwest::get(format!("{}/get_messages", facade.url()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.text().await.unwrap();
+    let expected = serde_json::to_string(&GetMessagesResponse {
+        logged_messages: logged_texts(&logging.url()).await,
+        message_from_service: "not implemented yet".to_owned(),
+    })
+    .unwrap();
+    assert_eq!(body.len(), expected.len());
+    assert!(
+        body == expected,
+        "the streamed list differs from the JSON answer"
+    );
+}
+
+#[tokio::test]
+async fn a_store_failing_in_the_middle_of_a_list_cuts_the_answer_off() {
+    let store = Arc::new(FaultyStore::new(Fault::None));
+    for n in 0..2_500_u128 {
+        store
+            .insert(NewMessage {
+                id: uuid::Uuid::from_u128(n + 1),
+                text: MessageText::parse(format!("message {n}"), 100).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    let logging = spawn_logging_over(store.clone()).await;
+    let messages = spawn_messages().await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
+    let url = format!("{}/get_messages", facade.url());
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+
+    // The first page reads; the second fails, on every attempt.
+    store.set(Fault::PagesAfter(1_000));
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let read = response.text().await;
+    assert!(read.is_err(), "a cut-off list read as whole: {read:?}");
+
+    // A store that fails from the first page is the original's JSON 500.
+    store.set(Fault::PagesAfter(0));
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("Service error"),
+        "{body}"
     );
 }
