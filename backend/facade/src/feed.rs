@@ -232,6 +232,7 @@ impl Feed {
                 cursor: 0,
                 limit: limit.min(CATCH_UP_PAGE),
                 backward: true,
+                texts_only: false,
             })
             .await
             .map_err(|status| status_text(&status))?;
@@ -481,6 +482,7 @@ impl Watcher {
                     cursor: self.cursor,
                     limit: CATCH_UP_PAGE,
                     backward: false,
+                    texts_only: false,
                 },
                 "watch",
             )

@@ -116,6 +116,7 @@ impl PageRequest {
             cursor,
             limit,
             backward,
+            texts_only: false,
         }))
     }
 }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
-        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, LoggedMessage,
         MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, WatchMessagesRequest,
         logging_service_server::LoggingService,
     },
@@ -180,8 +180,19 @@ impl LoggingService for LoggingApi {
             tracing::error!(%error, "store failed");
             Status::unavailable("message store unavailable")
         })?;
+        let messages = if request.texts_only {
+            page.into_iter()
+                .map(|stored| LoggedMessage {
+                    seq: stored.seq,
+                    id: String::new(),
+                    message: stored.text,
+                })
+                .collect()
+        } else {
+            page.into_iter().map(logged).collect()
+        };
         Ok(Response::new(ListMessagesResponse {
-            messages: page.into_iter().map(logged).collect(),
+            messages,
             next_cursor,
         }))
     }

@@ -388,6 +388,7 @@ async fn list_messages_walks_every_page_both_ways_with_no_gap_or_double() {
                     cursor,
                     limit: 100,
                     backward,
+                    texts_only: false,
                 })
                 .await
                 .unwrap()
@@ -421,11 +422,32 @@ async fn list_messages_walks_every_page_both_ways_with_no_gap_or_double() {
         .unwrap()
         .into_inner();
     assert_eq!(default.messages.len(), 100);
+    // Texts only: the same page without the ids.
+    let texts_only = client
+        .list_messages(ListMessagesRequest {
+            texts_only: true,
+            ..ListMessagesRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(texts_only.next_cursor, default.next_cursor);
+    assert!(texts_only.messages.iter().all(|m| m.id.is_empty()));
+    let without_ids = |page: &[msglog_proto::logging::LoggedMessage]| {
+        page.iter()
+            .map(|m| (m.seq, m.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        without_ids(&texts_only.messages),
+        without_ids(&default.messages)
+    );
     let status = client
         .list_messages(ListMessagesRequest {
             cursor: 0,
             limit: 1001,
             backward: false,
+            texts_only: false,
         })
         .await
         .unwrap_err();

@@ -2,10 +2,10 @@
 //! the client reads it.
 //!
 //! The list is read from logging with `ListMessages`, a page of [`PAGE`] messages at a time
-//! (each page retried as any read), and each page is written out before the next is asked
-//! for. So the facade and logging hold one page per request, not the whole log several times
-//! over (the gRPC answer, the texts, the JSON, its compression), and the first bytes leave at
-//! once. Every message committed before the request came is in the answer, once, in order;
+//! (each page retried as any read, and only its texts and seqs asked for), and each page is
+//! written out before the next is asked for. So the facade and logging hold one page per
+//! request, not the whole log several times over (the gRPC answer, the texts, the JSON, its
+//! compression), and the first bytes leave at once. Every message committed before the request came is in the answer, once, in order;
 //! one committed while it is being read may be too.
 //!
 //! The first page and the messages service's text are fetched before the answer starts, so a
@@ -108,6 +108,7 @@ fn page_after(cursor: u64) -> ListMessagesRequest {
         cursor,
         limit: PAGE,
         backward: false,
+        texts_only: true,
     }
 }
 
