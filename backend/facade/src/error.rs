@@ -11,6 +11,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
+    codes::code_name,
     ids::IdempotencyKey,
     retry::{GiveUp, RetryFailure},
 };
@@ -54,39 +55,6 @@ pub(crate) enum AppError {
     /// Listing messages from logging failed after retries (500 `Service error: ...`).
     #[error("Service error: logging service: {}", describe(.0))]
     GetMessages(RetryFailure),
-}
-
-/// The canonical upper-case name of a gRPC code, as gRPC tools print it.
-pub(crate) fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// A gRPC status for a person: `UNAVAILABLE: connection refused` (the code alone when there
-/// is no message).
-pub(crate) fn status_text(status: &tonic::Status) -> String {
-    if status.message().is_empty() {
-        code_name(status.code()).to_owned()
-    } else {
-        format!("{}: {}", code_name(status.code()), status.message())
-    }
 }
 
 /// `UNAVAILABLE after 3 attempts: <status message>`, saying why retries stopped early.

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::{error::status_text, logging_client::LoggingClient, retry::Backoff};
+use crate::{codes::status_text, logging_client::LoggingClient, retry::Backoff};
 
 /// Messages a watcher copies from the buffer at a time.
 const BATCH: usize = 64;

@@ -23,6 +23,7 @@
 //!   `logging_client` and `messages_client`: the two dependencies.
 
 pub mod app;
+mod codes;
 mod error;
 mod extract;
 mod feed;

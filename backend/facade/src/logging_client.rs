@@ -22,7 +22,7 @@ use tonic_health::pb::{
 use uuid::Uuid;
 
 use crate::{
-    error::status_text,
+    codes::status_text,
     metrics::CallMetrics,
     retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries},
 };
@@ -126,7 +126,12 @@ impl LoggingClient {
             },
         )
         .await
-        .inspect(|logged| self.metrics.logged(logged.value))
+        .inspect(|logged| {
+            self.metrics.logged(match logged.value {
+                Logged::Stored => "stored",
+                Logged::Duplicate => "duplicate",
+            });
+        })
     }
 
     /// Asks logging's gRPC health service whether it is serving. One attempt, bounded by the

@@ -30,7 +30,7 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-use crate::{error::code_name, logging_client::Logged, retry::GiveUp};
+use crate::codes::code_name;
 
 /// The gRPC paths of the facade's API, each counted as its own route.
 pub(crate) const GRPC_PATHS: &[&str] = &[
@@ -150,12 +150,8 @@ impl CallMetrics {
         }
     }
 
-    /// Logging took a message and did `logged` with it.
-    pub(crate) fn logged(&self, logged: Logged) {
-        let outcome = match logged {
-            Logged::Stored => "stored",
-            Logged::Duplicate => "duplicate",
-        };
+    /// Logging took a message: `stored` or `duplicate`.
+    pub(crate) fn logged(&self, outcome: &'static str) {
         self.messages
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
@@ -167,20 +163,17 @@ impl CallMetrics {
         self.retries_since_start.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A call stopped being retried, for `reason`.
-    pub(crate) fn gave_up(&self, method: &'static str, reason: GiveUp) {
-        let reason = match reason {
-            GiveUp::NotRetryable => return,
-            GiveUp::AttemptsExhausted => "attempts",
-            GiveUp::DeadlineReached => "deadline",
-            GiveUp::BudgetExhausted => {
-                self.budget_refusals.inc();
-                "budget"
-            }
-        };
+    /// A call that failed with a retryable status was not retried further, for `reason`
+    /// (`attempts`, `deadline` or `budget`).
+    pub(crate) fn gave_up(&self, method: &'static str, reason: &'static str) {
         self.give_ups
             .get_or_create(&GiveUpLabels { method, reason })
             .inc();
+    }
+
+    /// The retry budget refused a retry.
+    pub(crate) fn budget_refused(&self) {
+        self.budget_refusals.inc();
     }
 
     /// Retries since start, over every method.

@@ -175,7 +175,18 @@ where
 
         let give_up = |gave_up| {
             metrics.finished(operation, status.code(), attempt);
-            metrics.gave_up(operation, gave_up);
+            let reason = match gave_up {
+                GiveUp::NotRetryable => None,
+                GiveUp::AttemptsExhausted => Some("attempts"),
+                GiveUp::DeadlineReached => Some("deadline"),
+                GiveUp::BudgetExhausted => {
+                    metrics.budget_refused();
+                    Some("budget")
+                }
+            };
+            if let Some(reason) = reason {
+                metrics.gave_up(operation, reason);
+            }
             tracing::warn!(
                 operation,
                 attempts = attempt,
