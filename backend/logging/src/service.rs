@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
-        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, LoggedMessage,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse,
         MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, WatchMessagesRequest,
         logging_service_server::LoggingService,
     },
@@ -180,20 +180,18 @@ impl LoggingService for LoggingApi {
             tracing::error!(%error, "store failed");
             Status::unavailable("message store unavailable")
         })?;
-        let messages = if request.texts_only {
-            page.into_iter()
-                .map(|stored| LoggedMessage {
-                    seq: stored.seq,
-                    id: String::new(),
-                    message: stored.text,
-                })
-                .collect()
+        let (messages, texts) = if request.texts_only {
+            (
+                Vec::new(),
+                page.into_iter().map(|stored| stored.text).collect(),
+            )
         } else {
-            page.into_iter().map(logged).collect()
+            (page.into_iter().map(logged).collect(), Vec::new())
         };
         Ok(Response::new(ListMessagesResponse {
             messages,
             next_cursor,
+            texts,
         }))
     }
 

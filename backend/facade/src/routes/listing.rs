@@ -2,7 +2,7 @@
 //! the client reads it.
 //!
 //! The list is read from logging with `ListMessages`, a page of [`PAGE`] messages at a time
-//! (each page retried as any read, and only its texts and seqs asked for), and each page is
+//! (each page retried as any read, and only its texts asked for), and each page is
 //! written out before the next is asked for. So the facade and logging hold one page per
 //! request, not the whole log several times over (the gRPC answer, the texts, the JSON, its
 //! compression), and the first bytes leave at once. Every message committed before the request came is in the answer, once, in order;
@@ -24,10 +24,7 @@ use axum::{
 };
 use futures_util::StreamExt as _;
 use http::{HeaderValue, header};
-use msglog_proto::{
-    api::GetMessagesResponse,
-    logging::{ListMessagesRequest, LoggedMessage},
-};
+use msglog_proto::{api::GetMessagesResponse, logging::ListMessagesRequest};
 use tonic::Code;
 
 use crate::{error::AppError, state::AppState};
@@ -61,7 +58,7 @@ pub(crate) async fn get_messages(
     let listing = Listing {
         state,
         request_id,
-        first: Some(first.messages),
+        first: Some(first.texts),
         next: first.next_cursor,
         written: 0,
         tail: Some(from_service),
@@ -117,7 +114,7 @@ struct Listing {
     state: AppState,
     request_id: String,
     /// The first page, until written.
-    first: Option<Vec<LoggedMessage>>,
+    first: Option<Vec<String>>,
     /// The cursor of the next page to read; `None` once the last was read.
     next: Option<u64>,
     /// Messages written so far.
@@ -145,7 +142,7 @@ impl Listing {
                     let page = page.value;
                     self.next = page.next_cursor;
                     let mut chunk = Vec::new();
-                    self.write(&mut chunk, &page.messages);
+                    self.write(&mut chunk, &page.texts);
                     Some(Ok(chunk.into()))
                 }
                 Err(failure) => {
@@ -170,14 +167,14 @@ impl Listing {
         Some(Ok(chunk.into()))
     }
 
-    /// Appends `messages` as JSON strings of the array, each after a comma but the first.
-    fn write(&mut self, chunk: &mut Vec<u8>, messages: &[LoggedMessage]) {
-        chunk.reserve(messages.iter().map(|m| m.message.len() + 3).sum());
-        for message in messages {
+    /// Appends `texts` as JSON strings of the array, each after a comma but the first.
+    fn write(&mut self, chunk: &mut Vec<u8>, texts: &[String]) {
+        chunk.reserve(texts.iter().map(|text| text.len() + 3).sum());
+        for text in texts {
             if self.written > 0 {
                 chunk.push(b',');
             }
-            push_json_string(chunk, &message.message);
+            push_json_string(chunk, text);
             self.written += 1;
         }
     }
