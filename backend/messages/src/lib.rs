@@ -91,10 +91,6 @@ fn router(request_timeout: Duration) -> Router {
             msglog_common::metrics::route(Arc::new(registry)),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            requests,
-            msglog_common::metrics::track,
-        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -108,6 +104,11 @@ fn router(request_timeout: Duration) -> Router {
                 msglog_common::telemetry::http_request_span(request)
             }),
         )
+        // Counts every answer, the timeout's 408 included.
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            msglog_common::metrics::track,
+        ))
         .layer(axum::middleware::from_fn(
             msglog_common::http_edge::refuse_unservable_paths,
         ))
