@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole list under load: GET /get_messages with gzip at concurrency 32 for DURATION seconds
+# over a log of MESSAGES messages (SQLite, filled by bench-fill through logging's own store),
+# then the list's requests/s and errors, and the resident memory of the facade and logging
+# after the load (what answering the list held at its peak).
+#
+#   scripts/bench_list.sh                       # 60,000 messages, 10 s
+#   MESSAGES=200000 DURATION=20 scripts/bench_list.sh
+#
+# Uses wrk (Debian package; installed if missing), the release build (or the binaries in
+# BIN_DIR, to measure another build), and ports BENCH_BASE_PORT..+2 (default 19180..19182).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+MESSAGES=${MESSAGES:-60000}
+DURATION=${DURATION:-10}
+BASE_PORT=${BENCH_BASE_PORT:-19180}
+facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
+facade=http://127.0.0.1:$facade_port
+
+command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "==> installing wrk (Debian package)" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+fi
+
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR
+else
+  cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
+    --bin bench-fill >&2
+  target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  bin="$target_dir/release"
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+export RUST_LOG=${RUST_LOG:-error}
+rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+"$bin/bench-fill" "$work/list.sqlite3" "$MESSAGES"
+"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "sqlite:$work/list.sqlite3" &
+logging_pid=$!; pids+=($logging_pid)
+"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
+"$bin/facade-service" --addr "127.0.0.1:$facade_port" \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
+facade_pid=$!; pids+=($facade_pid)
+for _ in $(seq 1 200); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$facade/get_messages")" = 200 ] && break
+  sleep 0.05
+done
+bytes=$(curl -s "$facade/get_messages" | wc -c)
+before="facade $(rss_mb "$facade_pid") MB, logging $(rss_mb "$logging_pid") MB"
+
+wrk -t2 -c32 -d"${DURATION}s" -H 'Accept-Encoding: gzip' "$facade/get_messages" > "$work/wrk.txt"
+rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.txt")
+errors=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { e += $4 + $6 + $8 + $10 } END { print e + 0 }' "$work/wrk.txt")
+
+echo
+echo "GET /get_messages with gzip, c=32, ${DURATION} s; $MESSAGES messages ($bytes bytes of JSON); $(nproc) cores"
+echo "lists/s: $rps, errors: $errors"
+echo "resident memory before the load: $before"
+echo "resident memory after the load:  facade $(rss_mb "$facade_pid") MB, logging $(rss_mb "$logging_pid") MB"
