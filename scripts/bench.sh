@@ -26,17 +26,11 @@ facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_P
 hello_port=$((BASE_PORT + 3))
 facade=http://127.0.0.1:$facade_port
 
-command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "==> installing wrk (Debian package)" >&2
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
-fi
+. scripts/bench_lib.sh
+require_curl
+ensure_wrk
 
-cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
-  --bin bench-hello --bin bench-fill >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release"
+build_release bench-hello bench-fill
 
 work=$(mktemp -d)
 pids=()
@@ -54,7 +48,6 @@ wait_for() {
   for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "$1 did not come up" >&2; exit 1
 }
-rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # Runs wrk for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms errors".
 load() {

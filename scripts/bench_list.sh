@@ -18,20 +18,14 @@ BASE_PORT=${BENCH_BASE_PORT:-19180}
 facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
 facade=http://127.0.0.1:$facade_port
 
-command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "==> installing wrk (Debian package)" >&2
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
-fi
+. scripts/bench_lib.sh
+require_curl
+ensure_wrk
 
 if [ -n "${BIN_DIR:-}" ]; then
   bin=$BIN_DIR
 else
-  cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
-    --bin bench-fill >&2
-  target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  bin="$target_dir/release"
+  build_release bench-fill
 fi
 
 work=$(mktemp -d)
@@ -39,7 +33,6 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 export RUST_LOG=${RUST_LOG:-error}
-rss_mb() { awk '$1 == "VmRSS:" { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 "$bin/bench-fill" "$work/list.sqlite3" "$MESSAGES"
 "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "sqlite:$work/list.sqlite3" &

@@ -19,15 +19,13 @@ SECONDS_POSTING=${DURATION:-10}
 BASE_PORT=${BENCH_BASE_PORT:-19180}
 facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
 
-command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
+. scripts/bench_lib.sh
+require_curl
 # One socket per watcher on both sides, and the facade's connection cap follows this limit.
 ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
   echo "cannot raise the open-file limit to $(( WATCHERS * 2 + 1024 )) (ulimit -Hn: $(ulimit -Hn))" >&2; exit 1; }
 
-cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
-  --bin watch-bench >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin="$target_dir/release"
+build_release watch-bench
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -38,7 +36,6 @@ wait_for() {
   for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "$1 did not come up" >&2; exit 1
 }
-rss_mb() { awk -v key="$2:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory & pids+=($!)
 "$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)

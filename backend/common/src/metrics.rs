@@ -111,7 +111,8 @@ impl HttpMetrics {
 
     /// The answers so far to `method` on `route` with `status` (the series is created at 0 if
     /// it did not exist).
-    pub fn count(&self, method: &str, route: &str, status: StatusCode) -> u64 {
+    #[cfg(test)]
+    fn count(&self, method: &str, route: &str, status: StatusCode) -> u64 {
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),

@@ -27,7 +27,11 @@ use http::{HeaderValue, header};
 use msglog_proto::{api::GetMessagesResponse, logging::ListMessagesRequest};
 use tonic::Code;
 
-use crate::{error::AppError, state::AppState};
+use crate::{
+    error::AppError,
+    retry::{Attempted, RetryFailure},
+    state::AppState,
+};
 
 /// Messages per page read from logging.
 pub(crate) const PAGE: u32 = 1000;
@@ -51,7 +55,9 @@ pub(crate) async fn get_messages(
         Err(failure) if failure.status.code() == Code::Unimplemented => {
             tracing::info!("logging has no ListMessages (the original's): reading it whole");
             state.logging_without_pages.store(true, Ordering::Relaxed);
-            return whole(&state, &request_id).await;
+            // The messages service has answered already: only the list is read again.
+            let logged = state.logging.get_messages(&request_id).await;
+            return whole_answer(logged, from_service);
         }
         Err(failure) => return Err(AppError::GetMessages(failure)),
     };
@@ -84,10 +90,18 @@ async fn whole(state: &AppState, request_id: &str) -> Result<Response, AppError>
         state.logging.get_messages(request_id),
         state.messages.get_message(request_id),
     );
+    whole_answer(logged, message_from_service(from_service))
+}
+
+/// The whole list's answer, or the original's 500 when logging failed.
+fn whole_answer(
+    logged: Result<Attempted<Vec<String>>, RetryFailure>,
+    message_from_service: String,
+) -> Result<Response, AppError> {
     let logged = logged.map_err(AppError::GetMessages)?;
     Ok(Json(GetMessagesResponse {
         logged_messages: logged.value,
-        message_from_service: message_from_service(from_service),
+        message_from_service,
     })
     .into_response())
 }

@@ -1,0 +1,28 @@
+# What the bench scripts share; sourced, not run.
+
+# Fails with how to install it when curl is missing.
+require_curl() {
+  command -v curl >/dev/null 2>&1 || { echo "curl is missing: apt-get install curl" >&2; exit 1; }
+}
+
+# Installs wrk (the Debian package) when it is missing.
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  echo "==> installing wrk (Debian package)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+}
+
+# Builds the three services and the named extra binaries in release, and sets $bin to where
+# they are.
+build_release() {
+  local extra=() name
+  for name in "$@"; do extra+=(--bin "$name"); done
+  cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
+    "${extra[@]}" >&2
+  bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release"
+}
+
+# A process's memory in MB from /proc: `rss_mb PID` (resident), `rss_mb PID VmHWM` (its peak).
+rss_mb() { awk -v key="${2:-VmRSS}:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
