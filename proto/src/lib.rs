@@ -24,6 +24,8 @@ pub mod logging {
     pub const STATUS_LOGGED: &str = "Message logged successfully";
     /// `LogResponse.status` for a message whose id was already held.
     pub const STATUS_DUPLICATE: &str = "Duplicate message ignored";
+    /// The most items one `LogMessages` call may carry.
+    pub const MAX_LOG_ITEMS: usize = 1000;
 
     /// Encoded `FileDescriptorSet` of `logging.proto`, for gRPC server reflection.
     #[cfg(feature = "server")]

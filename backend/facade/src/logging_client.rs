@@ -1,12 +1,13 @@
 //! The facade's client of the logging service: the generated gRPC client on a lazily
-//! connected channel, with every call made through [`with_retries`].
+//! connected channel, with every call made through [`with_retries`]. Messages travel in
+//! `LogMessages` calls that carry whatever is being stored at the same time (see [`batch`]).
 
 use std::{sync::Arc, time::Duration};
 
 use msglog_proto::{
     MessageText,
     logging::{
-        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, STATUS_DUPLICATE,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogItem, LogRequest, STATUS_DUPLICATE,
         STATUS_LOGGED, WatchMessagesRequest, WatchMessagesResponse,
         logging_service_client::LoggingServiceClient,
     },
@@ -20,6 +21,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use uuid::Uuid;
+
+mod batch;
+
+use batch::Batcher;
 
 use crate::{
     codes::status_text,
@@ -41,6 +46,8 @@ pub(crate) enum Logged {
 pub(crate) struct LoggingClient {
     /// The generated client over a channel that reconnects on demand.
     client: LoggingServiceClient<Channel>,
+    /// Sends concurrent `LogMessage` attempts together, on the same channel.
+    batcher: Batcher,
     /// The standard gRPC health client, on the same channel.
     health: HealthClient<Channel>,
     /// How writes (and the health check) are retried.
@@ -75,6 +82,10 @@ impl LoggingClient {
             .connect_lazy();
         Ok(Self {
             health: HealthClient::new(channel.clone()),
+            batcher: Batcher::start(
+                LoggingServiceClient::new(channel.clone()),
+                Arc::clone(&metrics),
+            ),
             client: LoggingServiceClient::new(channel),
             policy,
             read_policy,
@@ -98,23 +109,38 @@ impl LoggingClient {
             &self.budget,
             &self.metrics,
             |attempt, timeout| {
-                let mut client = self.client.clone();
-                let request = grpc_request(
-                    LogRequest {
+                let item = LogItem {
+                    message: Some(LogRequest {
                         id: id.clone(),
                         message: text.as_str().to_owned(),
-                    },
-                    request_id,
+                    }),
+                    request_id: request_id.to_owned(),
                     attempt,
-                    timeout,
-                );
+                };
+                let id = &id;
                 async move {
-                    let status = client
-                        .log_message(request)
-                        .await
-                        .map_err(connection_failure_is_unavailable)?
-                        .into_inner()
-                        .status;
+                    let status = match self.batcher.submit(item, timeout).await {
+                        Some(result) => result?,
+                        // Logging is the original: the message goes alone.
+                        None => {
+                            let request = grpc_request(
+                                LogRequest {
+                                    id: id.clone(),
+                                    message: text.as_str().to_owned(),
+                                },
+                                request_id,
+                                attempt,
+                                timeout,
+                            );
+                            self.client
+                                .clone()
+                                .log_message(request)
+                                .await
+                                .map_err(connection_failure_is_unavailable)?
+                                .into_inner()
+                                .status
+                        }
+                    };
                     match status.as_str() {
                         STATUS_LOGGED => Ok(Logged::Stored),
                         STATUS_DUPLICATE => Ok(Logged::Duplicate),

@@ -24,7 +24,8 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
-        histogram::{Histogram, linear_buckets},
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets, linear_buckets},
     },
     registry::Registry,
 };
@@ -76,6 +77,8 @@ pub(crate) struct CallMetrics {
     retries: Family<MethodLabels, Counter>,
     give_ups: Family<GiveUpLabels, Counter>,
     budget_refusals: Counter,
+    batch_messages: Histogram,
+    batch_queue: Gauge,
     /// Retries since start, over every method (for the status answer).
     retries_since_start: AtomicU64,
     /// Calls that failed since start, over every method and code (for the status answer).
@@ -91,6 +94,9 @@ impl Default for CallMetrics {
             retries: Family::default(),
             give_ups: Family::default(),
             budget_refusals: Counter::default(),
+            // 1, 2, 4, ... 256: a call carries at most 256.
+            batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            batch_queue: Gauge::default(),
             retries_since_start: AtomicU64::new(0),
             failures_since_start: AtomicU64::new(0),
         }
@@ -132,6 +138,16 @@ impl CallMetrics {
             "Retries refused because the retry budget was spent",
             self.budget_refusals.clone(),
         );
+        registry.register(
+            "logging_batch_messages",
+            "Messages per LogMessages call: the attempts at storing a message that went to logging together",
+            self.batch_messages.clone(),
+        );
+        registry.register(
+            "logging_batch_queue",
+            "Attempts at storing a message that wait for a LogMessages call to go in",
+            self.batch_queue.clone(),
+        );
     }
 
     /// A call ended with `code` after `attempts` attempts.
@@ -169,6 +185,17 @@ impl CallMetrics {
         self.give_ups
             .get_or_create(&GiveUpLabels { method, reason })
             .inc();
+    }
+
+    /// A `LogMessages` call went out with `messages` attempts in it.
+    pub(crate) fn batch_sent(&self, messages: usize) {
+        self.batch_messages.observe(messages as f64);
+    }
+
+    /// `change` attempts joined (positive) or left (negative) the queue for a `LogMessages`
+    /// call.
+    pub(crate) fn batch_queued(&self, change: i64) {
+        self.batch_queue.inc_by(change);
     }
 
     /// The retry budget refused a retry.

@@ -81,13 +81,15 @@ impl Application {
             },
             metrics,
         ))
-        // Room for the longest accepted text plus the id and framing; anything larger is
-        // refused before it is buffered whole.
+        // Room for the longest accepted text plus the id and framing, and for a `LogMessages`
+        // call of many short ones (tonic's default of 4 MiB); anything larger is refused
+        // before it is buffered whole.
         .max_decoding_message_size(
             settings
                 .max_message_bytes
                 .saturating_mul(2)
-                .saturating_add(4096),
+                .saturating_add(4096)
+                .max(4 << 20),
         );
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)

@@ -2,16 +2,18 @@
 
 use std::{sync::Arc, time::Instant};
 
+use futures_util::future::join_all;
 use msglog_proto::{
     MessageText, MessageTextError,
     logging::{
-        Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse,
-        MessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED, WatchMessagesRequest,
-        logging_service_server::LoggingService,
+        Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
+        LogRequest, LogResponse, LogResult, MAX_LOG_ITEMS, MessagesResponse, STATUS_DUPLICATE,
+        STATUS_LOGGED, WatchMessagesRequest, logging_service_server::LoggingService,
     },
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::{
@@ -25,6 +27,8 @@ use crate::{
 const DEFAULT_PAGE: u32 = 100;
 /// The most messages one page may hold.
 const MAX_PAGE: u32 = 1000;
+/// The longest part of an item's request id that goes into a trace, in characters.
+const MAX_LOGGED_REQUEST_ID: usize = 128;
 
 /// The gRPC API: checks each request, then asks the store, and tells health how the store
 /// did.
@@ -89,6 +93,35 @@ impl LoggingApi {
         )?;
         Ok(NewMessage { id, text })
     }
+
+    /// Checks and stores one message: what `LogMessage` answers, and each item of
+    /// `LogMessages`.
+    async fn store_message(&self, request: LogRequest) -> Result<&'static str, Status> {
+        let message = self.parse(request)?;
+        let id = message.id;
+        let started = Instant::now();
+        let outcome = self.store.insert(message).await;
+        self.metrics.inserted(started, &outcome);
+        self.health.observe(&outcome).await;
+        match outcome {
+            Ok(Inserted::Stored) => {
+                tracing::info!(%id, "message stored");
+                Ok(STATUS_LOGGED)
+            }
+            Ok(Inserted::Duplicate) => {
+                tracing::info!(%id, "duplicate message ignored");
+                Ok(STATUS_DUPLICATE)
+            }
+            Err(error @ StoreError::Conflict { .. }) => {
+                tracing::warn!(%id, "id already used by another message");
+                Err(Status::already_exists(error.to_string()))
+            }
+            Err(error @ StoreError::Unavailable(_)) => {
+                tracing::error!(%id, %error, "store failed");
+                Err(Status::unavailable("message store unavailable"))
+            }
+        }
+    }
 }
 
 /// A page and the cursor of the next one in the same direction (`None`: the end was reached).
@@ -125,33 +158,53 @@ impl LoggingService for LoggingApi {
         &self,
         request: Request<LogRequest>,
     ) -> Result<Response<LogResponse>, Status> {
-        let message = self.parse(request.into_inner())?;
-        let id = message.id;
-        let started = Instant::now();
-        let outcome = self.store.insert(message).await;
-        self.metrics.inserted(started, &outcome);
-        self.health.observe(&outcome).await;
-        let status = match outcome {
-            Ok(Inserted::Stored) => {
-                tracing::info!(%id, "message stored");
-                STATUS_LOGGED
-            }
-            Ok(Inserted::Duplicate) => {
-                tracing::info!(%id, "duplicate message ignored");
-                STATUS_DUPLICATE
-            }
-            Err(error @ StoreError::Conflict { .. }) => {
-                tracing::warn!(%id, "id already used by another message");
-                return Err(Status::already_exists(error.to_string()));
-            }
-            Err(error @ StoreError::Unavailable(_)) => {
-                tracing::error!(%id, %error, "store failed");
-                return Err(Status::unavailable("message store unavailable"));
-            }
-        };
+        let status = self.store_message(request.into_inner()).await?;
         Ok(Response::new(LogResponse {
             status: status.to_owned(),
         }))
+    }
+
+    async fn log_messages(
+        &self,
+        request: Request<LogMessagesRequest>,
+    ) -> Result<Response<LogMessagesResponse>, Status> {
+        let items = request.into_inner().items;
+        if items.is_empty() || items.len() > MAX_LOG_ITEMS {
+            return Err(Status::invalid_argument(format!(
+                "a call carries 1 to {MAX_LOG_ITEMS} items, this one {}",
+                items.len()
+            )));
+        }
+        // Together, so that a store which groups concurrent writes (SQLite) commits the whole
+        // call at once.
+        let results = join_all(items.into_iter().map(|item| {
+            let span = tracing::info_span!(
+                "item",
+                request_id = shorten(&item.request_id, MAX_LOGGED_REQUEST_ID).as_str(),
+                attempt = item.attempt
+            );
+            async move {
+                let Some(message) = item.message else {
+                    return LogResult {
+                        code: tonic::Code::InvalidArgument as i32,
+                        status: "the item has no message".to_owned(),
+                    };
+                };
+                match self.store_message(message).await {
+                    Ok(status) => LogResult {
+                        code: tonic::Code::Ok as i32,
+                        status: status.to_owned(),
+                    },
+                    Err(status) => LogResult {
+                        code: status.code() as i32,
+                        status: status.message().to_owned(),
+                    },
+                }
+            }
+            .instrument(span)
+        }))
+        .await;
+        Ok(Response::new(LogMessagesResponse { results }))
     }
 
     async fn list_messages(
@@ -318,6 +371,80 @@ mod tests {
                 "{id:?} {message:?}"
             );
             assert!(status.message().contains(expected), "{}", status.message());
+        }
+        let listed = api.get_messages(Request::new(Empty {})).await.unwrap();
+        assert!(listed.into_inner().messages.is_empty());
+    }
+
+    fn item(id: &str, message: Option<&str>) -> msglog_proto::logging::LogItem {
+        msglog_proto::logging::LogItem {
+            message: message.map(|message| LogRequest {
+                id: id.to_owned(),
+                message: message.to_owned(),
+            }),
+            request_id: "req-1".to_owned(),
+            attempt: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_item_of_a_batch_gets_the_answer_log_message_would_give() {
+        const OTHER: &str = "0b7e4c1a-2f3d-4e5f-8a9b-1c2d3e4f5a6b";
+        let api = api().await;
+        log(&api, ID, "held").await.unwrap();
+        let results = api
+            .log_messages(Request::new(LogMessagesRequest {
+                items: vec![
+                    item(OTHER, Some("new")),
+                    item(ID, Some("held")),
+                    item(ID, Some("another")),
+                    item("not-a-uuid", Some("text")),
+                    item(ID, None),
+                    item(OTHER, Some("  ")),
+                ],
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        let codes: Vec<_> = results
+            .iter()
+            .map(|result| tonic::Code::from(result.code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                tonic::Code::Ok,
+                tonic::Code::Ok,
+                tonic::Code::AlreadyExists,
+                tonic::Code::InvalidArgument,
+                tonic::Code::InvalidArgument,
+                tonic::Code::InvalidArgument,
+            ]
+        );
+        assert_eq!(results[0].status, STATUS_LOGGED);
+        assert_eq!(results[1].status, STATUS_DUPLICATE);
+        assert!(results[2].status.contains(ID), "{}", results[2].status);
+        assert!(results[3].status.contains("id must be a UUID"));
+        assert!(results[4].status.contains("no message"));
+        assert!(results[5].status.contains("must not be empty"));
+        let listed = api.get_messages(Request::new(Empty {})).await.unwrap();
+        assert_eq!(listed.into_inner().messages, ["held", "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_no_items_or_too_many_is_refused_whole() {
+        let api = api().await;
+        for count in [0, MAX_LOG_ITEMS + 1] {
+            let items = (0..count)
+                .map(|n| item(&Uuid::from_u128(n as u128 + 1).to_string(), Some("text")))
+                .collect();
+            let status = api
+                .log_messages(Request::new(LogMessagesRequest { items }))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{count}");
+            assert!(status.message().contains("1 to 1000 items"), "{status:?}");
         }
         let listed = api.get_messages(Request::new(Empty {})).await.unwrap();
         assert!(listed.into_inner().messages.is_empty());

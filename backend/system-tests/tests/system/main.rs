@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod batching;
 mod faults;
 mod gateway;
 mod metrics;

@@ -20,14 +20,14 @@ use crate::helpers::{
 };
 
 /// One reading of a `/metrics` page.
-struct Metrics {
+pub(crate) struct Metrics {
     samples: Vec<Sample>,
     text: String,
 }
 
 impl Metrics {
     /// Reads `url` and checks it is OpenMetrics text whose every line the parser understood.
-    async fn scrape(url: &str) -> Self {
+    pub(crate) async fn scrape(url: &str) -> Self {
         let response = reqwest::get(url).await.unwrap();
         assert_eq!(response.status(), 200, "{url}");
         let content_type = response.headers()["content-type"]
@@ -73,7 +73,7 @@ impl Metrics {
     }
 
     /// The value of the sample `name` whose labels include `labels` (0 when there is none).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let found: Vec<_> = self
             .samples
             .iter()
@@ -122,7 +122,12 @@ async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
 
 /// Reads `url` until `value` of the metrics is `wanted` (a gauge that follows a connection
 /// being opened or closed elsewhere); fails after 10 s.
-async fn until_value(url: &str, name: &str, labels: &[(&str, &str)], wanted: f64) -> Metrics {
+pub(crate) async fn until_value(
+    url: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    wanted: f64,
+) -> Metrics {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = Metrics::scrape(url).await;

@@ -41,6 +41,14 @@ impl LoggingService for RecordingLogging {
         }))
     }
 
+    // As the original: no `LogMessages`, so the facade sends each message alone.
+    async fn log_messages(
+        &self,
+        _request: Request<msglog_proto::logging::LogMessagesRequest>,
+    ) -> Result<Response<msglog_proto::logging::LogMessagesResponse>, Status> {
+        Err(Status::unimplemented("not in the original"))
+    }
+
     async fn get_messages(
         &self,
         request: Request<Empty>,

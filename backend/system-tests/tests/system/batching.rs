@@ -1,0 +1,155 @@
+//! Messages stored at the same time travel to logging together: the attempts that arrive while
+//! the facade's `LogMessages` calls are out go in the next call, each with its own answer.
+
+use std::sync::Arc;
+
+use msglog_proto::logging::{
+    Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
+    LogRequest, LogResponse, LogResult, MessagesResponse, STATUS_LOGGED, WatchMessagesRequest,
+    WatchMessagesResponse,
+    logging_service_server::{LoggingService, LoggingServiceServer},
+};
+use tokio::sync::{Semaphore, mpsc};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    helpers::{Client, InProcess, facade_settings, listener, spawn_facade, spawn_messages},
+    metrics::{Metrics, until_value},
+};
+
+/// A logging stand-in whose `LogMessages` calls each report their size on arrival, then wait
+/// for a permit of the gate before answering every item `Message logged successfully`.
+#[derive(Clone)]
+struct GatedLogging {
+    arrived: mpsc::UnboundedSender<Vec<String>>,
+    gate: Arc<Semaphore>,
+}
+
+#[tonic::async_trait]
+impl LoggingService for GatedLogging {
+    async fn log_message(
+        &self,
+        _request: Request<LogRequest>,
+    ) -> Result<Response<LogResponse>, Status> {
+        Err(Status::internal(
+            "the facade batches: LogMessage is not called",
+        ))
+    }
+
+    async fn log_messages(
+        &self,
+        request: Request<LogMessagesRequest>,
+    ) -> Result<Response<LogMessagesResponse>, Status> {
+        let texts: Vec<String> = request
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|item| item.message.unwrap().message)
+            .collect();
+        let count = texts.len();
+        self.arrived.send(texts).unwrap();
+        self.gate.acquire().await.unwrap().forget();
+        Ok(Response::new(LogMessagesResponse {
+            results: (0..count)
+                .map(|_| LogResult {
+                    code: 0,
+                    status: STATUS_LOGGED.to_owned(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_messages(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<MessagesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+
+    async fn list_messages(
+        &self,
+        _request: Request<ListMessagesRequest>,
+    ) -> Result<Response<ListMessagesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+
+    type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, Status>>;
+
+    async fn watch_messages(
+        &self,
+        _request: Request<WatchMessagesRequest>,
+    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+}
+
+#[tokio::test]
+async fn messages_that_arrive_while_calls_are_out_go_together_in_the_next() {
+    let (arrived, mut calls) = mpsc::unbounded_channel();
+    let gate = Arc::new(Semaphore::new(0));
+    let listener = listener().await;
+    let logging = InProcess::spawn(listener.local_addr().unwrap(), {
+        let service = GatedLogging {
+            arrived,
+            gate: Arc::clone(&gate),
+        };
+        |stop| async move {
+            tonic::transport::Server::builder()
+                .add_service(LoggingServiceServer::new(service))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    stop,
+                )
+                .await?;
+            Ok(())
+        }
+    });
+    let messages = spawn_messages().await;
+    let mut settings = facade_settings(&logging.url(), &messages.url());
+    // The gated calls must not time out while the test holds them.
+    settings.retry_attempt_timeout_ms = 60_000;
+    settings.retry_deadline_ms = 60_000;
+    let facade = spawn_facade(settings).await;
+    let client = Arc::new(Client::new(&facade));
+    let post = |text: String| {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.post_message(&text).await })
+    };
+
+    // Two messages, one after the other: each takes a call, and both calls are held.
+    let mut answers = vec![post("first".to_owned())];
+    assert_eq!(calls.recv().await.unwrap(), ["first"]);
+    answers.push(post("second".to_owned()));
+    assert_eq!(calls.recv().await.unwrap(), ["second"]);
+
+    // Ten more wait, since both calls are out.
+    let later: Vec<String> = (1..=10).map(|n| format!("later {n}")).collect();
+    answers.extend(later.iter().cloned().map(post));
+    let facade_metrics = format!("{}/metrics", client.base);
+    until_value(&facade_metrics, "logging_batch_queue", &[], 10.0).await;
+
+    // Once a call is answered, the ten go in one.
+    gate.add_permits(3);
+    let mut third = calls.recv().await.unwrap();
+    third.sort();
+    let mut expected = later.clone();
+    expected.sort();
+    assert_eq!(third, expected);
+
+    for answer in answers {
+        let (status, body) = answer.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["message"], "Message logged successfully", "{body}");
+    }
+    let metrics = Metrics::scrape(&facade_metrics).await;
+    assert_eq!(metrics.value("logging_batch_messages_count", &[]), 3.0);
+    assert_eq!(metrics.value("logging_batch_messages_sum", &[]), 12.0);
+    assert_eq!(metrics.value("logging_batch_queue", &[]), 0.0);
+    assert_eq!(
+        metrics.value("messages_total", &[("outcome", "stored")]),
+        12.0
+    );
+    // Each message is one call with one attempt, whatever call carried it.
+    let calls_ok = [("method", "LogMessage"), ("code", "OK")];
+    assert_eq!(metrics.value("logging_calls_total", &calls_ok), 12.0);
+}
