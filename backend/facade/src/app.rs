@@ -30,7 +30,10 @@ use tower_http::{
     trace::{DefaultOnFailure, TraceLayer},
 };
 
+use tokio::sync::Semaphore;
+
 use crate::{
+    compression,
     error::AppError,
     feed::Feed,
     routes::{self, api, grpc::MessageLogApi, original},
@@ -64,19 +67,23 @@ impl Application {
         let feed = state.feed.clone();
         let requests = Arc::clone(&state.metrics.http);
         let grpc = grpc_routes(state.clone())?;
-        let router = router(state, Duration::from_millis(settings.request_timeout_ms))
-            .merge(grpc)
-            // Every request counted and timed by its matched route.
-            .layer(axum::middleware::from_fn_with_state(
-                requests,
-                msglog_common::metrics::track,
-            ))
-            // Outermost, for every door: the request-id rule (the id returned in
-            // `x-request-id` and forwarded) and the refusal of unservable paths.
-            .layer(axum::middleware::from_fn(
-                msglog_common::http_edge::refuse_unservable_paths,
-            ))
-            .layer(msglog_common::request_id::RequestIdLayer);
+        let router = router(
+            state,
+            Duration::from_millis(settings.request_timeout_ms),
+            settings.max_compressions as usize,
+        )
+        .merge(grpc)
+        // Every request counted and timed by its matched route.
+        .layer(axum::middleware::from_fn_with_state(
+            requests,
+            msglog_common::metrics::track,
+        ))
+        // Outermost, for every door: the request-id rule (the id returned in
+        // `x-request-id` and forwarded) and the refusal of unservable paths.
+        .layer(axum::middleware::from_fn(
+            msglog_common::http_edge::refuse_unservable_paths,
+        ))
+        .layer(msglog_common::request_id::RequestIdLayer);
         let bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
@@ -148,8 +155,8 @@ fn grpc_routes(state: AppState) -> anyhow::Result<Router> {
 
 /// The JSON routes and the page with their middleware, outermost first: a span per request
 /// keyed by its route, a request timeout (a JSON 503), a panic guard (a JSON 500), the security
-/// headers, compression, and a body limit.
-fn router(state: AppState, request_timeout: Duration) -> Router {
+/// headers, compression (at most `max_compressions` answers at once), and a body limit.
+fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route(paths::SEND_MESSAGE, post(original::send_message))
@@ -169,6 +176,10 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
         // The fastest level: on a busy machine a large list's best compression costs more CPU
         // than the bytes it saves are worth, and would slow every other request.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Semaphore::new(max_compressions)),
+            compression::cap_compressions,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             web::policy_if_html,

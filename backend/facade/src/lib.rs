@@ -24,6 +24,7 @@
 
 pub mod app;
 mod codes;
+mod compression;
 mod error;
 mod extract;
 mod feed;

@@ -81,6 +81,10 @@ pub struct Settings {
     /// Longest message text, in UTF-8 bytes.
     #[arg(long, env = "FACADE_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
+    /// Answers compressed at once (gzip, when asked for); an answer beyond that goes
+    /// uncompressed. Each holds a deflate state and buffers (about 300 KB) while it is sent.
+    #[arg(long, env = "FACADE_MAX_COMPRESSIONS", default_value_t = 4, value_parser = value_parser!(u32).range(1..=10_000))]
+    pub max_compressions: u32,
     /// The longest a call to the messages service may take, in milliseconds.
     #[arg(long, env = "FACADE_MESSAGES_TIMEOUT_MS", default_value_t = 1000)]
     pub messages_timeout_ms: u64,
