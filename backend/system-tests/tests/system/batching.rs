@@ -6,14 +6,13 @@ use std::sync::Arc;
 use msglog_proto::logging::{
     Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
     LogRequest, LogResponse, LogResult, MessagesResponse, STATUS_LOGGED, WatchMessagesRequest,
-    WatchMessagesResponse,
-    logging_service_server::{LoggingService, LoggingServiceServer},
+    WatchMessagesResponse, logging_service_server::LoggingService,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    helpers::{Client, InProcess, facade_settings, listener, spawn_facade, spawn_messages},
+    helpers::{Client, facade_settings, spawn_facade, spawn_logging_stand_in, spawn_messages},
     metrics::{Metrics, until_value},
 };
 
@@ -87,23 +86,11 @@ impl LoggingService for GatedLogging {
 async fn messages_that_arrive_while_calls_are_out_go_together_in_the_next() {
     let (arrived, mut calls) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(0));
-    let listener = listener().await;
-    let logging = InProcess::spawn(listener.local_addr().unwrap(), {
-        let service = GatedLogging {
-            arrived,
-            gate: Arc::clone(&gate),
-        };
-        |stop| async move {
-            tonic::transport::Server::builder()
-                .add_service(LoggingServiceServer::new(service))
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    stop,
-                )
-                .await?;
-            Ok(())
-        }
-    });
+    let logging = spawn_logging_stand_in(GatedLogging {
+        arrived,
+        gate: Arc::clone(&gate),
+    })
+    .await;
     let messages = spawn_messages().await;
     let mut settings = facade_settings(&logging.url(), &messages.url());
     // The gated calls must not time out while the test holds them.

@@ -16,6 +16,25 @@ pub async fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
+/// A stand-in for logging (any implementation of its service) on a free port.
+pub async fn spawn_logging_stand_in(
+    service: impl msglog_proto::logging::logging_service_server::LoggingService,
+) -> InProcess {
+    let listener = listener().await;
+    InProcess::spawn(listener.local_addr().unwrap(), |stop| async move {
+        tonic::transport::Server::builder()
+            .add_service(
+                msglog_proto::logging::logging_service_server::LoggingServiceServer::new(service),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                stop,
+            )
+            .await?;
+        Ok(())
+    })
+}
+
 /// Logging settings: `addr`, then `extra` flags (a memory store unless they name one).
 pub fn logging_settings(addr: SocketAddr, extra: &[&str]) -> logging_service::Settings {
     let addr = addr.to_string();

@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 use msglog_common::testing::InProcess;
 use msglog_proto::logging::{
     Empty, ListMessagesRequest, ListMessagesResponse, LogRequest, LogResponse, MessagesResponse,
-    logging_service_server::{LoggingService, LoggingServiceServer},
+    logging_service_server::LoggingService,
 };
 use tonic::{Request, Response, Status};
 
-use crate::helpers::{Client, TestApp, facade_settings, listener, spawn_facade, spawn_messages};
+use crate::helpers::{
+    Client, TestApp, facade_settings, listener, spawn_facade, spawn_logging_stand_in,
+    spawn_messages,
+};
 
 /// A logging stand-in that records the `x-request-id` of every call.
 #[derive(Clone, Default)]
@@ -80,21 +83,7 @@ impl LoggingService for RecordingLogging {
 /// A logging stand-in on any port, recording the `x-request-id` of every call.
 async fn spawn_recording_logging() -> (InProcess, RecordingLogging) {
     let recorder = RecordingLogging::default();
-    let listener = listener().await;
-    let logging = InProcess::spawn(listener.local_addr().unwrap(), {
-        let recorder = recorder.clone();
-        |stop| async move {
-            tonic::transport::Server::builder()
-                .add_service(LoggingServiceServer::new(recorder))
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    stop,
-                )
-                .await?;
-            Ok(())
-        }
-    });
-    (logging, recorder)
+    (spawn_logging_stand_in(recorder.clone()).await, recorder)
 }
 
 /// A messages stand-in on any port, recording the `x-request-id` of every request.
