@@ -5,7 +5,8 @@
 #   scripts/setup.sh page      # wasm32 target, trunk, wasm-bindgen-cli, wasm-opt (binaryen)
 #   scripts/setup.sh browser   # Chromium (Debian package; needs root) and playwright-core
 #   scripts/setup.sh connect   # protoc (Debian package) and the Connect client for Node
-#   scripts/setup.sh           # all three
+#   scripts/setup.sh redis     # redis-server (Debian package; needs root), for the Redis store
+#   scripts/setup.sh           # all four
 #
 # trunk and wasm-bindgen go where `cargo install` puts programs (~/.cargo/bin), and wasm-opt
 # is linked into the same directory, so a plain `trunk build --release` finds all three.
@@ -101,10 +102,16 @@ setup_connect() {
   say "connect: $(protoc --version), protoc-gen-es $(npm ls --prefix backend/system-tests/connect --depth=0 2>/dev/null | sed -n 's/.*@bufbuild\/protoc-gen-es@//p')"
 }
 
+setup_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  say "redis: $(redis-server --version | cut -d' ' -f3)"
+}
+
 case "$what" in
   page) setup_page ;;
   browser) setup_browser ;;
   connect) setup_connect ;;
-  all) setup_page; setup_browser; setup_connect ;;
-  *) echo "usage: $0 [page|browser|connect|all]" >&2; exit 2 ;;
+  redis) setup_redis ;;
+  all) setup_page; setup_browser; setup_connect; setup_redis ;;
+  *) echo "usage: $0 [page|browser|connect|redis|all]" >&2; exit 2 ;;
 esac

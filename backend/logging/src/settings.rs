@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
 use anyhow::Context as _;
 use http::HeaderValue;
 
-use crate::store::{DedupBy, MemoryStore, SqliteStore, Store};
+use crate::store::{DedupBy, MemoryStore, RedisStore, SqliteStore, Store};
 
 msglog_common::connection_settings!("LOGGING");
 
@@ -36,8 +36,9 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
-    /// Where messages are kept: `memory` (lost on exit, as the original) or `sqlite:PATH`.
-    /// Default: a SQLite file, `logging.sqlite3` in the data directory.
+    /// Where messages are kept: `memory` (lost on exit, as the original), `sqlite:PATH`, or
+    /// `redis://HOST:PORT[/DB]` (shared by every logging process that names it: for several
+    /// replicas). Default: a SQLite file, `logging.sqlite3` in the data directory.
     #[arg(long, env = "LOGGING_STORE")]
     pub store: Option<StoreChoice>,
     /// Which messages are the same message: `text` (the original's rule: a text already held,
@@ -76,6 +77,8 @@ pub enum StoreChoice {
     Memory,
     /// A SQLite file at this path.
     Sqlite(PathBuf),
+    /// A Redis server, at this URL (`redis://HOST:PORT[/DB]`).
+    Redis(String),
 }
 
 impl FromStr for StoreChoice {
@@ -85,21 +88,28 @@ impl FromStr for StoreChoice {
         match value.split_once(':') {
             _ if value == "memory" => Ok(Self::Memory),
             Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            _ => Err(format!("expected `memory` or `sqlite:PATH`, got {value:?}")),
+            Some(("redis", rest)) if rest.len() > 2 && rest.starts_with("//") => {
+                Ok(Self::Redis(value.to_owned()))
+            }
+            _ => Err(format!(
+                "expected `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`, got {value:?}"
+            )),
         }
     }
 }
 
 impl StoreChoice {
-    /// Opens the store with the duplicate rule `dedup_by`. A database that cannot be used is an
-    /// error with its reason; there is no fallback to memory.
-    pub fn open(&self, dedup_by: DedupBy) -> anyhow::Result<Arc<dyn Store>> {
+    /// Opens the store with the duplicate rule `dedup_by`. A database that cannot be used (or a
+    /// Redis that cannot be reached) is an error with its reason; there is no fallback to
+    /// memory.
+    pub async fn open(&self, dedup_by: DedupBy) -> anyhow::Result<Arc<dyn Store>> {
         Ok(match self {
             Self::Memory => {
                 tracing::warn!("messages are kept in memory and lost when the service stops");
                 Arc::new(MemoryStore::new(dedup_by))
             }
             Self::Sqlite(path) => Arc::new(SqliteStore::open(path, dedup_by)?),
+            Self::Redis(url) => Arc::new(RedisStore::open(url, dedup_by).await?),
         })
     }
 }
@@ -149,7 +159,13 @@ mod tests {
             "sqlite:/var/lib/msglog/db".parse(),
             Ok(StoreChoice::Sqlite(PathBuf::from("/var/lib/msglog/db")))
         );
-        for bad in ["", "sqlite:", "sqlite", "redis://x", "Memory"] {
+        assert_eq!(
+            "redis://127.0.0.1:6379/2".parse(),
+            Ok(StoreChoice::Redis("redis://127.0.0.1:6379/2".to_owned()))
+        );
+        for bad in [
+            "", "sqlite:", "sqlite", "redis:", "redis://", "redis:x", "Memory",
+        ] {
             assert!(bad.parse::<StoreChoice>().is_err(), "{bad:?}");
         }
     }

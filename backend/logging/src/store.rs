@@ -2,6 +2,7 @@
 //!
 //! - [`MemoryStore`] (`memory.rs`): in memory, as the original; lost on exit.
 //! - [`SqliteStore`] (`sqlite.rs`): a SQLite file, durable, with group commit (the default).
+//! - [`RedisStore`] (`redis.rs`): a Redis server shared by several logging replicas.
 //! - `FaultyStore` (`faulty.rs`, feature `testing`): a memory store that fails on demand.
 //!
 //! The service holds an `Arc<dyn Store>` chosen at start-up (see `StoreChoice`), so adding a
@@ -26,11 +27,13 @@ mod contract;
 #[cfg(feature = "testing")]
 mod faulty;
 mod memory;
+mod redis;
 mod sqlite;
 
 #[cfg(feature = "testing")]
 pub use faulty::{Fault, FaultyStore};
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 /// A message to store: its caller-chosen id and its checked text.

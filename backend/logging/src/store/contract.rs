@@ -15,10 +15,12 @@ use uuid::Uuid;
 use super::{Cursor, DedupBy, Inserted, NewMessage, Store, StoreError, Stored};
 
 /// Generates one `#[tokio::test]` per contract promise for the back-end `open`s; `durable`
-/// adds the promises about reopening.
+/// adds the promises about reopening. `backend f` instead of `open` names an
+/// `async fn f() -> Option<Box<OpenFn>>` for a back-end that needs something running for the
+/// length of the test (a server the closure holds): `None` skips the test, having said why.
 macro_rules! store_contract_tests {
-    ($open:ident) => {
-        store_contract_tests!(@module contract, $open,
+    ($($how:ident)+) => {
+        store_contract_tests!(@module contract, [$($how)+],
             a_new_id_is_stored_and_the_same_message_again_is_a_duplicate,
             the_same_id_with_another_text_is_a_conflict_and_stores_nothing,
             list_keeps_insertion_order_and_equal_texts_under_other_ids,
@@ -36,26 +38,32 @@ macro_rules! store_contract_tests {
             by_id_equal_texts_under_other_ids_are_separate_messages
         );
     };
-    ($open:ident, durable) => {
-        store_contract_tests!($open);
-        store_contract_tests!(@module durable_contract, $open,
+    ($($how:ident)+, durable) => {
+        store_contract_tests!($($how)+);
+        store_contract_tests!(@module durable_contract, [$($how)+],
             messages_and_ids_survive_a_reopen,
             seqs_survive_a_reopen_and_go_on_growing,
             a_reopened_store_starts_its_subscribers_at_its_newest_seq,
             by_text_texts_held_before_a_reopen_are_duplicates_after_it
         );
     };
-    (@module $module:ident, $open:ident, $($promise:ident),+) => {
+    (@module $module:ident, $how:tt, $($promise:ident),+) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $promise() {
-                    $crate::store::contract::$promise(|dir, dedup_by| {
-                        Box::pin(super::$open(dir, dedup_by))
-                    })
-                    .await;
+                    store_contract_tests!(@run $how, $promise);
                 }
             )+
+        }
+    };
+    (@run [$open:ident], $promise:ident) => {
+        $crate::store::contract::$promise(&|dir, dedup_by| Box::pin(super::$open(dir, dedup_by)))
+            .await
+    };
+    (@run [backend $backend:ident], $promise:ident) => {
+        if let Some(open) = super::$backend().await {
+            $crate::store::contract::$promise(&*open).await;
         }
     };
 }
@@ -68,23 +76,25 @@ fn message(id: u128, text: &str) -> NewMessage {
 }
 
 /// Opens a back-end in a directory, with a duplicate rule.
-pub(crate) type Opener =
-    fn(PathBuf, DedupBy) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>>;
+pub(crate) type OpenFn =
+    dyn Fn(PathBuf, DedupBy) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send>> + Sync;
+/// How a promise opens the back-end under test.
+pub(crate) type Opener<'a> = &'a OpenFn;
 
 /// A fresh directory and the store opened in it, keyed on ids alone (the rule every promise
 /// but the text rule's is written for).
-async fn fresh(open: Opener) -> (TempDir, Arc<dyn Store>) {
+async fn fresh(open: Opener<'_>) -> (TempDir, Arc<dyn Store>) {
     fresh_with(open, DedupBy::Id).await
 }
 
 /// A fresh directory and the store opened in it with `dedup_by`.
-async fn fresh_with(open: Opener, dedup_by: DedupBy) -> (TempDir, Arc<dyn Store>) {
+async fn fresh_with(open: Opener<'_>, dedup_by: DedupBy) -> (TempDir, Arc<dyn Store>) {
     let dir = TempDir::new("msglog-store");
     let store = open(dir.path().to_path_buf(), dedup_by).await;
     (dir, store)
 }
 
-pub(crate) async fn a_new_id_is_stored_and_the_same_message_again_is_a_duplicate(open: Opener) {
+pub(crate) async fn a_new_id_is_stored_and_the_same_message_again_is_a_duplicate(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     assert_eq!(
         store.insert(message(1, "a")).await.unwrap(),
@@ -97,7 +107,9 @@ pub(crate) async fn a_new_id_is_stored_and_the_same_message_again_is_a_duplicate
     assert_eq!(store.list().await.unwrap(), vec!["a"]);
 }
 
-pub(crate) async fn the_same_id_with_another_text_is_a_conflict_and_stores_nothing(open: Opener) {
+pub(crate) async fn the_same_id_with_another_text_is_a_conflict_and_stores_nothing(
+    open: Opener<'_>,
+) {
     let (_dir, store) = fresh(open).await;
     store.insert(message(1, "a")).await.unwrap();
     let error = store.insert(message(1, "b")).await.unwrap_err();
@@ -105,7 +117,7 @@ pub(crate) async fn the_same_id_with_another_text_is_a_conflict_and_stores_nothi
     assert_eq!(store.list().await.unwrap(), vec!["a"]);
 }
 
-pub(crate) async fn list_keeps_insertion_order_and_equal_texts_under_other_ids(open: Opener) {
+pub(crate) async fn list_keeps_insertion_order_and_equal_texts_under_other_ids(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     for (id, text) in [(3, "c"), (1, "a"), (2, "b"), (4, "a")] {
         assert_eq!(
@@ -116,7 +128,7 @@ pub(crate) async fn list_keeps_insertion_order_and_equal_texts_under_other_ids(o
     assert_eq!(store.list().await.unwrap(), vec!["c", "a", "b", "a"]);
 }
 
-pub(crate) async fn concurrent_inserts_of_one_id_store_it_once(open: Opener) {
+pub(crate) async fn concurrent_inserts_of_one_id_store_it_once(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -134,7 +146,7 @@ pub(crate) async fn concurrent_inserts_of_one_id_store_it_once(open: Opener) {
     assert_eq!(store.list().await.unwrap(), vec!["same"]);
 }
 
-pub(crate) async fn many_concurrent_inserts_store_each_id_once(open: Opener) {
+pub(crate) async fn many_concurrent_inserts_store_each_id_once(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     // 400 inserts of 200 ids (each id twice), all at once.
     let tasks: Vec<_> = (0..400_u128)
@@ -162,14 +174,14 @@ pub(crate) async fn many_concurrent_inserts_store_each_id_once(open: Opener) {
     assert_eq!(listed.len(), 200, "no text is listed twice");
 }
 
-pub(crate) async fn text_is_stored_byte_for_byte(open: Opener) {
+pub(crate) async fn text_is_stored_byte_for_byte(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     let text = "nul\u{0} bell\u{7} 😀 𝄞 \r\n\t end";
     store.insert(message(1, text)).await.unwrap();
     assert_eq!(store.list().await.unwrap(), vec![text]);
 }
 
-pub(crate) async fn a_working_store_passes_its_check(open: Opener) {
+pub(crate) async fn a_working_store_passes_its_check(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     store.check().await.unwrap();
     store.insert(message(1, "a")).await.unwrap();
@@ -181,7 +193,7 @@ pub(crate) async fn a_working_store_passes_its_check(open: Opener) {
     );
 }
 
-pub(crate) async fn after_close_every_call_fails_cleanly(open: Opener) {
+pub(crate) async fn after_close_every_call_fails_cleanly(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     store.insert(message(1, "before")).await.unwrap();
     store.close().await;
@@ -200,7 +212,7 @@ pub(crate) async fn after_close_every_call_fails_cleanly(open: Opener) {
     ));
 }
 
-pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener) {
+pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener<'_>) {
     let (dir, store) = fresh(open).await;
     for n in 0..50 {
         store.insert(message(n, &format!("m{n}"))).await.unwrap();
@@ -253,7 +265,7 @@ async fn walk(store: &dyn Store, forward: bool, limit: usize) -> Vec<Stored> {
     seen
 }
 
-pub(crate) async fn pages_walk_both_ways_in_seq_order_with_no_gap_or_double(open: Opener) {
+pub(crate) async fn pages_walk_both_ways_in_seq_order_with_no_gap_or_double(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     assert!(store.page(Cursor::After(0), 10).await.unwrap().is_empty());
     assert!(
@@ -309,7 +321,7 @@ pub(crate) async fn pages_walk_both_ways_in_seq_order_with_no_gap_or_double(open
     );
 }
 
-pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
+pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener<'_>) {
     let (dir, store) = fresh(open).await;
     for n in 0..20 {
         store.insert(message(n, &format!("m{n}"))).await.unwrap();
@@ -326,7 +338,7 @@ pub(crate) async fn seqs_survive_a_reopen_and_go_on_growing(open: Opener) {
     store.close().await;
 }
 
-pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Opener) {
+pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     let mut subscription = store.subscribe();
     assert_eq!(
@@ -361,7 +373,7 @@ pub(crate) async fn subscribers_see_the_newest_seq_once_it_can_be_read(open: Ope
     assert_eq!(*newest.borrow_and_update(), last[0].seq);
 }
 
-pub(crate) async fn subscribers_get_each_committed_message_once_in_seq_order(open: Opener) {
+pub(crate) async fn subscribers_get_each_committed_message_once_in_seq_order(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     store.insert(message(1_000, "before")).await.unwrap();
     let mut subscription = store.subscribe();
@@ -387,7 +399,7 @@ pub(crate) async fn subscribers_get_each_committed_message_once_in_seq_order(ope
     assert_eq!(*subscription.newest.borrow(), published[199].seq);
 }
 
-pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opener) {
+pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opener<'_>) {
     let (_dir, store) = fresh(open).await;
     // More inserts than a subscription holds: those that never read lag, and writers go on.
     let mut stalled: Vec<_> = (0..100).map(|_| store.subscribe()).collect();
@@ -416,7 +428,7 @@ pub(crate) async fn a_subscriber_that_never_reads_holds_up_no_writer(open: Opene
     assert_eq!(held, super::PUBLISHED);
 }
 
-pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(open: Opener) {
+pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(open: Opener<'_>) {
     let (dir, store) = fresh(open).await;
     for n in 0..5 {
         store.insert(message(n, &format!("m{n}"))).await.unwrap();
@@ -430,7 +442,7 @@ pub(crate) async fn a_reopened_store_starts_its_subscribers_at_its_newest_seq(op
     store.close().await;
 }
 
-pub(crate) async fn by_text_a_text_held_under_any_id_is_a_duplicate(open: Opener) {
+pub(crate) async fn by_text_a_text_held_under_any_id_is_a_duplicate(open: Opener<'_>) {
     let (_dir, store) = fresh_with(open, DedupBy::Text).await;
     assert_eq!(
         store.insert(message(1, "a")).await.unwrap(),
@@ -496,7 +508,7 @@ async fn one_text_under_64_ids_at_once(store: &Arc<dyn Store>) -> Vec<Inserted> 
     outcomes
 }
 
-pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(open: Opener) {
+pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(open: Opener<'_>) {
     let (_dir, store) = fresh_with(open, DedupBy::Text).await;
     let outcomes = one_text_under_64_ids_at_once(&store).await;
     let stored = outcomes.iter().filter(|&&o| o == Inserted::Stored).count();
@@ -504,14 +516,14 @@ pub(crate) async fn by_text_one_text_sent_under_64_ids_at_once_is_stored_once(op
     assert_eq!(store.list().await.unwrap(), vec!["the same text"]);
 }
 
-pub(crate) async fn by_id_equal_texts_under_other_ids_are_separate_messages(open: Opener) {
+pub(crate) async fn by_id_equal_texts_under_other_ids_are_separate_messages(open: Opener<'_>) {
     let (_dir, store) = fresh_with(open, DedupBy::Id).await;
     let outcomes = one_text_under_64_ids_at_once(&store).await;
     assert!(outcomes.iter().all(|&o| o == Inserted::Stored));
     assert_eq!(store.list().await.unwrap().len(), 64);
 }
 
-pub(crate) async fn by_text_texts_held_before_a_reopen_are_duplicates_after_it(open: Opener) {
+pub(crate) async fn by_text_texts_held_before_a_reopen_are_duplicates_after_it(open: Opener<'_>) {
     let (dir, store) = fresh_with(open, DedupBy::Id).await;
     store.insert(message(1, "kept")).await.unwrap();
     store.insert(message(2, "kept")).await.unwrap();
