@@ -59,7 +59,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let state = AppState::from_settings(settings)?;
         tracing::info!(
-            logging = %settings.logging_url,
+            logging = ?settings.logging_urls,
             messages = %settings.messages_url,
             dedup = ?settings.dedup,
             "starting facade"

@@ -9,25 +9,18 @@ use msglog_proto::{
     logging::{
         Empty, ListMessagesRequest, ListMessagesResponse, LogItem, LogRequest, STATUS_DUPLICATE,
         STATUS_LOGGED, WatchMessagesRequest, WatchMessagesResponse,
-        logging_service_client::LoggingServiceClient,
     },
 };
-use tonic::{
-    Status, Streaming,
-    metadata::MetadataValue,
-    transport::{Channel, Endpoint},
-};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic::{Status, Streaming, metadata::MetadataValue};
 use uuid::Uuid;
 
 mod batch;
+mod replicas;
 
 use batch::Batcher;
+use replicas::{Replica, Replicas};
 
 use crate::{
-    codes::status_text,
     metrics::CallMetrics,
     retry::{Attempted, RetryBudget, RetryFailure, RetryPolicy, with_retries},
 };
@@ -44,12 +37,10 @@ pub(crate) enum Logged {
 /// A cheap-to-clone handle to the logging service.
 #[derive(Debug, Clone)]
 pub(crate) struct LoggingClient {
-    /// The generated client over a channel that reconnects on demand.
-    client: LoggingServiceClient<Channel>,
-    /// Sends concurrent `LogMessage` attempts together, on the same channel.
+    /// The replicas, taking calls in turn.
+    replicas: Arc<Replicas>,
+    /// Sends concurrent `LogMessage` attempts together.
     batcher: Batcher,
-    /// The standard gRPC health client, on the same channel.
-    health: HealthClient<Channel>,
     /// How writes (and the health check) are retried.
     policy: RetryPolicy,
     /// How reads are retried: with longer timeouts.
@@ -61,37 +52,33 @@ pub(crate) struct LoggingClient {
 }
 
 impl LoggingClient {
-    /// A client of the logging service at `url` (`http://host:port`). Connects on first use,
-    /// so the facade starts whether or not logging is up.
+    /// A client of the logging replicas at `urls` (`http://host:port` each, at least one),
+    /// whose health is checked every `check_every` when there are several. Connects on first
+    /// use, so the facade starts whether or not logging is up.
     pub(crate) fn new(
-        url: &str,
+        urls: &[String],
+        check_every: Duration,
         policy: RetryPolicy,
         read_policy: RetryPolicy,
         budget: RetryBudget,
         metrics: Arc<CallMetrics>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            // A refused or silent connect fails within one attempt's time, not the OS's.
-            .connect_timeout(policy.attempt_timeout)
-            .tcp_nodelay(true)
-            // Find a half-dead connection (peer gone without a FIN) between requests, so the
-            // next request reconnects instead of waiting on it.
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(false)
-            .connect_lazy();
+        let replicas = Replicas::new(urls, policy.attempt_timeout, check_every)?;
         Ok(Self {
-            health: HealthClient::new(channel.clone()),
-            batcher: Batcher::start(
-                LoggingServiceClient::new(channel.clone()),
-                Arc::clone(&metrics),
-            ),
-            client: LoggingServiceClient::new(channel),
+            batcher: Batcher::start(Arc::clone(&replicas), Arc::clone(&metrics)),
+            replicas,
             policy,
             read_policy,
             budget: Arc::new(budget),
             metrics,
         })
+    }
+
+    /// `status`, from a call to `replica`, as the caller sees it; a broken connection takes the
+    /// replica out of the turn.
+    fn failed(&self, replica: &Replica, status: Status) -> Status {
+        self.replicas.failed(replica, &status);
+        connection_failure_is_unavailable(status)
     }
 
     /// Stores `text` under `id`, retrying with the same id. `request_id` is passed on in the
@@ -103,6 +90,7 @@ impl LoggingClient {
         request_id: &str,
     ) -> Result<Attempted<Logged>, RetryFailure> {
         let id = id.to_string();
+        let turn = self.replicas.turn();
         with_retries(
             "LogMessage",
             &self.policy,
@@ -132,11 +120,13 @@ impl LoggingClient {
                                 attempt,
                                 timeout,
                             );
-                            self.client
+                            let replica = self.replicas.pick(turn, attempt);
+                            replica
+                                .client
                                 .clone()
                                 .log_message(request)
                                 .await
-                                .map_err(connection_failure_is_unavailable)?
+                                .map_err(|status| self.failed(replica, status))?
                                 .into_inner()
                                 .status
                         }
@@ -160,25 +150,11 @@ impl LoggingClient {
         })
     }
 
-    /// Asks logging's gRPC health service whether it is serving. One attempt, bounded by the
-    /// attempt timeout: a status check must answer quickly and not spend the retry budget.
+    /// Asks each replica's gRPC health service whether it is serving: `Ok` if one is. One
+    /// attempt each, bounded by the attempt timeout: a status check must answer quickly and not
+    /// spend the retry budget.
     pub(crate) async fn health(&self) -> Result<(), String> {
-        let mut health = self.health.clone();
-        let mut request = tonic::Request::new(HealthCheckRequest {
-            service: String::new(),
-        });
-        request.set_timeout(self.policy.attempt_timeout);
-        match tokio::time::timeout(self.policy.attempt_timeout, health.check(request)).await {
-            Ok(Ok(answer)) => match answer.into_inner().status() {
-                ServingStatus::Serving => Ok(()),
-                other => Err(other.as_str_name().to_owned()),
-            },
-            Ok(Err(status)) => Err(status_text(&connection_failure_is_unavailable(status))),
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                self.policy.attempt_timeout.as_millis()
-            )),
-        }
+        self.replicas.health().await
     }
 
     /// Every logged text, in insertion order.
@@ -186,19 +162,22 @@ impl LoggingClient {
         &self,
         request_id: &str,
     ) -> Result<Attempted<Vec<String>>, RetryFailure> {
+        let turn = self.replicas.turn();
         with_retries(
             "GetMessages",
             &self.read_policy,
             &self.budget,
             &self.metrics,
             |attempt, timeout| {
-                let mut client = self.client.clone();
+                let replica = self.replicas.pick(turn, attempt);
                 let request = grpc_request(Empty {}, request_id, attempt, timeout);
                 async move {
-                    let response = client
+                    let response = replica
+                        .client
+                        .clone()
                         .get_messages(request)
                         .await
-                        .map_err(connection_failure_is_unavailable)?;
+                        .map_err(|status| self.failed(replica, status))?;
                     Ok(response.into_inner().messages)
                 }
             },
@@ -212,19 +191,22 @@ impl LoggingClient {
         page: ListMessagesRequest,
         request_id: &str,
     ) -> Result<Attempted<ListMessagesResponse>, RetryFailure> {
+        let turn = self.replicas.turn();
         with_retries(
             "ListMessages",
             &self.read_policy,
             &self.budget,
             &self.metrics,
             |attempt, timeout| {
-                let mut client = self.client.clone();
+                let replica = self.replicas.pick(turn, attempt);
                 let request = grpc_request(page, request_id, attempt, timeout);
                 async move {
-                    let response = client
+                    let response = replica
+                        .client
+                        .clone()
                         .list_messages(request)
                         .await
-                        .map_err(connection_failure_is_unavailable)?;
+                        .map_err(|status| self.failed(replica, status))?;
                     Ok(response.into_inner())
                 }
             },
@@ -238,14 +220,15 @@ impl LoggingClient {
         &self,
         page: ListMessagesRequest,
     ) -> Result<ListMessagesResponse, Status> {
-        let mut client = self.client.clone();
+        let replica = self.replicas.pick(self.replicas.turn(), 1);
+        let mut client = replica.client.clone();
         let mut request = tonic::Request::new(page);
         request.set_timeout(self.policy.attempt_timeout);
         tokio::time::timeout(self.policy.attempt_timeout, client.list_messages(request))
             .await
             .map_err(|_| self.no_answer())?
             .map(tonic::Response::into_inner)
-            .map_err(connection_failure_is_unavailable)
+            .map_err(|status| self.failed(replica, status))
     }
 
     /// `UNAVAILABLE`, for a call that got no answer within the attempt timeout.
@@ -263,16 +246,18 @@ impl LoggingClient {
         &self,
         after_seq: u64,
     ) -> Result<Streaming<WatchMessagesResponse>, Status> {
-        let mut client = self.client.clone();
+        let replica = self.replicas.pick(self.replicas.turn(), 1);
+        let mut client = replica.client.clone();
         let opened = tokio::time::timeout(
             self.policy.attempt_timeout,
             client.watch_messages(WatchMessagesRequest { after_seq }),
         )
         .await
         .map_err(|_| self.no_answer())?;
+        tracing::debug!(replica = %replica.url, after_seq, "watching logging");
         opened
             .map(tonic::Response::into_inner)
-            .map_err(connection_failure_is_unavailable)
+            .map_err(|status| self.failed(replica, status))
     }
 }
 

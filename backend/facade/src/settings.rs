@@ -24,9 +24,19 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "FACADE_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
-    /// The logging service's gRPC address.
-    #[arg(long, env = "LOGGING_URL", default_value = "http://127.0.0.1:8081")]
-    pub logging_url: String,
+    /// The logging service's gRPC address; several (the flag again, or a comma list in the
+    /// environment variable) for replicas on a shared store, which take calls in turn.
+    #[arg(
+        long = "logging-url",
+        env = "LOGGING_URL",
+        default_value = "http://127.0.0.1:8081",
+        value_delimiter = ','
+    )]
+    pub logging_urls: Vec<String>,
+    /// With several logging replicas, how often each one's health is checked, in
+    /// milliseconds: a failing replica leaves the turn, and comes back once it serves.
+    #[arg(long, env = "FACADE_LOGGING_HEALTH_MS", default_value_t = 1_000, value_parser = value_parser!(u64).range(1..))]
+    pub logging_health_ms: u64,
     /// The messages service's base URL.
     #[arg(long, env = "MESSAGES_URL", default_value = "http://127.0.0.1:8082")]
     pub messages_url: String,
@@ -157,7 +167,7 @@ mod tests {
     fn defaults_are_the_originals_addresses_and_a_short_retry_policy() {
         let settings = Settings::try_parse_from(["facade-service"]).unwrap();
         assert_eq!(settings.addr.port(), 8080);
-        assert_eq!(settings.logging_url, "http://127.0.0.1:8081");
+        assert_eq!(settings.logging_urls, ["http://127.0.0.1:8081"]);
         assert_eq!(settings.messages_url, "http://127.0.0.1:8082");
         assert_eq!(settings.retry_policy(), RetryPolicy::default());
         assert_eq!(settings.dedup, DedupMode::Content);

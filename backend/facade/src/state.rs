@@ -70,14 +70,19 @@ impl AppState {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
         let calls = Arc::new(CallMetrics::default());
+        anyhow::ensure!(
+            !settings.logging_urls.is_empty(),
+            "--logging-url must name at least one logging service"
+        );
         let logging = LoggingClient::new(
-            &settings.logging_url,
+            &settings.logging_urls,
+            Duration::from_millis(settings.logging_health_ms),
             policy,
             settings.read_policy(),
             budget,
             Arc::clone(&calls),
         )
-        .with_context(|| format!("invalid --logging-url {:?}", settings.logging_url))?;
+        .with_context(|| format!("invalid --logging-url {:?}", settings.logging_urls))?;
         let feed = Feed::new(logging.clone(), settings.feed_settings());
         let metrics = Metrics::new(&calls, |registry| feed.register_metrics(registry));
         Ok(Self(Arc::new(Shared {

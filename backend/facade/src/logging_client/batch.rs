@@ -21,17 +21,14 @@ use std::{
     time::Duration,
 };
 
-use msglog_proto::logging::{
-    LogItem, LogMessagesRequest, LogResult, MAX_LOG_ITEMS,
-    logging_service_client::LoggingServiceClient,
-};
+use msglog_proto::logging::{LogItem, LogMessagesRequest, LogResult, MAX_LOG_ITEMS};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     time::Instant,
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
-use super::connection_failure_is_unavailable;
+use super::{Replicas, connection_failure_is_unavailable};
 use crate::metrics::CallMetrics;
 
 /// `LogMessages` calls out at once: two, so that one call is being answered while the next
@@ -69,12 +66,12 @@ pub(crate) struct Batcher {
 
 impl Batcher {
     /// Starts the sending task (on the current tokio runtime).
-    pub(crate) fn start(client: LoggingServiceClient<Channel>, metrics: Arc<CallMetrics>) -> Self {
+    pub(crate) fn start(replicas: Arc<Replicas>, metrics: Arc<CallMetrics>) -> Self {
         let (queue, queued) = mpsc::unbounded_channel();
         let unsupported = Arc::new(AtomicBool::new(false));
         tokio::spawn(send_queued(
             queued,
-            client,
+            replicas,
             Arc::clone(&unsupported),
             Arc::clone(&metrics),
         ));
@@ -121,7 +118,7 @@ impl Batcher {
 /// goes in one call.
 async fn send_queued(
     mut queued: mpsc::UnboundedReceiver<Queued>,
-    client: LoggingServiceClient<Channel>,
+    replicas: Arc<Replicas>,
     unsupported: Arc<AtomicBool>,
     metrics: Arc<CallMetrics>,
 ) {
@@ -159,7 +156,7 @@ async fn send_queued(
         }
         tokio::spawn(send(
             batch,
-            client.clone(),
+            Arc::clone(&replicas),
             Arc::clone(&unsupported),
             Arc::clone(&metrics),
             slot,
@@ -176,10 +173,10 @@ fn text_bytes(queued: &Queued) -> usize {
         .map_or(0, |message| message.message.len())
 }
 
-/// One `LogMessages` call: each item's result to its attempt.
+/// One `LogMessages` call, to the replica whose turn it is: each item's result to its attempt.
 async fn send(
     batch: Vec<Queued>,
-    mut client: LoggingServiceClient<Channel>,
+    replicas: Arc<Replicas>,
     unsupported: Arc<AtomicBool>,
     metrics: Arc<CallMetrics>,
     _slot: OwnedSemaphorePermit,
@@ -197,6 +194,8 @@ async fn send(
         .unzip();
     let mut request = tonic::Request::new(LogMessagesRequest { items });
     request.set_timeout(timeout);
+    let replica = replicas.pick(replicas.turn(), 1);
+    let mut client = replica.client.clone();
     let answer = match tokio::time::timeout(timeout, client.log_messages(request)).await {
         Ok(answer) => answer.map(tonic::Response::into_inner),
         // Every attempt in the call has timed out by now, and gone.
@@ -228,6 +227,7 @@ async fn send(
             // The replies are dropped unanswered: each attempt goes alone instead.
         }
         Err(status) => {
+            replicas.failed(replica, &status);
             let status = connection_failure_is_unavailable(status);
             for reply in replies {
                 let _ = reply.send(Err(status.clone()));

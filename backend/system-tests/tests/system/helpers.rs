@@ -194,7 +194,7 @@ impl TestApp {
         ))
         .await;
         let messages = spawn_messages().await;
-        settings.logging_url = logging.url();
+        settings.logging_urls = vec![logging.url()];
         settings.messages_url = messages.url();
         let facade = spawn_facade(settings).await;
         Self {

@@ -1,0 +1,208 @@
+//! The logging replicas the facade calls (`--logging-url`, once or several times): a channel
+//! to each, calls taken in turn by the replicas that are up, each retry on the next one, and
+//! a health check of each that takes a failing replica out of the turn and brings it back
+//! once it serves again.
+//!
+//! With one replica none of this shows: it is always the one called.
+
+use std::{
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use msglog_proto::logging::logging_service_client::LoggingServiceClient;
+use tonic::{
+    Status,
+    transport::{Channel, Endpoint},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use super::connection_failure_is_unavailable;
+use crate::codes::status_text;
+
+/// One logging process.
+#[derive(Debug)]
+pub(crate) struct Replica {
+    /// Where it is, as configured.
+    pub(crate) url: String,
+    /// Its gRPC client, on a channel that reconnects on demand.
+    pub(crate) client: LoggingServiceClient<Channel>,
+    /// Its standard gRPC health client, on the same channel.
+    health: HealthClient<Channel>,
+    /// Whether it takes its turn: cleared when a call finds its connection broken or its
+    /// health check fails, set when its health check passes.
+    up: AtomicBool,
+}
+
+impl Replica {
+    /// Whether it takes its turn.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Asks its health service whether it is serving, within `timeout`.
+    async fn check(&self, timeout: Duration) -> Result<(), String> {
+        let mut health = self.health.clone();
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        request.set_timeout(timeout);
+        match tokio::time::timeout(timeout, health.check(request)).await {
+            Ok(Ok(answer)) => match answer.into_inner().status() {
+                ServingStatus::Serving => Ok(()),
+                other => Err(other.as_str_name().to_owned()),
+            },
+            Ok(Err(status)) => Err(status_text(&connection_failure_is_unavailable(status))),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        }
+    }
+
+    /// Records what a health check found, saying so when it changes the replica's state.
+    fn checked(&self, result: &Result<(), String>) {
+        let up = result.is_ok();
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            match result {
+                Ok(()) => tracing::info!(replica = %self.url, "logging replica back in turn"),
+                Err(reason) => {
+                    tracing::warn!(replica = %self.url, %reason, "logging replica out of turn");
+                }
+            }
+        }
+    }
+}
+
+/// Every replica, and whose turn is next.
+#[derive(Debug)]
+pub(crate) struct Replicas {
+    list: Vec<Replica>,
+    next: AtomicUsize,
+    /// How long a health check may take.
+    check_timeout: Duration,
+}
+
+impl Replicas {
+    /// Channels to each of `urls` (at least one), connecting on first use, each connect
+    /// bounded by `connect_timeout`. With more than one, a task checks each replica's health
+    /// every `check_every` for as long as the replicas are in use.
+    pub(crate) fn new(
+        urls: &[String],
+        connect_timeout: Duration,
+        check_every: Duration,
+    ) -> Result<Arc<Self>, tonic::transport::Error> {
+        let list = urls
+            .iter()
+            .map(|url| {
+                let channel = Endpoint::from_shared(url.clone())?
+                    // A refused or silent connect fails within one attempt's time, not the OS's.
+                    .connect_timeout(connect_timeout)
+                    .tcp_nodelay(true)
+                    // Find a half-dead connection (peer gone without a FIN) between requests,
+                    // so the next request reconnects instead of waiting on it.
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .keep_alive_while_idle(false)
+                    .connect_lazy();
+                Ok(Replica {
+                    url: url.clone(),
+                    client: LoggingServiceClient::new(channel.clone()),
+                    health: HealthClient::new(channel),
+                    up: AtomicBool::new(true),
+                })
+            })
+            .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+        let replicas = Arc::new(Self {
+            list,
+            next: AtomicUsize::new(0),
+            check_timeout: connect_timeout,
+        });
+        if replicas.list.len() > 1 {
+            tokio::spawn(check_health(Arc::downgrade(&replicas), check_every));
+        }
+        Ok(replicas)
+    }
+
+    /// A new call's turn: where its first attempt goes.
+    pub(crate) fn turn(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The replica for attempt `attempt` (from 1) of the call whose turn is `turn`: among the
+    /// replicas that are up, each attempt on the next one; among all of them when none is up
+    /// (a stale health check must not stop every call).
+    pub(crate) fn pick(&self, turn: usize, attempt: u32) -> &Replica {
+        let step = turn.wrapping_add(attempt.saturating_sub(1) as usize);
+        let up = self.list.iter().filter(|replica| replica.is_up()).count();
+        if up == 0 {
+            return &self.list[step % self.list.len()];
+        }
+        self.list
+            .iter()
+            .filter(|replica| replica.is_up())
+            .nth(step % up)
+            .unwrap_or(&self.list[0])
+    }
+
+    /// A call to `replica` failed with `status`: if its connection broke (the replica is gone,
+    /// not merely failing a call), it leaves the turn until its health check passes.
+    pub(crate) fn failed(&self, replica: &Replica, status: &Status) {
+        use std::error::Error as _;
+        if self.list.len() > 1 && status.source().is_some() && replica.is_up() {
+            replica.up.store(false, Ordering::Relaxed);
+            tracing::warn!(
+                replica = %replica.url,
+                reason = %status.message(),
+                "logging replica out of turn"
+            );
+        }
+    }
+
+    /// Whether any replica is serving now, asked of each at once: `Ok` if one is, otherwise
+    /// why each is not.
+    pub(crate) async fn health(&self) -> Result<(), String> {
+        let results = futures_util::future::join_all(
+            self.list
+                .iter()
+                .map(|replica| replica.check(self.check_timeout)),
+        )
+        .await;
+        for (replica, result) in self.list.iter().zip(&results) {
+            replica.checked(result);
+        }
+        if results.iter().any(Result::is_ok) {
+            return Ok(());
+        }
+        let reasons: Vec<String> = match self.list.as_slice() {
+            [_] => results.into_iter().filter_map(Result::err).collect(),
+            _ => self
+                .list
+                .iter()
+                .zip(results)
+                .filter_map(|(replica, result)| {
+                    result
+                        .err()
+                        .map(|reason| format!("{}: {reason}", replica.url))
+                })
+                .collect(),
+        };
+        Err(reasons.join("; "))
+    }
+}
+
+/// Checks every replica every `every`, for as long as the replicas are in use.
+async fn check_health(replicas: Weak<Replicas>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(replicas) = replicas.upgrade() else {
+            return;
+        };
+        // The answer is in each replica's state.
+        let _ = replicas.health().await;
+    }
+}
