@@ -77,7 +77,7 @@ impl LoggingClient {
     /// `status`, from a call to `replica`, as the caller sees it; a broken connection takes the
     /// replica out of the turn.
     fn failed(&self, replica: &Replica, status: Status) -> Status {
-        self.replicas.failed(replica, &status);
+        let _broke = self.replicas.failed(replica, &status);
         connection_failure_is_unavailable(status)
     }
 

@@ -181,25 +181,51 @@ async fn send(
     metrics: Arc<CallMetrics>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let now = Instant::now();
-    let timeout = batch
+    let deadline = batch
         .iter()
-        .map(|queued| queued.deadline.saturating_duration_since(now))
+        .map(|queued| queued.deadline)
         .max()
-        .unwrap_or_default();
+        .unwrap_or_else(Instant::now);
     metrics.batch_sent(batch.len());
-    let (items, replies): (Vec<_>, Vec<_>) = batch
+    let (mut items, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|queued| (queued.item, queued.reply))
         .unzip();
-    let mut request = tonic::Request::new(LogMessagesRequest { items });
-    request.set_timeout(timeout);
-    let replica = replicas.pick(replicas.turn(), 1);
-    let mut client = replica.client.clone();
-    let answer = match tokio::time::timeout(timeout, client.log_messages(request)).await {
-        Ok(answer) => answer.map(tonic::Response::into_inner),
-        // Every attempt in the call has timed out by now, and gone.
-        Err(_elapsed) => return,
+    // A call whose connection broke goes at once to the next replica that is up, as the same
+    // attempt of each item: the replica is gone, not failing, so this spends no retry (as gRPC's
+    // transparent retries do not); the items are idempotent.
+    let turn = replicas.turn();
+    let mut tries: u32 = 0;
+    let answer = loop {
+        tries += 1;
+        let replica = replicas.pick(turn, tries);
+        let more_to_try = replicas.len() > 1 && (tries as usize) < replicas.len();
+        let sent = if more_to_try {
+            items.clone()
+        } else {
+            std::mem::take(&mut items)
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let mut request = tonic::Request::new(LogMessagesRequest { items: sent });
+        request.set_timeout(timeout);
+        let mut client = replica.client.clone();
+        match tokio::time::timeout(timeout, client.log_messages(request)).await {
+            Ok(Ok(answer)) => break Ok(answer.into_inner()),
+            Ok(Err(status)) => {
+                let broke = replicas.failed(replica, &status);
+                if broke && more_to_try && replicas.any_up() {
+                    tracing::info!(
+                        replica = %replica.url,
+                        messages = replies.len(),
+                        "the call's connection broke: sending it to the next replica"
+                    );
+                    continue;
+                }
+                break Err(status);
+            }
+            // Every attempt in the call has timed out by now, and gone.
+            Err(_elapsed) => return,
+        }
     };
     match answer {
         Ok(answer) if answer.results.len() == replies.len() => {
@@ -227,7 +253,6 @@ async fn send(
             // The replies are dropped unanswered: each attempt goes alone instead.
         }
         Err(status) => {
-            replicas.failed(replica, &status);
             let status = connection_failure_is_unavailable(status);
             for reply in replies {
                 let _ = reply.send(Err(status.clone()));

@@ -147,18 +147,30 @@ impl Replicas {
             .unwrap_or(&self.list[0])
     }
 
+    /// How many replicas there are.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether any replica takes its turn.
+    pub(crate) fn any_up(&self) -> bool {
+        self.list.iter().any(Replica::is_up)
+    }
+
     /// A call to `replica` failed with `status`: if its connection broke (the replica is gone,
-    /// not merely failing a call), it leaves the turn until its health check passes.
-    pub(crate) fn failed(&self, replica: &Replica, status: &Status) {
+    /// not merely failing a call), it leaves the turn until its health check passes. Says
+    /// whether the connection broke.
+    pub(crate) fn failed(&self, replica: &Replica, status: &Status) -> bool {
         use std::error::Error as _;
-        if self.list.len() > 1 && status.source().is_some() && replica.is_up() {
-            replica.up.store(false, Ordering::Relaxed);
+        let broke = status.source().is_some();
+        if broke && self.list.len() > 1 && replica.up.swap(false, Ordering::Relaxed) {
             tracing::warn!(
                 replica = %replica.url,
                 reason = %status.message(),
                 "logging replica out of turn"
             );
         }
+        broke
     }
 
     /// Whether any replica is serving now, asked of each at once: `Ok` if one is, otherwise

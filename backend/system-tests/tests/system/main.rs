@@ -11,6 +11,7 @@ mod faults;
 mod gateway;
 mod metrics;
 mod reads;
+mod replicas;
 mod retries;
 mod tracing_ids;
 mod validation;
