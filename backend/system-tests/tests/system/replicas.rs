@@ -200,3 +200,88 @@ async fn a_watchers_feed_moves_to_another_replica_with_no_gap_or_double() {
     assert_eq!(texts, expected);
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_and_started_under_load_keeps_every_answered_post_once() {
+    const POSTS: usize = 1_000;
+    const CONCURRENCY: usize = 16;
+    let Some(mut redis) = RedisServer::start_if_installed().await else {
+        return;
+    };
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let a = start_replica(&redis, any).await;
+    let b = start_replica(&redis, any).await;
+    let (facade, _messages) = facade_over(&[&a, &b]).await;
+    let client = Arc::new(Client::new(&facade));
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let (progress, mut answered) = tokio::sync::watch::channel((0_usize, 0_usize));
+    let progress = Arc::new(progress);
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, next, progress) = (
+                Arc::clone(&client),
+                Arc::clone(&next),
+                Arc::clone(&progress),
+            );
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= POSTS {
+                        return answers;
+                    }
+                    let (status, _) = client.post_message(&format!("message {n}")).await;
+                    answers.push((n, status));
+                    progress.send_modify(|(ok, failed)| {
+                        if status == 200 {
+                            *ok += 1;
+                        } else {
+                            *failed += 1;
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+
+    // Redis goes away under load, and comes back once POSTs have failed for it.
+    answered.wait_for(|(ok, _)| *ok >= POSTS / 5).await.unwrap();
+    redis.kill();
+    answered
+        .wait_for(|(_, failed)| *failed >= 10)
+        .await
+        .unwrap();
+    redis.restart().await;
+
+    let mut ok = BTreeSet::new();
+    for worker in workers {
+        for (n, status) in worker.await.unwrap() {
+            assert!(status == 200 || status >= 500, "POST {n}: {status}");
+            if status == 200 {
+                ok.insert(format!("message {n}"));
+            }
+        }
+    }
+    // Recovered, with no restart of the services: POSTs succeed again.
+    for n in 0..10 {
+        let text = format!("after {n}");
+        let (status, body) = client.post_message(&text).await;
+        assert_eq!(status, 200, "{body}");
+        ok.insert(text);
+    }
+
+    // Every POST answered 200 is stored, once; nothing is stored twice.
+    let (status, listed) = client.get_messages().await;
+    assert_eq!(status, 200);
+    let listed: Vec<String> = serde_json::from_value(listed["logged_messages"].clone()).unwrap();
+    let distinct: BTreeSet<String> = listed.iter().cloned().collect();
+    assert_eq!(distinct.len(), listed.len(), "a message was stored twice");
+    let missing: Vec<_> = ok.difference(&distinct).collect();
+    assert!(
+        missing.is_empty(),
+        "answered 200 but not stored: {missing:?}"
+    );
+    assert!(ok.len() >= POSTS / 5 + 10);
+    drop((a, b));
+}
