@@ -58,7 +58,7 @@ trap cleanup EXIT
 # run.sh prints its banner once all three services answer their health checks.
 started=0
 for _ in $(seq 1 $((RUN_TIMEOUT_S * 5))); do
-  if grep -q "Ctrl-C stops all three" "$log"; then started=1; break; fi
+  if grep -q "Ctrl-C stops them all" "$log"; then started=1; break; fi
   kill -0 "$run_pid" 2>/dev/null || break
   sleep 0.2
 done

@@ -7,6 +7,10 @@
 #   PROFILE=dev scripts/run.sh      # debug build instead of release
 #   RUST_LOG=debug scripts/run.sh   # every retry attempt and request in detail
 #   SKIP_PAGE=1 scripts/run.sh      # services only, without installing tools or building the page
+#   LOGGING_REPLICAS=3 LOGGING_STORE=redis scripts/run.sh
+#                                   # Redis (installed if missing; its data in data/redis) and three
+#                                   # logging replicas on it (:8081, :8084, :8085), the facade
+#                                   # balancing across them
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,7 +21,27 @@ export MESSAGES_ADDR=${MESSAGES_ADDR:-0.0.0.0:8082}
 # Logging's admin port: its Prometheus metrics at /metrics.
 export LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR:-127.0.0.1:9081}
 port() { echo "${1##*:}"; }
-export LOGGING_URL=${LOGGING_URL:-http://127.0.0.1:$(port "$LOGGING_ADDR")}
+LOGGING_REPLICAS=${LOGGING_REPLICAS:-1}
+REDIS_PORT=${REDIS_PORT:-6379}
+case "$LOGGING_REPLICAS" in ''|*[!0-9]*|0) echo "LOGGING_REPLICAS must be a number from 1" >&2; exit 1 ;; esac
+if [ "${LOGGING_STORE:-}" = redis ]; then
+  export LOGGING_STORE=redis://127.0.0.1:$REDIS_PORT
+  start_redis=1
+fi
+if [ "$LOGGING_REPLICAS" -gt 1 ] && [[ "${LOGGING_STORE:-}" != redis://* ]]; then
+  echo "several logging replicas need a store they share: add LOGGING_STORE=redis" >&2
+  exit 1
+fi
+# Replica 1 on LOGGING_ADDR (the original's port), replica n on port 8082+n; admin ports alike.
+replica_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADDR" || echo $((8082 + $1)); }
+replica_admin_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADMIN_ADDR" || echo $((9082 + $1)); }
+if [ -z "${LOGGING_URL:-}" ]; then
+  LOGGING_URL=""
+  for n in $(seq 1 "$LOGGING_REPLICAS"); do
+    LOGGING_URL+="${LOGGING_URL:+,}http://127.0.0.1:$(replica_port "$n")"
+  done
+fi
+export LOGGING_URL
 export MESSAGES_URL=${MESSAGES_URL:-http://127.0.0.1:$(port "$MESSAGES_ADDR")}
 # The page served by the facade may call logging over gRPC-web.
 export LOGGING_CORS_ORIGINS=${LOGGING_CORS_ORIGINS:-http://localhost:$(port "$FACADE_ADDR"),http://127.0.0.1:$(port "$FACADE_ADDR")}
@@ -39,6 +63,8 @@ if [ "${SKIP_PAGE:-0}" != 1 ]; then
   trunk build --release
 fi
 
+[ -z "${start_redis:-}" ] || scripts/setup.sh redis
+
 echo "==> building the services ($PROFILE)"
 cargo build --locked --profile "$PROFILE" --bin logging-service --bin messages-service --bin facade-service
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -58,7 +84,22 @@ on_signal() { stop_all; exit 0; }
 trap on_signal INT TERM
 trap stop_all EXIT
 
-"$bin_dir/logging-service" & pids+=($!)
+if [ -n "${start_redis:-}" ]; then
+  # Every write appended to its log and fsynced before Redis answers (see README: Storage).
+  mkdir -p data/redis
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/data/redis" \
+    --appendonly yes --appendfsync always --save "" & pids+=($!)
+  for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "redis-server exited during start-up" >&2; exit 1; }
+    sleep 0.1
+  done
+fi
+for n in $(seq 1 "$LOGGING_REPLICAS"); do
+  LOGGING_ADDR=${LOGGING_ADDR%:*}:$(replica_port "$n") \
+    LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR%:*}:$(replica_admin_port "$n") \
+    "$bin_dir/logging-service" & pids+=($!)
+done
 "$bin_dir/messages-service" & pids+=($!)
 "$bin_dir/facade-service" & pids+=($!)
 
@@ -77,8 +118,10 @@ wait_healthy() {
   echo "$url did not answer within 10 s" >&2
   return 1
 }
-wait_healthy "http://127.0.0.1:$(port "$LOGGING_ADDR")/grpc.health.v1.Health/Check" \
-  -X POST -H 'content-type: application/grpc-web+proto' --data-binary @-
+for n in $(seq 1 "$LOGGING_REPLICAS"); do
+  wait_healthy "http://127.0.0.1:$(replica_port "$n")/grpc.health.v1.Health/Check" \
+    -X POST -H 'content-type: application/grpc-web+proto' --data-binary @-
+done
 wait_healthy "http://127.0.0.1:$(port "$MESSAGES_ADDR")/healthz"
 wait_healthy "http://127.0.0.1:$(port "$FACADE_ADDR")/healthz"
 
@@ -87,12 +130,13 @@ cat <<INFO
   page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
   facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/;
                                    gRPC and gRPC-web: msglog.v1.MessageLog)
-  logging   grpc://localhost:$(port "$LOGGING_ADDR")  (gRPC and gRPC-web;
-                                   metrics at http://localhost:$(port "$LOGGING_ADMIN_ADDR")/metrics)
+  logging   $(for n in $(seq 1 "$LOGGING_REPLICAS"); do printf 'grpc://localhost:%s ' "$(replica_port "$n")"; done)(gRPC and gRPC-web;
+                                   metrics at http://localhost:$(replica_admin_port 1)/metrics$([ "$LOGGING_REPLICAS" -gt 1 ] && echo ", …"))
+                                   store: ${LOGGING_STORE:-SQLite, data/logging.sqlite3}
   messages  http://localhost:$(port "$MESSAGES_ADDR")   (GET /get_message)
 
   Try:  scripts/test_requests_post.sh "hello"  and  scripts/test_requests_get.sh
-  Ctrl-C stops all three.
+  Ctrl-C stops them all.
 
 INFO
 
