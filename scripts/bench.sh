@@ -9,13 +9,15 @@
 #     (GET /api/messages) and the gRPC door (List, as gRPC-web), with 1,000 and with 1,000,000
 #     messages stored in SQLite (filled by bench-fill through logging's own store: about a
 #     minute for the million), and the ratio of the two;
-#   - the resident memory of each service after the load.
+#   - the resident memory of each service after the load;
+#   - POST at concurrency 32 through one logging replica on Redis (every write fsynced), then
+#     through three (the facade balancing across them; all on the same cores).
 #
 #   scripts/bench.sh                          # 10 s per scenario
 #   DURATION=30 scripts/bench.sh
 #
-# Uses wrk (Debian package; installed if missing), the release build, and ports
-# BENCH_BASE_PORT..+3 (default 19080..19083).
+# Uses wrk and redis-server (Debian packages; installed if missing), the release build, and
+# ports BENCH_BASE_PORT..+6 (default 19080..19086).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -154,13 +156,44 @@ LUA
 }
 page_rows 1000 "1,000"
 page_rows 1000000 "1,000,000"
+memory="facade $(rss_mb "$facade_pid") MB, messages $(rss_mb "$messages_pid") MB, logging (SQLite, 1,000,000 messages) $(rss_mb "$logging_pid") MB"
+
+# Redis (installed if missing), every write fsynced as scripts/run.sh runs it: POSTs through
+# one logging replica on it, then through three with the facade balancing across them.
+scripts/setup.sh redis >&2
+redis_port=$((BASE_PORT + 4))
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" \
+  --appendonly yes --appendfsync always --save "" >/dev/null & pids+=($!)
+for _ in $(seq 1 100); do [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+start_logging "redis://127.0.0.1:$redis_port"
+row "POST /send_message, Redis, 1 replica, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
+urls="http://127.0.0.1:$logging_port"
+for n in 5 6; do
+  "$bin/logging-service" --addr "127.0.0.1:$((BASE_PORT + n))" --store "redis://127.0.0.1:$redis_port" \
+    --dedup-by id & pids+=($!)
+  urls+=",http://127.0.0.1:$((BASE_PORT + n))"
+done
+kill -TERM "$facade_pid"; wait "$facade_pid" 2>/dev/null || true
+"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
+  --logging-url "$urls" --messages-url "http://127.0.0.1:$messages_port" &
+facade_pid=$!; pids+=($facade_pid)
+# Each replica serving (a gRPC health check over gRPC-web), then the facade.
+for n in 5 6; do
+  for _ in $(seq 1 200); do
+    printf '\x00\x00\x00\x00\x00' | curl -fsS -o /dev/null --max-time 1 -X POST \
+      -H 'content-type: application/grpc-web+proto' --data-binary @- \
+      "http://127.0.0.1:$((BASE_PORT + n))/grpc.health.v1.Health/Check" 2>/dev/null && break
+    sleep 0.05
+  done
+done
+wait_for "$facade/healthz"
+row "POST /send_message, Redis, 3 replicas, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
 
 echo
 echo "one run, ${DURATION} s per row after a 2 s warm-up, wrk with $THREADS threads; $(nproc) cores, shared by all"
 printf '%-44s %10s %8s %8s %7s %10s\n' scenario "requests/s" "p50 ms" "p99 ms" errors "of hello"
 # (each row against the hello server at its own concurrency)
 printf '%s\n' "${rows[@]}"
-echo "resident memory after the load: facade $(rss_mb "$facade_pid") MB," \
-  "messages $(rss_mb "$messages_pid") MB, logging (SQLite, 1,000,000 messages) $(rss_mb "$logging_pid") MB"
+echo "resident memory after the load (before the Redis rows): $memory"
 awk -v j1="$json_1000" -v j2="$json_1000000" -v g1="$grpc_1000" -v g2="$grpc_1000000" 'BEGIN {
   printf "a page at 1,000,000 stored costs %.2fx the same page at 1,000 (JSON), %.2fx (gRPC-web)\n", j1 / j2, g1 / g2 }'
