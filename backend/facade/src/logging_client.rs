@@ -63,7 +63,12 @@ impl LoggingClient {
         budget: RetryBudget,
         metrics: Arc<CallMetrics>,
     ) -> Result<Self, tonic::transport::Error> {
-        let replicas = Replicas::new(urls, policy.attempt_timeout, check_every)?;
+        let replicas = Replicas::new(
+            urls,
+            policy.attempt_timeout,
+            check_every,
+            Arc::clone(&metrics),
+        )?;
         Ok(Self {
             batcher: Batcher::start(Arc::clone(&replicas), Arc::clone(&metrics)),
             replicas,
@@ -90,7 +95,6 @@ impl LoggingClient {
         request_id: &str,
     ) -> Result<Attempted<Logged>, RetryFailure> {
         let id = id.to_string();
-        let turn = self.replicas.turn();
         with_retries(
             "LogMessage",
             &self.policy,
@@ -120,7 +124,8 @@ impl LoggingClient {
                                 attempt,
                                 timeout,
                             );
-                            let replica = self.replicas.pick(turn, attempt);
+                            // A turn of its own: each attempt on the next replica.
+                            let replica = self.replicas.pick(self.replicas.turn(), 1);
                             replica
                                 .client
                                 .clone()

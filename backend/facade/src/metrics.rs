@@ -79,6 +79,7 @@ pub(crate) struct CallMetrics {
     budget_refusals: Counter,
     batch_messages: Histogram,
     batch_queue: Gauge,
+    replicas_up: Gauge,
     /// Retries since start, over every method (for the status answer).
     retries_since_start: AtomicU64,
     /// Calls that failed since start, over every method and code (for the status answer).
@@ -97,6 +98,7 @@ impl Default for CallMetrics {
             // 1, 2, 4, ... 256: a call carries at most 256.
             batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             batch_queue: Gauge::default(),
+            replicas_up: Gauge::default(),
             retries_since_start: AtomicU64::new(0),
             failures_since_start: AtomicU64::new(0),
         }
@@ -142,6 +144,11 @@ impl CallMetrics {
             "logging_batch_messages",
             "Messages per LogMessages call: the attempts at storing a message that went to logging together",
             self.batch_messages.clone(),
+        );
+        registry.register(
+            "logging_replicas_up",
+            "Logging replicas taking calls in turn (the others failed their health check or their connection broke)",
+            self.replicas_up.clone(),
         );
         registry.register(
             "logging_batch_queue",
@@ -196,6 +203,11 @@ impl CallMetrics {
     /// call.
     pub(crate) fn batch_queued(&self, change: i64) {
         self.batch_queue.inc_by(change);
+    }
+
+    /// `up` logging replicas now take calls in turn.
+    pub(crate) fn replicas_up(&self, up: usize) {
+        self.replicas_up.set(i64::try_from(up).unwrap_or(i64::MAX));
     }
 
     /// The retry budget refused a retry.

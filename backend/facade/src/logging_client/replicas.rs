@@ -23,7 +23,7 @@ use tonic_health::pb::{
 };
 
 use super::connection_failure_is_unavailable;
-use crate::codes::status_text;
+use crate::{codes::status_text, metrics::CallMetrics};
 
 /// One logging process.
 #[derive(Debug)]
@@ -62,10 +62,12 @@ impl Replica {
         }
     }
 
-    /// Records what a health check found, saying so when it changes the replica's state.
-    fn checked(&self, result: &Result<(), String>) {
+    /// Records what a health check found, saying so when it changes the replica's state;
+    /// says whether it did.
+    fn checked(&self, result: &Result<(), String>) -> bool {
         let up = result.is_ok();
-        if self.up.swap(up, Ordering::Relaxed) != up {
+        let changed = self.up.swap(up, Ordering::Relaxed) != up;
+        if changed {
             match result {
                 Ok(()) => tracing::info!(replica = %self.url, "logging replica back in turn"),
                 Err(reason) => {
@@ -73,6 +75,7 @@ impl Replica {
                 }
             }
         }
+        changed
     }
 }
 
@@ -83,6 +86,8 @@ pub(crate) struct Replicas {
     next: AtomicUsize,
     /// How long a health check may take.
     check_timeout: Duration,
+    /// Counts the replicas in turn.
+    metrics: Arc<CallMetrics>,
 }
 
 impl Replicas {
@@ -93,6 +98,7 @@ impl Replicas {
         urls: &[String],
         connect_timeout: Duration,
         check_every: Duration,
+        metrics: Arc<CallMetrics>,
     ) -> Result<Arc<Self>, tonic::transport::Error> {
         let list = urls
             .iter()
@@ -119,7 +125,9 @@ impl Replicas {
             list,
             next: AtomicUsize::new(0),
             check_timeout: connect_timeout,
+            metrics,
         });
+        replicas.metrics.replicas_up(replicas.list.len());
         if replicas.list.len() > 1 {
             tokio::spawn(check_health(Arc::downgrade(&replicas), check_every));
         }
@@ -169,8 +177,15 @@ impl Replicas {
                 reason = %status.message(),
                 "logging replica out of turn"
             );
+            self.counted();
         }
         broke
+    }
+
+    /// Tells the metrics how many replicas are in turn.
+    fn counted(&self) {
+        let up = self.list.iter().filter(|replica| replica.is_up()).count();
+        self.metrics.replicas_up(up);
     }
 
     /// Whether any replica is serving now, asked of each at once: `Ok` if one is, otherwise
@@ -182,8 +197,12 @@ impl Replicas {
                 .map(|replica| replica.check(self.check_timeout)),
         )
         .await;
+        let mut changed = false;
         for (replica, result) in self.list.iter().zip(&results) {
-            replica.checked(result);
+            changed |= replica.checked(result);
+        }
+        if changed {
+            self.counted();
         }
         if results.iter().any(Result::is_ok) {
             return Ok(());

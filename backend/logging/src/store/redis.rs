@@ -100,6 +100,9 @@ pub struct RedisStore {
     dedup_by: DedupBy,
     /// Tells watchers of the messages the tail reads.
     publisher: Arc<Publisher>,
+    /// The newest seq the tail has told of: an insert returns once its message is told, so a
+    /// subscriber sees it as soon as its writer does (as with the other stores).
+    told: tokio::sync::watch::Receiver<u64>,
     /// Stops the tail.
     stop: CancellationToken,
     /// Set by [`Store::close`].
@@ -156,12 +159,14 @@ impl RedisStore {
             Arc::clone(&publisher),
             stop.clone(),
         ));
+        let told = publisher.subscribe().newest;
         Ok(Self {
             connection,
             insert: Script::new(INSERT),
             keys,
             dedup_by,
             publisher,
+            told,
             stop,
             closed: AtomicBool::new(false),
         })
@@ -322,7 +327,20 @@ impl Store for RedisStore {
         match answer {
             0 => Ok(Inserted::Duplicate),
             -1 => Err(StoreError::Conflict { id: message.id }),
-            _ => Ok(Inserted::Stored),
+            seq => {
+                // Stored; wait (briefly) until the tail has told watchers of it. If the tail is
+                // cut off meanwhile, the message is stored all the same, and told once the tail
+                // reads again.
+                let seq = u64::try_from(seq).unwrap_or_default();
+                let mut told = self.told.clone();
+                if tokio::time::timeout(RESPONSE_TIMEOUT, told.wait_for(|newest| *newest >= seq))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(seq, "stored, but the log's tail has not read it yet");
+                }
+                Ok(Inserted::Stored)
+            }
         }
     }
 

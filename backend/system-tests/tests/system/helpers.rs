@@ -20,9 +20,19 @@ pub async fn listener() -> TcpListener {
 pub async fn spawn_logging_stand_in(
     service: impl msglog_proto::logging::logging_service_server::LoggingService,
 ) -> InProcess {
+    spawn_logging_stand_in_with_health(service).await.0
+}
+
+/// A stand-in for logging on a free port with the standard gRPC health service (serving), and
+/// what sets its health.
+pub async fn spawn_logging_stand_in_with_health(
+    service: impl msglog_proto::logging::logging_service_server::LoggingService,
+) -> (InProcess, tonic_health::server::HealthReporter) {
     let listener = listener().await;
-    InProcess::spawn(listener.local_addr().unwrap(), |stop| async move {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let process = InProcess::spawn(listener.local_addr().unwrap(), |stop| async move {
         tonic::transport::Server::builder()
+            .add_service(health)
             .add_service(
                 msglog_proto::logging::logging_service_server::LoggingServiceServer::new(service),
             )
@@ -32,7 +42,8 @@ pub async fn spawn_logging_stand_in(
             )
             .await?;
         Ok(())
-    })
+    });
+    (process, reporter)
 }
 
 /// Logging settings: `addr`, then `extra` flags (a memory store unless they name one).

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod balancing;
 mod batching;
 mod faults;
 mod gateway;
