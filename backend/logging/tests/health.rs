@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser as _;
@@ -12,6 +14,7 @@ use logging_service::{
 };
 use msglog_common::testing::{InProcess, TempDir};
 use msglog_proto::logging::{Empty, LogRequest, logging_service_client::LoggingServiceClient};
+use support::wait_for_health;
 use tonic::{Code, Streaming, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
@@ -50,20 +53,6 @@ async fn watch(channel: &Channel, service: &str) -> Streaming<HealthCheckRespons
         .into_inner()
 }
 
-/// Reads the stream until it reports `wanted` (at most 10 s).
-async fn wait_for(stream: &mut Streaming<HealthCheckResponse>, wanted: ServingStatus) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let update = stream.message().await.unwrap().expect("the stream goes on");
-            if update.status() == wanted {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("health never became {wanted:?}"));
-}
-
 fn request(id: u128, text: &str) -> LogRequest {
     LogRequest {
         id: uuid::Uuid::from_u128(id).to_string(),
@@ -78,19 +67,19 @@ async fn health_is_not_serving_while_the_store_fails_and_serving_once_it_recover
     let mut client = LoggingServiceClient::new(channel.clone());
     let mut whole = watch(&channel, "").await;
     let mut logging = watch(&channel, "LoggingService").await;
-    wait_for(&mut whole, ServingStatus::Serving).await;
+    wait_for_health(&mut whole, ServingStatus::Serving).await;
 
     client.log_message(request(1, "before")).await.unwrap();
     store.set(Fault::Unavailable);
     let status = client.log_message(request(2, "during")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
-    wait_for(&mut whole, ServingStatus::NotServing).await;
-    wait_for(&mut logging, ServingStatus::NotServing).await;
+    wait_for_health(&mut whole, ServingStatus::NotServing).await;
+    wait_for_health(&mut logging, ServingStatus::NotServing).await;
 
     // No call comes in: the probe alone sees the store recover.
     store.set(Fault::None);
-    wait_for(&mut whole, ServingStatus::Serving).await;
-    wait_for(&mut logging, ServingStatus::Serving).await;
+    wait_for_health(&mut whole, ServingStatus::Serving).await;
+    wait_for_health(&mut logging, ServingStatus::Serving).await;
     client.log_message(request(2, "during")).await.unwrap();
     let listed = client.get_messages(Empty {}).await.unwrap().into_inner();
     assert_eq!(listed.messages, vec!["before", "during"]);
@@ -142,7 +131,7 @@ async fn health_follows_a_sqlite_file_that_becomes_unwritable_and_writable_again
     // Health is read before anything is undone (the attributes are cleared even if it fails).
     let reported = tokio::time::timeout(
         Duration::from_secs(10),
-        wait_for(&mut health, ServingStatus::NotServing),
+        wait_for_health(&mut health, ServingStatus::NotServing),
     )
     .await;
     set_immutable(&db, false).unwrap();
@@ -151,7 +140,7 @@ async fn health_follows_a_sqlite_file_that_becomes_unwritable_and_writable_again
     let status = failed.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     reported.expect("health turned NOT_SERVING");
-    wait_for(&mut health, ServingStatus::Serving).await;
+    wait_for_health(&mut health, ServingStatus::Serving).await;
     client.log_message(request(2, "during")).await.unwrap();
     let listed = client.get_messages(Empty {}).await.unwrap().into_inner();
     assert_eq!(listed.messages, vec!["before", "during"]);

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -16,6 +18,7 @@ use msglog_proto::logging::{
     ListMessagesRequest, LogRequest, LoggedMessage, WatchMessagesRequest,
     logging_service_client::LoggingServiceClient,
 };
+use support::wait_for_health;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -204,21 +207,4 @@ async fn a_redis_outage_is_unavailable_and_not_serving_until_redis_is_back() {
         watched,
         [(1, "before".to_owned()), (2, "during".to_owned())]
     );
-}
-
-/// Reads the health stream until it reports `wanted` (at most 10 s).
-async fn wait_for_health(
-    stream: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
-    wanted: ServingStatus,
-) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let update = stream.message().await.unwrap().expect("the stream goes on");
-            if update.status() == wanted {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("health never became {wanted:?}"));
 }

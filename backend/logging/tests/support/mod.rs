@@ -73,3 +73,20 @@ pub(crate) fn log_request(id: &str, message: &str) -> LogRequest {
         message: message.to_owned(),
     }
 }
+
+/// Reads a health stream until it reports `wanted` (at most 10 s).
+pub(crate) async fn wait_for_health(
+    stream: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    wanted: tonic_health::pb::health_check_response::ServingStatus,
+) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let update = stream.message().await.unwrap().expect("the stream goes on");
+            if update.status() == wanted {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("health never became {wanted:?}"));
+}

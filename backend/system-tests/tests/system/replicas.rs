@@ -49,6 +49,46 @@ async fn facade_over(replicas: &[&ServiceProcess]) -> (InProcess, InProcess) {
     (spawn_facade(settings).await, messages)
 }
 
+/// A worker's answers: which POST, its status and its body.
+type Answers = tokio::task::JoinHandle<Vec<(usize, u16, serde_json::Value)>>;
+
+/// POSTs `message 0` .. `message {posts - 1}` through `client`, `concurrency` at a time, in
+/// the background: the workers, and a count of the answers so far, `(200s, others)`.
+fn post_concurrently(
+    client: &Arc<Client>,
+    posts: usize,
+    concurrency: usize,
+) -> (Vec<Answers>, tokio::sync::watch::Receiver<(usize, usize)>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let (progress, answered) = tokio::sync::watch::channel((0_usize, 0_usize));
+    let progress = Arc::new(progress);
+    let workers = (0..concurrency)
+        .map(|_| {
+            let (client, next, progress) =
+                (Arc::clone(client), Arc::clone(&next), Arc::clone(&progress));
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= posts {
+                        return answers;
+                    }
+                    let (status, body) = client.post_message(&format!("message {n}")).await;
+                    progress.send_modify(|(ok, other)| {
+                        if status == 200 {
+                            *ok += 1;
+                        } else {
+                            *other += 1;
+                        }
+                    });
+                    answers.push((n, status, body));
+                }
+            })
+        })
+        .collect();
+    (workers, answered)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_while_posts_run_loses_and_doubles_nothing() {
     const POSTS: usize = 2_000;
@@ -63,34 +103,11 @@ async fn a_replica_killed_while_posts_run_loses_and_doubles_nothing() {
     let (facade, _messages) = facade_over(&[&first, &doomed, &third]).await;
     let client = Arc::new(Client::new(&facade));
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let (progress, mut answered) = tokio::sync::watch::channel(0_usize);
-    let progress = Arc::new(progress);
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (client, next, progress) = (
-                Arc::clone(&client),
-                Arc::clone(&next),
-                Arc::clone(&progress),
-            );
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= POSTS {
-                        return answers;
-                    }
-                    let (status, body) = client.post_message(&format!("message {n}")).await;
-                    answers.push((n, status, body));
-                    progress.send_modify(|count| *count += 1);
-                }
-            })
-        })
-        .collect();
+    let (workers, mut answered) = post_concurrently(&client, POSTS, CONCURRENCY);
 
     // A quarter of the way, one replica dies: no chance to finish or answer anything.
     answered
-        .wait_for(|count| *count >= POSTS / 4)
+        .wait_for(|(ok, other)| ok + other >= POSTS / 4)
         .await
         .unwrap();
     doomed.kill9().await;
@@ -214,36 +231,7 @@ async fn redis_stopped_and_started_under_load_keeps_every_answered_post_once() {
     let (facade, _messages) = facade_over(&[&a, &b]).await;
     let client = Arc::new(Client::new(&facade));
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let (progress, mut answered) = tokio::sync::watch::channel((0_usize, 0_usize));
-    let progress = Arc::new(progress);
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (client, next, progress) = (
-                Arc::clone(&client),
-                Arc::clone(&next),
-                Arc::clone(&progress),
-            );
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= POSTS {
-                        return answers;
-                    }
-                    let (status, _) = client.post_message(&format!("message {n}")).await;
-                    answers.push((n, status));
-                    progress.send_modify(|(ok, failed)| {
-                        if status == 200 {
-                            *ok += 1;
-                        } else {
-                            *failed += 1;
-                        }
-                    });
-                }
-            })
-        })
-        .collect();
+    let (workers, mut answered) = post_concurrently(&client, POSTS, CONCURRENCY);
 
     // Redis goes away under load, and comes back once POSTs have failed for it.
     answered.wait_for(|(ok, _)| *ok >= POSTS / 5).await.unwrap();
@@ -256,8 +244,8 @@ async fn redis_stopped_and_started_under_load_keeps_every_answered_post_once() {
 
     let mut ok = BTreeSet::new();
     for worker in workers {
-        for (n, status) in worker.await.unwrap() {
-            assert!(status == 200 || status >= 500, "POST {n}: {status}");
+        for (n, status, body) in worker.await.unwrap() {
+            assert!(status == 200 || status >= 500, "POST {n}: {status} {body}");
             if status == 200 {
                 ok.insert(format!("message {n}"));
             }
