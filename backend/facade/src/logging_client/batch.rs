@@ -87,9 +87,10 @@ impl Batcher {
         self.unsupported.load(Ordering::Relaxed)
     }
 
-    /// Sends `item` in the next call and waits for its result: `LogResponse.status`, or the
-    /// status the item failed with. `None` when logging lacks `LogMessages`: the caller sends
-    /// the message alone, in the same attempt.
+    /// Sends `item` in the next call (which gives up `timeout` from now, unless a later item
+    /// in it may wait longer) and waits for its result: `LogResponse.status`, or the status the
+    /// item failed with. `None` when logging lacks
+    /// `LogMessages`: the caller sends the message alone, in the same attempt.
     pub(crate) async fn submit(
         &self,
         item: LogItem,
@@ -109,8 +110,16 @@ impl Batcher {
             self.metrics.batch_queued(-1);
             return Some(Err(Status::unavailable("the facade is stopping")));
         }
-        // Dropped unanswered when the call found logging lacks `LogMessages`.
-        result.await.ok()
+        match result.await {
+            Ok(result) => Some(result),
+            // Dropped unanswered: the call found logging lacks `LogMessages` (the caller sends
+            // the message alone), or ran out of time (as this attempt has, by now).
+            Err(_) if self.unsupported() => None,
+            Err(_) => Some(Err(Status::deadline_exceeded(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            )))),
+        }
     }
 }
 
