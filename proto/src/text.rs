@@ -97,4 +97,27 @@ mod tests {
         let parsed = MessageText::parse(text.clone(), 100);
         assert_eq!(parsed.map(MessageText::into_inner), Ok(text));
     }
+
+    proptest::proptest! {
+        /// Any text and any limit: accepted exactly when it is not blank and fits, and then
+        /// kept as sent.
+        #[test]
+        fn any_text_is_accepted_exactly_when_not_blank_and_within_the_limit(
+            text in proptest::prelude::any::<String>(),
+            max in 0_usize..64,
+        ) {
+            let expected_ok = !text.trim().is_empty() && text.len() <= max;
+            match MessageText::parse(text.clone(), max) {
+                Ok(parsed) => {
+                    proptest::prop_assert!(expected_ok);
+                    proptest::prop_assert_eq!(parsed.as_str(), text.as_str());
+                }
+                Err(MessageTextError::Empty) => proptest::prop_assert!(text.trim().is_empty()),
+                Err(MessageTextError::TooLong { len, max: limit }) => {
+                    proptest::prop_assert_eq!((len, limit), (text.len(), max));
+                    proptest::prop_assert!(len > max);
+                }
+            }
+        }
+    }
 }

@@ -256,4 +256,35 @@ mod tests {
         assert!(!check("application/x-www-form-urlencoded"));
         assert!(!is_json(&HeaderMap::new()));
     }
+
+    proptest::proptest! {
+        /// Any bytes as a body: a text, or a 400 that says what was wrong; never a panic.
+        #[test]
+        fn any_body_gives_a_text_or_a_clear_400(body in proptest::collection::vec(
+            proptest::prelude::any::<u8>(),
+            0..512,
+        )) {
+            match parse_send_message(&body, 64) {
+                Ok(text) => proptest::prop_assert!(!text.as_str().trim().is_empty()),
+                Err(AppError::BadRequest(reason)) => proptest::prop_assert!(!reason.is_empty()),
+                Err(other) => proptest::prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+
+        /// Any text sent as `{"message": ...}`, whatever it holds (quotes, escapes, any
+        /// Unicode): taken exactly as sent when it is not blank and fits, a 400 otherwise.
+        #[test]
+        fn any_message_in_json_is_taken_exactly_or_refused(text in proptest::prelude::any::<String>()) {
+            let body = serde_json::json!({ "message": text }).to_string();
+            let fits = !text.trim().is_empty() && text.len() <= 64;
+            match parse_send_message(body.as_bytes(), 64) {
+                Ok(parsed) => {
+                    proptest::prop_assert!(fits);
+                    proptest::prop_assert_eq!(parsed.as_str(), text.as_str());
+                }
+                Err(AppError::BadRequest(_)) => proptest::prop_assert!(!fits),
+                Err(other) => proptest::prop_assert!(false, "not a 400: {other:?}"),
+            }
+        }
+    }
 }

@@ -128,4 +128,40 @@ mod tests {
         assert!(IdempotencyKey::parse(b"tab\t").is_none());
         assert!(IdempotencyKey::parse("ключ".as_bytes()).is_none());
     }
+
+    proptest::proptest! {
+        /// Any bytes as an `Idempotency-Key`: taken exactly when 1 to 255 visible ASCII
+        /// characters, as sent; never a panic.
+        #[test]
+        fn any_key_is_taken_exactly_when_1_to_255_visible_ascii(raw in proptest::collection::vec(
+            proptest::prelude::any::<u8>(),
+            0..300,
+        )) {
+            let valid = (1..=255).contains(&raw.len()) && raw.iter().all(u8::is_ascii_graphic);
+            match IdempotencyKey::parse(&raw) {
+                Some(key) => {
+                    proptest::prop_assert!(valid);
+                    proptest::prop_assert_eq!(key.as_str().as_bytes(), raw.as_slice());
+                }
+                None => proptest::prop_assert!(!valid),
+            }
+        }
+
+        /// The same text always gives the same id, and two texts that differ never share one;
+        /// nor does a key share an id with the text of the same string.
+        #[test]
+        fn ids_follow_the_text_and_differ_with_it(
+            a in "\\PC{1,40}",
+            b in "\\PC{1,40}",
+        ) {
+            proptest::prop_assume!(!a.trim().is_empty() && !b.trim().is_empty());
+            let id_a = message_id(DedupMode::Content, None, &text(&a));
+            proptest::prop_assert_eq!(id_a, message_id(DedupMode::Content, None, &text(&a)));
+            let id_b = message_id(DedupMode::Content, None, &text(&b));
+            proptest::prop_assert_eq!(a == b, id_a == id_b);
+            if let Some(key) = IdempotencyKey::parse(a.as_bytes()) {
+                proptest::prop_assert_ne!(message_id(DedupMode::Content, Some(&key), &text(&b)), id_a);
+            }
+        }
+    }
 }
