@@ -2,16 +2,17 @@
 //! connected channel, with every call made through [`with_retries`]. Messages travel in
 //! `LogMessages` calls that carry whatever is being stored at the same time (see [`batch`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use msglog_proto::{
     MessageText,
     logging::{
         Empty, ListMessagesRequest, ListMessagesResponse, LogItem, LogRequest, STATUS_DUPLICATE,
         STATUS_LOGGED, WatchMessagesRequest, WatchMessagesResponse,
+        logging_service_client::LoggingServiceClient,
     },
 };
-use tonic::{Status, Streaming, metadata::MetadataValue};
+use tonic::{Status, Streaming, metadata::MetadataValue, transport::Channel};
 use uuid::Uuid;
 
 mod batch;
@@ -225,23 +226,10 @@ impl LoggingClient {
         &self,
         page: ListMessagesRequest,
     ) -> Result<ListMessagesResponse, Status> {
-        let replica = self.replicas.pick(self.replicas.turn(), 1);
-        let mut client = replica.client.clone();
         let mut request = tonic::Request::new(page);
         request.set_timeout(self.policy.attempt_timeout);
-        tokio::time::timeout(self.policy.attempt_timeout, client.list_messages(request))
+        self.once(|mut client| async move { client.list_messages(request).await })
             .await
-            .map_err(|_| self.no_answer())?
-            .map(tonic::Response::into_inner)
-            .map_err(|status| self.failed(replica, status))
-    }
-
-    /// `UNAVAILABLE`, for a call that got no answer within the attempt timeout.
-    fn no_answer(&self) -> Status {
-        Status::unavailable(format!(
-            "no answer within {} ms",
-            self.policy.attempt_timeout.as_millis()
-        ))
     }
 
     /// Opens a `WatchMessages` stream from `after_seq`. One attempt, bounded by the attempt
@@ -251,16 +239,29 @@ impl LoggingClient {
         &self,
         after_seq: u64,
     ) -> Result<Streaming<WatchMessagesResponse>, Status> {
-        let replica = self.replicas.pick(self.replicas.turn(), 1);
-        let mut client = replica.client.clone();
-        let opened = tokio::time::timeout(
-            self.policy.attempt_timeout,
-            client.watch_messages(WatchMessagesRequest { after_seq }),
-        )
+        tracing::debug!(after_seq, "watching logging");
+        self.once(|mut client| async move {
+            client
+                .watch_messages(WatchMessagesRequest { after_seq })
+                .await
+        })
         .await
-        .map_err(|_| self.no_answer())?;
-        tracing::debug!(replica = %replica.url, after_seq, "watching logging");
-        opened
+    }
+
+    /// One call to the replica whose turn it is, bounded by the attempt timeout (until its
+    /// answer, or its stream, opens), with no retry.
+    async fn once<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: FnOnce(LoggingServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let replica = self.replicas.pick(self.replicas.turn(), 1);
+        let timeout = self.policy.attempt_timeout;
+        tokio::time::timeout(timeout, call(replica.client.clone()))
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!("no answer within {} ms", timeout.as_millis()))
+            })?
             .map(tonic::Response::into_inner)
             .map_err(|status| self.failed(replica, status))
     }

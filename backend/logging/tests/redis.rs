@@ -12,20 +12,20 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use futures_util::future::join_all;
-use logging_service::{Application, Settings};
-use msglog_common::testing::{InProcess, RedisServer};
+use logging_service::Settings;
+use msglog_common::testing::RedisServer;
 use msglog_proto::logging::{
     ListMessagesRequest, LogRequest, LoggedMessage, WatchMessagesRequest,
     logging_service_client::LoggingServiceClient,
 };
-use support::wait_for_health;
+use support::{TestLogging, wait_for_health};
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 /// A logging replica on `redis`, and a channel to it.
-async fn replica(redis: &RedisServer) -> (InProcess, Channel) {
+async fn replica(redis: &RedisServer) -> (TestLogging, Channel) {
     let settings = Settings::try_parse_from([
         "logging-service",
         "--addr",
@@ -38,13 +38,8 @@ async fn replica(redis: &RedisServer) -> (InProcess, Channel) {
         "20",
     ])
     .unwrap();
-    let app = Application::build(&settings).await.unwrap();
-    let service = InProcess::spawn(app.addr(), |stop| app.run_until(stop));
-    let channel = Channel::from_shared(service.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let service = TestLogging::start_with(settings).await;
+    let channel = service.channel().await;
     (service, channel)
 }
 
