@@ -27,8 +27,6 @@ use crate::{
 const DEFAULT_PAGE: u32 = 100;
 /// The most messages one page may hold.
 const MAX_PAGE: u32 = 1000;
-/// The longest part of an item's request id that goes into a trace, in characters.
-const MAX_LOGGED_REQUEST_ID: usize = 128;
 
 /// The gRPC API: checks each request, then asks the store, and tells health how the store
 /// did.
@@ -180,7 +178,12 @@ impl LoggingService for LoggingApi {
         let results = join_all(items.into_iter().map(|item| {
             let span = tracing::info_span!(
                 "item",
-                request_id = shorten(&item.request_id, MAX_LOGGED_REQUEST_ID).as_str(),
+                // Bounded and escaped as any request id a client sends.
+                request_id = msglog_common::bounded::shorten_bytes(
+                    item.request_id.as_bytes(),
+                    msglog_common::request_id::MAX_LEN
+                )
+                .as_str(),
                 attempt = item.attempt
             );
             async move {
