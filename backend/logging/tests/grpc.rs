@@ -451,3 +451,61 @@ async fn list_messages_walks_every_page_both_ways_with_no_gap_or_double() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn log_messages_answers_each_item_over_grpc_and_grpc_web() {
+    use msglog_proto::logging::{LogItem, LogMessagesRequest, LogMessagesResponse};
+    const OTHER: &str = "7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    let item = |id: &str, text: &str| LogItem {
+        message: Some(log_request(id, text)),
+        request_id: "batch-test".to_owned(),
+        attempt: 1,
+    };
+    let server = TestLogging::start().await;
+
+    // Native gRPC: a new message, the same again, and a conflict, each answered for itself.
+    let results = server
+        .client()
+        .await
+        .log_messages(LogMessagesRequest {
+            items: vec![item(ID, "one"), item(ID, "one"), item(ID, "another")],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let answers: Vec<_> = results
+        .iter()
+        .map(|result| (Code::from(result.code), result.status.as_str()))
+        .collect();
+    assert_eq!(answers[0], (Code::Ok, "Message logged successfully"));
+    assert_eq!(answers[1], (Code::Ok, "Duplicate message ignored"));
+    assert_eq!(answers[2].0, Code::AlreadyExists);
+
+    // gRPC-web over HTTP/1.1: a new message and a bad id.
+    let body = LogMessagesRequest {
+        items: vec![item(OTHER, "two"), item("not-a-uuid", "three")],
+    }
+    .encode_to_vec();
+    let response = reqwest::Client::new()
+        .post(format!("{}/LoggingService/LogMessages", server.url()))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(grpc_frame(&body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    let (messages, trailers) = split_grpc_web(GrpcWebFrames::binary(), &body);
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+    let results = LogMessagesResponse::decode(messages[0].as_slice())
+        .unwrap()
+        .results;
+    assert_eq!(Code::from(results[0].code), Code::Ok);
+    assert_eq!(Code::from(results[1].code), Code::InvalidArgument);
+
+    // Only the valid new messages are stored, once each.
+    let listed = server.client().await.get_messages(Empty {}).await.unwrap();
+    assert_eq!(listed.into_inner().messages, vec!["one", "two"]);
+}
