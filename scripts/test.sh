@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every check the project has: formatting, lints, the Rust tests (unit, router, whole
 # services on port 0, real binaries), the wasm32 builds, the wire tests against the
-# original's gRPC stack, the browser test of the page in headless Chromium, the gateway driven
-# by the Connect client for Node, and the README's own commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI
-# runs exactly this.
+# original's gRPC stack, schemathesis on the JSON API, the browser test of the page in
+# headless Chromium, the gateway driven by the Connect client for Node, and the README's own
+# commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI runs
+# exactly this.
 #
 #   scripts/test.sh              # everything
 #   TEST_LOG=1 scripts/test.sh   # with the services' traces in failing Rust tests' output
@@ -74,6 +75,12 @@ set +e
 python_status=${PIPESTATUS[0]}
 set -e
 
+step "a fuzzer no one here wrote: schemathesis on the JSON API, from its OpenAPI document"
+set +e
+scripts/fuzz_api.sh 2>&1 | tee -a "$results"
+fuzz_status=${PIPESTATUS[0]}
+set -e
+
 step "browser test (headless Chromium)"
 set +e
 E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
@@ -103,10 +110,11 @@ while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
     -e 's/^(([0-9]+) failed, )?([0-9]+) passed(, ([0-9]+) failed)?.* in [0-9.]+s.*/\3 \2\5/p' "$results" \
     | awk '{ print $1, ($2 == "" ? 0 : $2) }'
   awk '/^# pass /{p=$3} /^# fail /{print p, $3}' "$results"
-  # The README check: "README commands: P passed, F failed".
-  sed -n -E 's/^README commands: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$results"
+  # The README check: "README commands: P passed, F failed"; the fuzzer's: "API fuzzing: ...".
+  sed -n -E 's/^(README commands|API fuzzing): ([0-9]+) passed, ([0-9]+) failed$/\2 \3/p' "$results"
 )
 echo
 echo "${passed} passed, ${failed} failed"
-[ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$browser_status" -eq 0 ] \
+[ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ] \
+  && [ "$browser_status" -eq 0 ] \
   && [ "$connect_status" -eq 0 ] && [ "$readme_status" -eq 0 ]

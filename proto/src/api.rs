@@ -21,17 +21,27 @@ pub mod paths {
     pub const API_MESSAGES: &str = "/messages";
     /// Under [`API`]: the services' health at a glance.
     pub const API_STATUS: &str = "/status";
+    /// Under [`API`]: the OpenAPI document of the JSON API.
+    pub const API_OPENAPI: &str = "/openapi.json";
 }
+
+/// The largest seq a message can have (a store's signed 64-bit integer), so the largest
+/// cursor.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// Body of `POST /send_message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessageRequest {
-    /// The text to log.
+    /// The text to log: at least one character that is not white space, and at most the
+    /// facade's limit in UTF-8 bytes (`--max-message-bytes`).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, example = "hello"))]
     pub message: String,
 }
 
 /// Outcome of storing one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SendStatus {
     /// Stored by this request.
@@ -42,6 +52,7 @@ pub enum SendStatus {
 
 /// Answer of `POST /send_message` with HTTP 200: the original's three fields, exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendMessageResponse {
     /// The message's id (a UUID).
     pub id: String,
@@ -54,6 +65,7 @@ pub struct SendMessageResponse {
 /// Answer of `POST /api/messages` with HTTP 200: the original's fields, and how many calls it
 /// took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiSendMessageResponse {
     /// The message's id (a UUID).
     pub id: String,
@@ -67,6 +79,7 @@ pub struct ApiSendMessageResponse {
 
 /// Answer of `GET /get_messages` with HTTP 200.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GetMessagesResponse {
     /// Every logged text, in insertion order.
     pub logged_messages: Vec<String>,
@@ -77,21 +90,31 @@ pub struct GetMessagesResponse {
 /// Query of `GET /api/messages`: one page of the list, from a cursor, in either direction
 /// (as the gRPC `List`). Every field may be left out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListQuery {
-    /// Where the page starts, not included. Forward: messages with seq > cursor (0: from the
-    /// first). Backward: messages with seq < cursor (0: from the newest).
+    /// Where the page starts, not included: at most 9223372036854775807, the largest seq.
+    /// Forward: messages with seq > cursor (0: from the first). Backward: messages with
+    /// seq < cursor (0: from the newest).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)
+    )]
     pub cursor: u64,
     /// Messages per page: 1 to 1000; 0 or left out means 100.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 0, maximum = 1000))]
     pub limit: u32,
     /// `forward` (the default) or `backward`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(inline))]
     pub direction: Direction,
 }
 
 /// Which way a page is read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// From older to newer.
@@ -103,6 +126,7 @@ pub enum Direction {
 
 /// A stored message with its place in insertion order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PagedMessage {
     /// Its place in insertion order: the first message is 1, each later one larger.
     pub seq: u64,
@@ -114,6 +138,7 @@ pub struct PagedMessage {
 
 /// Answer of `GET /api/messages` with HTTP 200.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagesPage {
     /// The page, in insertion order (ascending seq) whichever the direction.
     pub messages: Vec<PagedMessage>,
@@ -124,6 +149,7 @@ pub struct MessagesPage {
 
 /// Body of every error answer (4xx and 5xx).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
@@ -148,6 +174,7 @@ impl ErrorBody {
 
 /// Whether one service is up, as the facade sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceStatus {
     /// `true` when the service answered its health check.
     pub up: bool,
@@ -157,6 +184,7 @@ pub struct ServiceStatus {
 
 /// Answer of `GET /api/status`: the three services at a glance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusResponse {
     /// The facade itself (up whenever it answers).
     pub facade: ServiceStatus,
@@ -175,6 +203,7 @@ pub struct StatusResponse {
 /// The facade's calls to logging since it started, as `/api/status` reports them (the same
 /// counts are at `GET /metrics`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallCounts {
     /// Attempts that retried a failed one.
     pub retries: u64,
@@ -184,6 +213,7 @@ pub struct CallCounts {
 
 /// The facade's live feed from logging, as `/api/status` reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveFeedStatus {
     /// Whether messages are flowing from logging.
     pub live: bool,

@@ -13,7 +13,7 @@
 pub mod api;
 mod text;
 
-pub use text::{MessageText, MessageTextError};
+pub use text::{MessageText, MessageTextError, NOT_BLANK_PATTERN};
 
 /// Types generated from `logging.proto`. The file has no `package`, which keeps the original's
 /// method paths (`/LoggingService/LogMessage`).

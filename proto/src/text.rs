@@ -8,6 +8,13 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MessageText(String);
 
+/// A regular expression (ECMA-262, as JSON Schema's `pattern`) that a text matches when it is
+/// not blank by [`MessageText`]'s rule: it has a character outside Unicode's `White_Space`
+/// set, which is what `str::trim` removes. Written out rather than `\S`, whose meaning differs
+/// between regex dialects (`U+FEFF`, `U+0085`, `U+001C`..`U+001F`).
+pub const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
 /// Why a text is not a valid [`MessageText`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageTextError {
@@ -65,6 +72,64 @@ impl fmt::Display for MessageText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The characters [`NOT_BLANK_PATTERN`]'s class leaves out, read from the pattern itself.
+    fn excluded_by_pattern() -> Vec<char> {
+        let class = NOT_BLANK_PATTERN
+            .strip_prefix("[^")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .expect("a negated class");
+        let mut singles = Vec::new();
+        let mut rest = class;
+        while let Some(c) = rest.chars().next() {
+            let (one, len) = match c {
+                '\\' => match rest[1..].chars().next().expect("an escape") {
+                    't' => ('\t', 2),
+                    'n' => ('\n', 2),
+                    'f' => ('\u{c}', 2),
+                    'r' => ('\r', 2),
+                    'u' => {
+                        let code = u32::from_str_radix(&rest[2..6], 16).expect("four hex digits");
+                        (char::from_u32(code).expect("a char"), 6)
+                    }
+                    other => panic!("unexpected escape \\{other}"),
+                },
+                c => (c, c.len_utf8()),
+            };
+            singles.push(one);
+            rest = &rest[len..];
+        }
+        // `a-b` ranges: a '-' between two singles.
+        let mut chars = Vec::new();
+        let mut i = 0;
+        while i < singles.len() {
+            if singles.get(i + 1) == Some(&'-') && i + 2 < singles.len() {
+                chars.extend(singles[i]..=singles[i + 2]);
+                i += 3;
+            } else {
+                chars.push(singles[i]);
+                i += 1;
+            }
+        }
+        chars
+    }
+
+    #[test]
+    fn the_not_blank_pattern_leaves_out_exactly_what_trim_removes() {
+        let mut excluded = excluded_by_pattern();
+        excluded.sort_unstable();
+        let white_space: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(excluded, white_space);
+        for c in white_space {
+            assert_eq!(
+                MessageText::parse(c.to_string(), 10),
+                Err(MessageTextError::Empty)
+            );
+        }
+    }
 
     #[test]
     fn blank_texts_are_refused() {

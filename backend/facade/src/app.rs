@@ -162,10 +162,7 @@ fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -
         .route(paths::SEND_MESSAGE, post(original::send_message))
         .route(paths::GET_MESSAGES, get(original::get_messages))
         .route(paths::HEALTHZ, get(routes::healthz))
-        .route(
-            paths::METRICS,
-            msglog_common::metrics::route(Arc::clone(&state.metrics.registry)),
-        )
+        .route(paths::METRICS, get(routes::metrics))
         .nest(paths::API, api::router())
         .route("/", get(web::index))
         .route("/index.html", get(web::index))

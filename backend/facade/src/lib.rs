@@ -32,6 +32,7 @@ mod ids;
 mod logging_client;
 mod messages_client;
 mod metrics;
+mod openapi;
 mod retry;
 mod routes;
 pub mod settings;

@@ -13,7 +13,7 @@ pub(crate) mod original;
 use msglog_proto::{
     MessageText,
     api::{
-        ApiSendMessageResponse, CallCounts, LiveFeedStatus, MessagesPage, PagedMessage,
+        ApiSendMessageResponse, CallCounts, ErrorBody, LiveFeedStatus, MessagesPage, PagedMessage,
         SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
     logging::{ListMessagesRequest, ListMessagesResponse, STATUS_DUPLICATE, STATUS_LOGGED},
@@ -95,14 +95,22 @@ const DEFAULT_PAGE: u32 = 100;
 /// The most messages a page may hold.
 const MAX_PAGE: u32 = 1000;
 
+/// The largest cursor: the largest seq a store can hold (SQLite's signed 64-bit integer).
+pub(crate) const MAX_CURSOR: u64 = msglog_proto::api::MAX_SEQ;
+
 /// A page of the list, asked for through either door and checked by one rule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PageRequest(ListMessagesRequest);
 
 impl PageRequest {
     /// Checks a page request: `limit` 0 means [`DEFAULT_PAGE`]; above [`MAX_PAGE`] is an
-    /// error that says so.
+    /// error that says so, as is a cursor above [`MAX_CURSOR`].
     pub(crate) fn new(cursor: u64, limit: u32, backward: bool) -> Result<Self, AppError> {
+        if cursor > MAX_CURSOR {
+            return Err(AppError::BadRequest(format!(
+                "cursor is {cursor}; a seq is at most {MAX_CURSOR}"
+            )));
+        }
         let limit = match limit {
             0 => DEFAULT_PAGE,
             n if n <= MAX_PAGE => n,
@@ -293,8 +301,38 @@ impl From<Services> for v1::StatusResponse {
 }
 
 /// `GET /healthz`: the facade itself is up (it says nothing of its dependencies).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    summary = "Liveness",
+    description = "`ok` whenever the facade answers, whatever the services behind it do (see \
+        `GET /api/status` for them).",
+    responses((status = 200, description = "The facade is up.", body = String,
+        content_type = "text/plain; charset=utf-8")),
+)]
 pub(crate) async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /metrics`: every metric in the Prometheus (OpenMetrics) text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "The metrics, as OpenMetrics text.", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 500, description = "The metrics could not be encoded.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    msglog_common::metrics::exposition(&state.metrics.registry)
 }
 
 /// A known path with the wrong method: a JSON 405.

@@ -13,6 +13,11 @@ use crate::{
 
 msglog_common::connection_settings!("FACADE");
 
+/// The default of `--max-body-bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// The default of `--max-message-bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Settings, from flags or environment variables.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -86,10 +91,10 @@ pub struct Settings {
     pub static_dir: PathBuf,
 
     /// Longest request body, in bytes.
-    #[arg(long, env = "FACADE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    #[arg(long, env = "FACADE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Longest message text, in UTF-8 bytes.
-    #[arg(long, env = "FACADE_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "FACADE_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
     /// Answers compressed at once (gzip, when asked for); an answer beyond that goes
     /// uncompressed. Each holds a deflate state and buffers (about 300 KB) while it is sent.

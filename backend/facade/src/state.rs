@@ -27,6 +27,16 @@ pub(crate) struct Limits {
     pub(crate) max_message_bytes: usize,
 }
 
+impl Default for Limits {
+    /// The settings' defaults.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: crate::settings::DEFAULT_MAX_BODY_BYTES,
+            max_message_bytes: crate::settings::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 /// Everything a handler needs, behind one `Arc`: the router clones the state for every
 /// request, so a clone must cost one reference count, not a copy of each client.
 #[derive(Debug, Clone)]
@@ -55,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// Where the built page is (`index.html` and its assets).
     pub(crate) static_dir: Arc<Path>,
+    /// The API's OpenAPI document with these limits, served at `/api/openapi.json`.
+    pub(crate) openapi: axum::body::Bytes,
     /// Every metric, for `/metrics`.
     pub(crate) metrics: Metrics,
     /// What the calls to logging did (also in `metrics`), for the status answer.
@@ -70,6 +82,10 @@ impl AppState {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
         let calls = Arc::new(CallMetrics::default());
+        let limits = Limits {
+            max_body_bytes: settings.max_body_bytes,
+            max_message_bytes: settings.max_message_bytes,
+        };
         anyhow::ensure!(
             !settings.logging_urls.is_empty(),
             "--logging-url must name at least one logging service"
@@ -97,10 +113,8 @@ impl AppState {
             )
             .with_context(|| format!("invalid --messages-url {:?}", settings.messages_url))?,
             dedup: settings.dedup,
-            limits: Limits {
-                max_body_bytes: settings.max_body_bytes,
-                max_message_bytes: settings.max_message_bytes,
-            },
+            limits,
+            openapi: crate::openapi::document_text(limits).into(),
             static_dir: Arc::from(settings.static_dir.as_path()),
         })))
     }

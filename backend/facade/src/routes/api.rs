@@ -8,7 +8,8 @@ use axum::{
     routing::get,
 };
 use msglog_proto::api::{
-    ApiSendMessageResponse, Direction, ListQuery, MessagesPage, StatusResponse, paths,
+    ApiSendMessageResponse, Direction, ErrorBody, ListQuery, MessagesPage, SendMessageRequest,
+    StatusResponse, paths,
 };
 
 use super::PageRequest;
@@ -23,12 +24,31 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(paths::API_MESSAGES, get(list).post(send))
         .route(paths::API_STATUS, get(status))
+        .route(paths::API_OPENAPI, get(crate::openapi::openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(super::method_not_allowed)
 }
 
 /// `POST /api/messages`: as `/send_message`, and the answer says how many calls it took.
-async fn send(
+#[utoipa::path(
+    post,
+    path = "/api/messages",
+    tag = "api",
+    operation_id = "send",
+    summary = "Log a message, saying how many calls it took",
+    description = "As `POST /send_message`; the answer adds `attempts`.",
+    params(crate::openapi::SendHeaders),
+    request_body(content = SendMessageRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored now (`success`), or already held under the same \
+            id (`duplicate`, nothing stored again).", body = ApiSendMessageResponse,
+            links(("newest" = (operation_id = "list", description = "The newest page of the \
+                list, which holds this message until others follow it.",
+                parameters(("direction" = "backward")))))),
+        crate::openapi::SendRefusals,
+    ),
+)]
+pub(crate) async fn send(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
@@ -39,7 +59,24 @@ async fn send(
 }
 
 /// `GET /api/messages?cursor=&limit=&direction=`: one page of the list, as the gRPC `List`.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    tag = "api",
+    operation_id = "list",
+    summary = "One page of the list",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The page, in insertion order.", body = MessagesPage,
+            links(("next" = (operation_id = "list", description = "The next page: with the \
+                same `direction`, the page after this one (none when `next_cursor` is null).",
+                parameters(("cursor" = "$response.body#/next_cursor")))))),
+        (status = 400, description = "A parameter is invalid: not a number, `limit` over \
+            1000, an unknown `direction`.", body = ErrorBody),
+        crate::openapi::ReadFailures,
+    ),
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     Query(query): Query<ListQuery>,
@@ -54,7 +91,18 @@ async fn list(
 }
 
 /// `GET /api/status`: the services at a glance, as the gRPC `Status`.
-async fn status(
+#[utoipa::path(
+    get,
+    path = "/api/status",
+    tag = "api",
+    operation_id = "status",
+    summary = "The services at a glance",
+    description = "Each service's health as the facade sees it, the live feed, and the \
+        facade's retries and errors since it started. Always 200: a service that is down is \
+        reported, not an error.",
+    responses((status = 200, description = "The status.", body = StatusResponse)),
+)]
+pub(crate) async fn status(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
 ) -> Json<StatusResponse> {

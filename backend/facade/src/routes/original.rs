@@ -1,7 +1,7 @@
 //! The original's routes, with its JSON shapes and status strings exactly.
 
 use axum::{Json, extract::State, response::Response};
-use msglog_proto::api::SendMessageResponse;
+use msglog_proto::api::{GetMessagesResponse, SendMessageRequest, SendMessageResponse};
 
 use crate::{
     error::AppError,
@@ -10,6 +10,23 @@ use crate::{
 };
 
 /// `POST /send_message`: the original's answer (three fields).
+#[utoipa::path(
+    post,
+    path = "/send_message",
+    tag = "original",
+    operation_id = "send_message",
+    summary = "Log a message",
+    description = "Gives the message an id (from the `Idempotency-Key`, or by the facade's \
+        `--dedup` rule) and stores it in logging, retrying failed calls. Fields other than \
+        `message` are ignored, as the original ignored them.",
+    params(crate::openapi::SendHeaders),
+    request_body(content = SendMessageRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored now (`success`), or already held under the same \
+            id (`duplicate`, nothing stored again).", body = SendMessageResponse),
+        crate::openapi::SendRefusals,
+    ),
+)]
 pub(crate) async fn send_message(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
@@ -22,6 +39,21 @@ pub(crate) async fn send_message(
 
 /// `GET /get_messages`: logging's list and the messages service's text, streamed (see
 /// [`super::listing`]).
+#[utoipa::path(
+    get,
+    path = "/get_messages",
+    tag = "original",
+    operation_id = "get_messages",
+    summary = "Every logged message, and the messages service's text",
+    description = "The whole log in insertion order, written as it is read. A logging that \
+        fails before the answer starts gives a 500; one that fails for good after it started \
+        cuts the answer off before its end, so a partial list is never valid JSON.",
+    responses(
+        (status = 200, description = "The log, and the messages service's answer or why it \
+            could not be had.", body = GetMessagesResponse),
+        crate::openapi::ReadFailures,
+    ),
+)]
 pub(crate) async fn get_messages(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,

@@ -205,6 +205,16 @@ async fn bad_requests_get_the_right_grpc_status() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("at most 1000"), "{status:?}");
+    let status = client
+        .list(ListRequest {
+            cursor: u64::MAX,
+            limit: 0,
+            direction: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("a seq is at most"), "{status:?}");
     assert_eq!(app.stored().await, ["one"], "nothing invalid was stored");
 }
 
@@ -433,6 +443,8 @@ async fn a_bad_page_query_is_a_json_400_that_says_what_is_wrong() {
         ("limit=1001", "at most 1000"),
         ("limit=-1", "limit"),
         ("cursor=abc", "cursor"),
+        // Found by schemathesis: a cursor past the largest seq was answered 200.
+        ("cursor=9223372036854775808", "at most 9223372036854775807"),
         ("direction=sideways", "direction"),
     ] {
         let (status, body) = app

@@ -211,3 +211,55 @@ async fn status_reports_each_service_up_or_down() {
     let (_, body) = client.get_json("/api/status").await;
     assert_eq!(body["messages"]["up"], false, "{body}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_with_the_limits_in_force() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.max_message_bytes = 1000;
+        settings.max_body_bytes = 5000;
+    })
+    .await;
+    let response = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{response:?}"
+    );
+    let (status, document) = status_and_json(response).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document["components"]["schemas"]["SendMessageRequest"]["properties"]["message"]["maxLength"],
+        1000
+    );
+    let body = document["paths"]["/api/messages"]["post"]["requestBody"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(body.contains("At most 5000 bytes"), "{body}");
+    // Each documented operation answers at its path (a wrong path or method would be a 404 or
+    // a 405 here), and with a status the document declares for it.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let request = match method.as_str() {
+                "get" => app.http.get(app.url(path)),
+                "post" => app
+                    .http
+                    .post(app.url(path))
+                    .json(&json!({ "message": format!("to {path}") })),
+                other => panic!("undocumented method {other}"),
+            };
+            let status = request.send().await.unwrap().status();
+            assert!(
+                operation["responses"]
+                    .get(status.as_str())
+                    .is_some_and(|_| status.is_success()),
+                "{method} {path} answered {status}"
+            );
+        }
+    }
+}
