@@ -16,17 +16,9 @@ use prost::Message as _;
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    Client, InProcess, TestApp, facade_settings, fill, logging_settings, spawn_facade,
+    Client, InProcess, TestApp, channel, facade_settings, fill, logging_settings, spawn_facade,
     spawn_logging_with, start_facade_binary, start_logging,
 };
-
-async fn channel(url: &str) -> Channel {
-    Channel::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
     MessageLogClient::new(channel(&facade.url()).await)

@@ -12,6 +12,15 @@ use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceCl
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+/// A gRPC channel to `url`, connected.
+pub async fn channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 pub async fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }

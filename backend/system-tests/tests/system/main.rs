@@ -9,6 +9,7 @@ mod helpers;
 mod balancing;
 mod batching;
 mod faults;
+mod fuzz_grpc;
 mod gateway;
 mod metrics;
 mod reads;
