@@ -58,17 +58,20 @@ until grep -q "Ctrl-C stops them all" "$log"; do
   sleep 0.2
 done
 
-report=target/schemathesis
+# Run from its report directory, where it also keeps its cache (.schemathesis).
+root=$PWD
+report=$root/target/schemathesis
 rm -rf "$report"
+mkdir -p "$report"
 status=0
-"$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" --no-color run \
-  "$base/api/openapi.json" \
+(cd "$report" && "$root/$venv/bin/schemathesis" --config-file "$root/$here/schemathesis.toml" \
+  --no-color run "$base/api/openapi.json" \
   --checks all \
   --phases examples,coverage,fuzzing,stateful \
   --max-examples "$FUZZ_EXAMPLES" \
   --seed "$FUZZ_SEED" \
   --workers 1 \
-  --report junit --report-junit-path "$report/junit.xml" || status=$?
+  --report junit --report-junit-path "$report/junit.xml") || status=$?
 
 # One line for scripts/test.sh's count: the operations, each passed when no check failed.
 python3 - "$report"/junit.xml "$status" <<'EOF'
