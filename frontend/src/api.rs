@@ -28,6 +28,21 @@ pub(crate) struct ApiError {
     pub(crate) code: &'static str,
     /// What the facade said, or what went wrong on the way.
     pub(crate) message: String,
+    /// The facade refused the request itself (invalid, too large, a key reused for another
+    /// text): sending it again cannot succeed. Anything else (no answer, a dependency down, a
+    /// timeout) may succeed later.
+    pub(crate) refused: bool,
+}
+
+impl ApiError {
+    /// No answer within `limit`.
+    pub(crate) fn timed_out(limit: std::time::Duration) -> Self {
+        Self {
+            code: "DEADLINE_EXCEEDED",
+            message: format!("the facade did not answer within {} s", limit.as_secs()),
+            refused: false,
+        }
+    }
 }
 
 impl From<tonic::Status> for ApiError {
@@ -40,15 +55,29 @@ impl From<tonic::Status> for ApiError {
             Code::Unavailable => "UNAVAILABLE",
             Code::Aborted => "ABORTED",
             Code::Unimplemented => "UNIMPLEMENTED",
+            Code::OutOfRange => "OUT_OF_RANGE",
             // What the transport reports when the fetch itself failed.
             Code::Unknown | Code::Internal => "NETWORK",
             _ => "ERROR",
         };
+        let refused = matches!(
+            status.code(),
+            Code::InvalidArgument
+                | Code::AlreadyExists
+                | Code::OutOfRange
+                | Code::FailedPrecondition
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+        );
         let message = match (code, status.message()) {
             ("NETWORK", _) | (_, "") => "the facade did not answer".to_owned(),
             (_, message) => message.to_owned(),
         };
-        Self { code, message }
+        Self {
+            code,
+            message,
+            refused,
+        }
     }
 }
 
@@ -58,11 +87,12 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// `Send`: stores a message; the facade picks its id.
-pub(crate) async fn send(text: String) -> Result<SendResponse, ApiError> {
+/// `Send`: stores a message under its idempotency key (every send of one message carries the
+/// same key, so it is stored once however often it is sent).
+pub(crate) async fn send(text: String, idempotency_key: String) -> Result<SendResponse, ApiError> {
     let request = SendRequest {
         text,
-        idempotency_key: String::new(),
+        idempotency_key,
     };
     Ok(client().send(request).await?.into_inner())
 }

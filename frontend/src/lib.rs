@@ -13,12 +13,16 @@
 //!
 //! - `api`: the generated gRPC-web client, and its errors for a person;
 //! - `live`: the live list over gRPC-web (`List` and `Watch`);
-//! - `status_strip`, `send_form`, `message_list`: one component per file;
+//! - `outbox`: every message sent, kept in the browser's storage until it is stored, sent in
+//!   order with its idempotency key;
+//! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file;
 //! - [`App`] (here): composes them.
 
 mod api;
 mod live;
 mod message_list;
+mod outbox;
+mod pending;
 mod send_form;
 mod status_strip;
 
@@ -27,7 +31,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::{
-    live::LiveList, message_list::MessageList, send_form::SendForm, status_strip::StatusStrip,
+    live::LiveList, message_list::MessageList, outbox::Outbox, pending::Pending,
+    send_form::SendForm, status_strip::StatusStrip,
 };
 
 /// How often the status strip checks the services by itself. It also checks after each send
@@ -39,19 +44,32 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 pub fn App() -> impl IntoView {
     let list = LiveList::new();
     list.start();
+    let outbox = Outbox::start();
+    // A refused message's text, taken out of the outbox to be edited in the box.
+    let editing = RwSignal::new(None::<String>);
 
     let (tick, set_tick) = signal(0_u64);
     let refresh = move || set_tick.update(|tick| *tick += 1);
     if let Err(error) = set_interval_with_handle(refresh, STATUS_EVERY) {
         leptos::logging::error!("cannot start the status timer: {error:?}");
     }
-    // A break or a return of the feed is news about the services: check them now.
+    // A break or a return of the feed is news about the services: check them now. A return
+    // means the facade and logging answer again: send the outbox without waiting.
     Effect::new(move |previous: Option<bool>| {
         let live = list.feed.with(|feed| *feed == live::Feed::Live);
         if previous.is_some_and(|was| was != live) {
             refresh();
+            if live {
+                outbox.wake();
+            }
         }
         live
+    });
+    // After each send, stored or not, the counts and the services may have changed.
+    Effect::new(move |_| {
+        if outbox.last.with(Option::is_some) {
+            refresh();
+        }
     });
     // The last status check's answer (`None` until the first one).
     let status = RwSignal::new(None);
@@ -73,8 +91,10 @@ pub fn App() -> impl IntoView {
             <StatusStrip status=status />
         </header>
         <main class="content">
-            <SendForm on_sent=move |_| refresh() />
-            <MessageList list=list from_service=from_service />
+            <SendForm outbox=outbox editing=editing />
+            <MessageList list=list from_service=from_service>
+                <Pending outbox=outbox editing=editing />
+            </MessageList>
         </main>
     }
 }

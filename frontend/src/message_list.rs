@@ -15,6 +15,8 @@ pub(crate) fn MessageList(
     /// What the messages service says (from the status check), when it answered.
     #[prop(into)]
     from_service: Signal<Option<String>>,
+    /// Shown after the list: the messages not yet stored.
+    children: Children,
 ) -> impl IntoView {
     let feed_note = move || {
         let (state, text) = match list.feed.get() {
@@ -96,6 +98,7 @@ pub(crate) fn MessageList(
                     })
             }}
             {body}
+            {children()}
         </section>
     }
 }

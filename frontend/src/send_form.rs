@@ -4,21 +4,27 @@
 #![allow(unreachable_pub)]
 
 use leptos::{ev::KeyboardEvent, prelude::*};
-use msglog_proto::v1::{SendResponse, SendStatus};
+use msglog_proto::v1::SendStatus;
 
-use crate::api::{self, ApiError};
+use crate::outbox::{Outbox, Sent};
 
 /// The message box and what became of the last message sent.
 #[component]
 pub(crate) fn SendForm(
-    /// Called when a send has finished, stored or not.
-    #[prop(into)]
-    on_sent: Callback<()>,
+    /// Where a message goes when Send is pressed.
+    outbox: Outbox,
+    /// The text put back in the box to be edited (a refused message), when there is one.
+    editing: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let (hint, set_hint) = signal(None::<&'static str>);
-    let pending = RwSignal::new(false);
-    let outcome = RwSignal::new(None::<Result<SendResponse, ApiError>>);
+    // A refused message taken out of the outbox comes back into the box.
+    Effect::new(move |_| {
+        if let Some(taken) = editing.get() {
+            set_text.set(taken);
+            editing.set(None);
+        }
+    });
 
     let submit = move || {
         let message = text.get_untracked();
@@ -26,22 +32,10 @@ pub(crate) fn SendForm(
             set_hint.set(Some("Write a message first."));
             return;
         }
-        if pending.get_untracked() {
-            return;
-        }
         set_hint.set(None);
-        pending.set(true);
-        leptos::task::spawn_local(async move {
-            let result = api::send(message.clone()).await;
-            // A stored message leaves the box (unless something new was typed meanwhile); a
-            // failed one stays, so nothing typed is lost.
-            if result.is_ok() && text.get_untracked() == message {
-                set_text.set(String::new());
-            }
-            outcome.set(Some(result));
-            pending.set(false);
-            on_sent.run(());
-        });
+        // Into the outbox, which keeps it until it is stored: the box is free at once.
+        outbox.push(message);
+        set_text.set(String::new());
     };
     let on_keydown = move |event: KeyboardEvent| {
         // Enter sends; Shift+Enter starts a new line; an input method's Enter is its own.
@@ -71,51 +65,63 @@ pub(crate) fn SendForm(
                     on:input=move |event| set_text.set(event_target_value(&event))
                     on:keydown=on_keydown
                 ></textarea>
-                <button type="submit" disabled=move || pending.get()>
-                    {move || if pending.get() { "Sending…" } else { "Send" }}
-                </button>
+                <button type="submit">"Send"</button>
             </form>
             <div class="outcome" role="status" aria-live="polite">
                 {move || hint.get().map(|hint| view! { <p class="hint">{hint}</p> })}
-                {move || outcome.get().map(|result| view! { <Outcome result=result /> })}
+                {move || outbox.last.get().map(|sent| view! { <Outcome sent=sent /> })}
             </div>
         </section>
     }
 }
 
-/// What became of one send.
+/// What became of the last send.
 #[component]
 fn Outcome(
     /// The facade's answer.
-    result: Result<SendResponse, ApiError>,
+    sent: Sent,
 ) -> impl IntoView {
     let retried = |attempts: u32| match attempts {
         n if n > 1 => format!(" (after {n} attempts)"),
         _ => String::new(),
     };
-    match result {
-        Ok(answer) if answer.status() == SendStatus::Duplicate => view! {
+    match sent {
+        // Each message goes under a key of its own, so a duplicate is found by its text
+        // (logging's rule): the id it is stored under is not this send's.
+        Sent::Stored(answer) if answer.status() == SendStatus::Duplicate => view! {
             <p class="result" data-outcome="duplicate">
                 <strong>"Duplicate:"</strong>
-                " already stored as " <code>{answer.id}</code>
-                "; nothing new was saved." {retried(answer.attempts)}
+                " this text is already stored; nothing new was saved."
+                {retried(answer.attempts)}
             </p>
         }
         .into_any(),
-        Ok(answer) => view! {
+        Sent::Stored(answer) => view! {
             <p class="result" data-outcome="success">
                 <strong>"Stored."</strong>
                 " Id " <code>{answer.id}</code> {retried(answer.attempts)}
             </p>
         }
         .into_any(),
-        Err(error) => view! {
+        Sent::Failed(error) => view! {
             <div class="result" data-outcome="error" data-code=error.code role="alert">
                 <p>
-                    <strong>"Not stored: "</strong>
+                    <strong>"Not stored yet: "</strong>
                     {error.to_string()}
                 </p>
-                <p class="detail">"Your text is still in the box; send it again when ready."</p>
+                <p class="detail">
+                    "It waits in the outbox below and is sent again by itself."
+                </p>
+            </div>
+        }
+        .into_any(),
+        Sent::Refused(error) => view! {
+            <div class="result" data-outcome="refused" data-code=error.code role="alert">
+                <p>
+                    <strong>"Refused: "</strong>
+                    {error.to_string()}
+                </p>
+                <p class="detail">"It is not sent again: edit it or discard it below."</p>
             </div>
         }
         .into_any(),

@@ -1,0 +1,168 @@
+// What the browser tests (and the outbox bench) share: the three services as real processes
+// on free ports, headless Chromium, the page's list and outbox read from the DOM, and the
+// artifacts saved when something fails.
+//
+// Settings: MSGLOG_BIN_DIR (target/debug), MSGLOG_STATIC_DIR (frontend/dist),
+// CHROMIUM (/usr/bin/chromium), E2E_ARTIFACTS (target/e2e).
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startService as start, stopService } from './services.mjs';
+
+export { stopService };
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const binDir = process.env.MSGLOG_BIN_DIR ?? path.join(root, 'target/debug');
+export const staticDir = process.env.MSGLOG_STATIC_DIR ?? path.join(root, 'frontend/dist');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const artifacts = process.env.E2E_ARTIFACTS ?? path.join(root, 'target/e2e');
+// Generous bounds for a loaded 2-core machine; every wait ends as soon as its signal comes.
+export const WAIT = 20_000;
+
+/** Why the browser tests cannot run here, or null. */
+export function missingPrerequisite() {
+  if (!existsSync(chromiumPath)) return `no Chromium at ${chromiumPath} (scripts/setup.sh browser)`;
+  if (!existsSync(path.join(staticDir, 'index.html'))) return `the page is not built in ${staticDir} (trunk build --release)`;
+  for (const name of ['facade-service', 'logging-service', 'messages-service']) {
+    if (!existsSync(path.join(binDir, name))) return `${name} is not built in ${binDir} (cargo build)`;
+  }
+  return null;
+}
+
+/** Skips the test (or fails it, with E2E_REQUIRED=1) when a prerequisite is missing. */
+export function skipUnlessReady(t) {
+  const missing = missingPrerequisite();
+  if (!missing) return false;
+  if (process.env.E2E_REQUIRED === '1') assert.fail(missing);
+  t.skip(missing);
+  return true;
+}
+
+/**
+ * The three services: logging on SQLite in a data directory of its own, messages, and the
+ * facade serving the built page. `restartLogging()` and `restartFacade()` start one again on
+ * its address after `stopService`.
+ */
+export async function startStack() {
+  const services = [];
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'msglog-e2e-'));
+  const run = async (name, args) => {
+    const service = await start(binDir, name, args);
+    services.push(service);
+    return service;
+  };
+  const loggingArgs = (addr) => ['--addr', addr, '--data-dir', dataDir];
+  const stack = { services };
+  stack.logging = await run('logging-service', loggingArgs('127.0.0.1:0'));
+  stack.messages = await run('messages-service', ['--addr', '127.0.0.1:0']);
+  const facadeArgs = (addr) => [
+    '--addr', addr,
+    '--logging-url', `http://${stack.logging.addr}`,
+    '--messages-url', `http://${stack.messages.addr}`,
+    '--static-dir', staticDir,
+  ];
+  stack.facade = await run('facade-service', facadeArgs('127.0.0.1:0'));
+  stack.url = `http://${stack.facade.addr}/`;
+  stack.restartLogging = async () => {
+    stack.logging = await run('logging-service', loggingArgs(stack.logging.addr));
+  };
+  stack.restartFacade = async () => {
+    stack.facade = await run('facade-service', facadeArgs(stack.facade.addr));
+  };
+  /** What logging holds, through the original's route. */
+  stack.logged = async () => {
+    const response = await fetch(`http://${stack.facade.addr}/get_messages`);
+    assert.equal(response.status, 200);
+    return (await response.json()).logged_messages;
+  };
+  stack.stop = async () => {
+    await Promise.all(services.map(stopService));
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return stack;
+}
+
+/** Headless Chromium, every page's console and errors collected. */
+export async function launchBrowser() {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const consoleLines = [];
+  const pages = [];
+  /** A page named `name` (in `context` when given: pages of one context share storage). */
+  const open = async (name, context = browser) => {
+    const page = await context.newPage();
+    page.on('console', (message) => consoleLines.push(`[${name} ${message.type()}] ${message.text()}`));
+    page.on('pageerror', (error) => consoleLines.push(`[pageerror ${name}] ${error.message}`));
+    pages.push([name, page]);
+    return page;
+  };
+  const scriptErrors = () => consoleLines.filter((line) => line.startsWith('[pageerror'));
+  /** Saves each page's screenshot, the console and the services' logs; says where. */
+  const saveArtifacts = async (label, services) => {
+    mkdirSync(artifacts, { recursive: true });
+    for (const [name, page] of pages) {
+      await page.screenshot({ path: path.join(artifacts, `${label}-${name}.png`), fullPage: true }).catch(() => {});
+    }
+    const consoleFile = path.join(artifacts, `${label}-console.log`);
+    const logsFile = path.join(artifacts, `${label}-services.log`);
+    writeFileSync(consoleFile, consoleLines.join('\n') + '\n');
+    writeFileSync(logsFile, services.map((s) => `== ${s.name}\n${s.log.join('\n')}`).join('\n') + '\n');
+    console.error(`browser test failed: screenshots, console and service logs in ${artifacts}/${label}-*`);
+  };
+  return { browser, open, scriptErrors, saveArtifacts };
+}
+
+/** Starts the stack and a browser, runs `body`, saves artifacts if it throws, stops all. */
+export async function withStack(label, body) {
+  const stack = await startStack();
+  const chrome = await launchBrowser();
+  try {
+    await body(stack, chrome);
+    assert.deepEqual(chrome.scriptErrors(), [], 'no script errors');
+  } catch (error) {
+    await chrome.saveArtifacts(label, stack.services);
+    throw error;
+  } finally {
+    await chrome.browser.close();
+    await stack.stop();
+  }
+}
+
+// The page, read from the DOM.
+export const feed = (p, state) => p.locator(`.feed[data-feed="${state}"]`).waitFor({ timeout: WAIT });
+export const listHas = (p, text, timeout = WAIT) =>
+  p.waitForFunction(
+    (wanted) => [...document.querySelectorAll('ol.list li')].some((li) => li.textContent === wanted),
+    text,
+    { timeout },
+  );
+export const listTexts = (p) => p.$$eval('ol.list li', (items) => items.map((li) => li.textContent));
+export const seqs = (p) => p.$$eval('ol.list li', (items) => items.map((li) => Number(li.dataset.seq)));
+/** Whole and in order: seqs strictly ascending, so nothing is missing between or doubled. */
+export async function assertWhole(p) {
+  const shown = await seqs(p);
+  for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1] < shown[i], `seqs ascend: ${shown}`);
+}
+/** Types `text` and presses Enter. */
+export async function send(p, text) {
+  await p.fill('#message', text);
+  await p.press('#message', 'Enter');
+}
+/** Waits until the outbox shows `waiting` messages waiting and `refused` refused. */
+export const outboxShows = (p, waiting, refused = 0) =>
+  p.locator(`.outbox[data-waiting="${waiting}"][data-refused="${refused}"]`).waitFor({ timeout: WAIT });
+/** Waits until the outbox is empty (and so not shown). */
+export const outboxEmpty = (p, timeout = WAIT) =>
+  p.locator('.outbox').waitFor({ state: 'detached', timeout });
+/** The outbox's texts, oldest first. */
+export const pendingTexts = (p) => p.$$eval('.pending .pending-text', (items) => items.map((i) => i.textContent));

@@ -1,0 +1,346 @@
+//! The outbox: every message the person sends goes here first, kept in the browser's storage
+//! (`localStorage`), and leaves only once the facade has stored it. So nothing typed is lost
+//! to a facade or a logging that is down, to a reload, or to the next message typed.
+//!
+//! Each message gets an idempotency key (a random UUID made here) when Send is pressed, and
+//! every send of it carries that key, so however often it is sent (after a timeout whose
+//! answer was lost, from two tabs at once) it is stored once. The outbox is sent in order,
+//! oldest first: a message that cannot be stored now holds back those after it, and is sent
+//! again with back-off, and at once when there is news that it may go through (the browser is
+//! online again, the live feed is back, another message was sent). A message the facade
+//! refuses (invalid, over the size limit) is not sent again: it stays, marked refused with the
+//! reason, until the person edits or discards it.
+//!
+//! Tabs of the page share the storage. Every change re-reads it first and changes only the
+//! entry it is about, so one tab never brings back what another removed, and each tab shows
+//! the others' changes (the `storage` event). Two tabs may both send the oldest message: its
+//! key makes the second send a duplicate, not a second copy.
+
+use std::time::Duration;
+
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::{
+    StreamExt as _,
+    future::{Either, select},
+};
+use leptos::prelude::*;
+use msglog_proto::v1::SendResponse;
+use prost::Message as _;
+
+use crate::api::{self, ApiError};
+
+/// Where the outbox is kept in `localStorage`.
+const STORAGE_KEY: &str = "msglog.outbox.v1";
+/// A send not answered within this is taken as failed (and sent again: its key makes that
+/// safe).
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// Back-off between sends of a message that failed: doubles from the first to the last.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// One message waiting to be stored, as kept in storage (protobuf, written in hex: the page
+/// already speaks protobuf, and carries no JSON code).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub(crate) struct Entry {
+    /// Its idempotency key: a UUID made when Send was pressed.
+    #[prost(string, tag = "1")]
+    pub(crate) key: String,
+    /// The text, exactly as typed.
+    #[prost(string, tag = "2")]
+    pub(crate) text: String,
+    /// When Send was pressed, in milliseconds since the epoch.
+    #[prost(uint64, tag = "3")]
+    pub(crate) created_ms: u64,
+    /// Sends that failed or were refused.
+    #[prost(uint32, tag = "4")]
+    pub(crate) attempts: u32,
+    /// Why the last send failed (empty before the first failure).
+    #[prost(string, tag = "5")]
+    pub(crate) last_error: String,
+    /// The last failure's code (`UNAVAILABLE`, `NETWORK`, `INVALID_ARGUMENT`...).
+    #[prost(string, tag = "6")]
+    pub(crate) last_code: String,
+    /// The facade refused it: it is not sent again.
+    #[prost(bool, tag = "7")]
+    pub(crate) refused: bool,
+}
+
+/// The outbox as kept in storage.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Stored {
+    #[prost(message, repeated, tag = "1")]
+    entries: Vec<Entry>,
+}
+
+/// What became of the last send, for the form.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Sent {
+    /// Stored, or found already stored.
+    Stored(SendResponse),
+    /// Not stored yet: it waits in the outbox.
+    Failed(ApiError),
+    /// Refused: it waits in the outbox for the person to edit or discard it.
+    Refused(ApiError),
+}
+
+/// The outbox's state, shared by the views and the task that sends it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outbox {
+    /// Every message not yet stored, oldest first.
+    pub(crate) entries: RwSignal<Vec<Entry>>,
+    /// The key of the message being sent now.
+    pub(crate) sending: RwSignal<Option<String>>,
+    /// What became of the last send.
+    pub(crate) last: RwSignal<Option<Sent>>,
+    /// Wakes the sending task.
+    wake: StoredValue<UnboundedSender<()>>,
+}
+
+impl Outbox {
+    /// The outbox as storage holds it, and the task that sends it.
+    pub(crate) fn start() -> Self {
+        let (wake, woken) = unbounded();
+        let outbox = Self {
+            entries: RwSignal::new(load()),
+            sending: RwSignal::new(None),
+            last: RwSignal::new(None),
+            wake: StoredValue::new(wake),
+        };
+        leptos::task::spawn_local(outbox.run(woken));
+        // Another tab changed the outbox: show it, and send what it added.
+        let _ = window_event_listener(leptos::ev::storage, move |event| {
+            if event.key().as_deref() == Some(STORAGE_KEY) {
+                outbox.entries.set(load());
+                outbox.wake();
+            }
+        });
+        // Back online: try at once rather than at the end of the back-off.
+        let _ = window_event_listener(leptos::ev::online, move |_| outbox.wake());
+        outbox
+    }
+
+    /// Puts a message in the outbox under a new key, and sends it as soon as those before it
+    /// have gone.
+    pub(crate) fn push(self, text: String) {
+        let entry = Entry {
+            key: new_key(),
+            text,
+            created_ms: js_sys::Date::now() as u64,
+            ..Entry::default()
+        };
+        self.change(|entries| entries.push(entry));
+        self.wake();
+    }
+
+    /// Drops a message: it is never sent (again).
+    pub(crate) fn discard(self, key: &str) {
+        self.change(|entries| entries.retain(|entry| entry.key != key));
+    }
+
+    /// Takes a refused message out to be edited: its text, and it leaves the outbox.
+    pub(crate) fn take(self, key: &str) -> Option<String> {
+        let mut text = None;
+        self.change(|entries| {
+            if let Some(at) = entries.iter().position(|entry| entry.key == key) {
+                text = Some(entries.remove(at).text);
+            }
+        });
+        text
+    }
+
+    /// There may be news that a send would go through now: try without waiting.
+    pub(crate) fn wake(self) {
+        self.wake.with_value(|wake| {
+            let _ = wake.unbounded_send(());
+        });
+    }
+
+    /// Applies `change` to the outbox as storage holds it now (another tab may have changed
+    /// it), keeps the result, and shows it.
+    fn change(self, change: impl FnOnce(&mut Vec<Entry>)) {
+        let mut entries = if storage().is_some() {
+            load()
+        } else {
+            self.entries.get_untracked()
+        };
+        change(&mut entries);
+        save(&entries);
+        self.entries.set(entries);
+    }
+
+    /// Changes the entry with this key, if it is still there.
+    fn update(self, key: &str, change: impl FnOnce(&mut Entry)) {
+        self.change(|entries| {
+            if let Some(entry) = entries.iter_mut().find(|entry| entry.key == key) {
+                change(entry);
+            }
+        });
+    }
+
+    /// Sends the outbox, oldest first, for as long as the page is open.
+    async fn run(self, mut woken: UnboundedReceiver<()>) {
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let next = self
+                .entries
+                .with_untracked(|entries| entries.iter().find(|entry| !entry.refused).cloned());
+            let Some(entry) = next else {
+                // Nothing to send: wait for something to be put in.
+                if woken.next().await.is_none() {
+                    return;
+                }
+                continue;
+            };
+            self.sending.set(Some(entry.key.clone()));
+            let result = send(&entry).await;
+            self.sending.set(None);
+            match result {
+                Ok(answer) => {
+                    self.discard(&entry.key);
+                    self.last.set(Some(Sent::Stored(answer)));
+                    backoff = RETRY_FIRST;
+                }
+                Err(error) => {
+                    let refused = error.refused;
+                    self.update(&entry.key, |entry| {
+                        entry.attempts = entry.attempts.saturating_add(1);
+                        entry.last_error.clone_from(&error.message);
+                        entry.last_code = error.code.to_owned();
+                        entry.refused = refused;
+                    });
+                    if refused {
+                        self.last.set(Some(Sent::Refused(error)));
+                        continue;
+                    }
+                    self.last.set(Some(Sent::Failed(error)));
+                    // Wait, unless there is news first.
+                    let timer = std::pin::pin!(gloo_timers::future::sleep(backoff));
+                    match select(timer, woken.next()).await {
+                        Either::Left(_) => backoff = (backoff * 2).min(RETRY_MAX),
+                        // News: one try now for however many came meanwhile.
+                        Either::Right((Some(()), _)) => while woken.try_recv().is_ok() {},
+                        Either::Right((None, _)) => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One send of an entry, with its key, given up after [`SEND_TIMEOUT`].
+async fn send(entry: &Entry) -> Result<SendResponse, ApiError> {
+    let sent = std::pin::pin!(api::send(entry.text.clone(), entry.key.clone()));
+    let timer = std::pin::pin!(gloo_timers::future::sleep(SEND_TIMEOUT));
+    match select(sent, timer).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(ApiError::timed_out(SEND_TIMEOUT)),
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+/// The outbox in storage (empty when there is none, or it cannot be read).
+fn load() -> Vec<Entry> {
+    let Some(text) = storage().and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
+    else {
+        return Vec::new();
+    };
+    match from_hex(&text).map(|bytes| Stored::decode(bytes.as_slice())) {
+        Some(Ok(stored)) => stored.entries,
+        _ => {
+            leptos::logging::error!("the outbox in storage cannot be read");
+            Vec::new()
+        }
+    }
+}
+
+/// Keeps the outbox in storage; without storage (or room in it), it lives as long as the page.
+fn save(entries: &[Entry]) {
+    let Some(storage) = storage() else {
+        return;
+    };
+    let result = if entries.is_empty() {
+        storage.remove_item(STORAGE_KEY)
+    } else {
+        let stored = Stored {
+            entries: entries.to_vec(),
+        };
+        storage.set_item(STORAGE_KEY, &to_hex(&stored.encode_to_vec()))
+    };
+    if let Err(error) = result {
+        leptos::logging::error!("cannot keep the outbox in storage: {error:?}");
+    }
+}
+
+/// A random (version 4) UUID, from the browser's cryptographic random source, which unlike
+/// `crypto.randomUUID` is there on plain-HTTP pages too.
+fn new_key() -> String {
+    let mut bytes = [0_u8; 16];
+    let filled = window()
+        .crypto()
+        .and_then(|crypto| crypto.get_random_values_with_u8_array(&mut bytes));
+    if filled.is_err() {
+        // No crypto (very old browsers): the time and Math.random, still unique enough for
+        // one person's messages.
+        let now = js_sys::Date::now().to_bits().to_le_bytes();
+        let random = js_sys::Math::random().to_bits().to_le_bytes();
+        bytes[..8].copy_from_slice(&now);
+        bytes[8..].copy_from_slice(&random);
+    }
+    format_uuid_v4(bytes)
+}
+
+/// Sets the version (4) and variant bits and writes the 8-4-4-4-12 form.
+fn format_uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = to_hex(&bytes);
+    [
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..],
+    ]
+    .join("-")
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes as lowercase hex (a few lines where a base64 or hex crate would weigh more).
+fn to_hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// Hex back to bytes; `None` when it is not hex.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| {
+        HEX.iter()
+            .position(|&h| h == c)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [high, low] => Some(digit(*high)? << 4 | digit(*low)?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How long ago, for a person: `12 s`, `3 min`, `2 h`.
+pub(crate) fn age(since_ms: u64, now_ms: u64) -> String {
+    let seconds = now_ms.saturating_sub(since_ms) / 1000;
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
+}
