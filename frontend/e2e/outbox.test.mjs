@@ -72,7 +72,7 @@ test('logging down: three messages wait, survive a reload, and are stored once e
   });
 });
 
-test('the facade down: a message waits and is stored once when it returns', async (t) => {
+test('the facade down: a message waits and is stored once when it returns; a discarded one never', async (t) => {
   if (skipUnlessReady(t)) return;
   await withStack('outbox-facade', async (stack, chrome) => {
     const page = await chrome.open('A');
@@ -81,15 +81,21 @@ test('the facade down: a message waits and is stored once when it returns', asyn
 
     await stopService(stack.facade);
     const text = 'sent while the facade is down';
+    const discarded = 'thought better of it';
     await send(page, text);
-    await outboxShows(page, 1);
+    await send(page, discarded);
+    await outboxShows(page, 2);
     await page.locator('.pending[data-code="NETWORK"]').waitFor({ timeout: WAIT });
     assert.match(await page.locator('[data-outcome="error"]').textContent(), /the facade did not answer/);
+    // A waiting message can be discarded: it is never sent.
+    await page.locator('.pending', { hasText: discarded }).getByRole('button', { name: 'Discard' }).click();
+    await outboxShows(page, 1);
+    assert.deepEqual(await pendingTexts(page), [text]);
 
     await stack.restartFacade();
     await outboxEmpty(page);
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
-    assert.deepEqual(await storedCounts(stack, [text]), [1]);
+    assert.deepEqual(await storedCounts(stack, [text, discarded]), [1, 0]);
     await listHas(page, text);
   });
 });
