@@ -1,6 +1,6 @@
 // The page's outbox in real headless Chromium: what is sent while the facade or logging is
-// down waits in the browser's storage, survives a reload, and is stored once each, in order,
-// when they return; two tabs with one pending message store it once; a refused message is
+// down (or the facade hangs) waits in the browser's storage, survives a reload, and is stored
+// once each, in order, when they return; two tabs with one pending message store it once; a refused message is
 // shown as refused and never sent again.
 //
 // Run by scripts/test.sh, like page.test.mjs (see there).
@@ -96,6 +96,31 @@ test('the facade down: a message waits and is stored once when it returns; a dis
     await outboxEmpty(page);
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
     assert.deepEqual(await storedCounts(stack, [text, discarded]), [1, 0]);
+    await listHas(page, text);
+  });
+});
+
+test('a facade that hangs: the send times out, waits, and is stored once after all', async (t) => {
+  if (skipUnlessReady(t)) return;
+  await withStack('outbox-hung', async (stack, chrome) => {
+    const page = await chrome.open('A');
+    await page.goto(stack.url);
+    await feed(page, 'live');
+
+    // The facade stops answering (its process frozen): the send is taken as failed after the
+    // page's 15 s, though the facade may yet act on it.
+    stack.facade.child.kill('SIGSTOP');
+    const text = 'sent to a facade that hangs';
+    try {
+      await send(page, text);
+      await page.locator('.pending[data-code="DEADLINE_EXCEEDED"]').waitFor({ timeout: 30_000 });
+      assert.match(await page.locator('[data-outcome="error"]').textContent(), /did not answer within 15 s/);
+    } finally {
+      stack.facade.child.kill('SIGCONT');
+    }
+    // It answers again: the abandoned send and the resend both reach it, under one key.
+    await outboxEmpty(page);
+    assert.deepEqual(await storedCounts(stack, [text]), [1]);
     await listHas(page, text);
   });
 });
