@@ -16,9 +16,7 @@ for tool in curl python3; do
 done
 RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-1200}
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. scripts/run_lib.sh
 passed=0
 failed=0
 check() {
@@ -36,11 +34,7 @@ contains() { grep -qF -- "$2" <<<"$1"; }
 
 work=$(mktemp -d)
 log=$work/run.log
-export FACADE_ADDR=127.0.0.1:$(free_port)
-export LOGGING_ADDR=127.0.0.1:$(free_port)
-export MESSAGES_ADDR=127.0.0.1:$(free_port)
-export LOGGING_ADMIN_ADDR=127.0.0.1:$(free_port)
-export LOGGING_DATA_DIR=$work/data
+use_free_ports "$work"
 base=http://$FACADE_ADDR
 
 # Job control on: run.sh gets a process group of its own, which receives SIGINT as a
@@ -55,13 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run.sh prints its banner once all three services answer their health checks.
 started=0
-for _ in $(seq 1 $((RUN_TIMEOUT_S * 5))); do
-  if grep -q "Ctrl-C stops them all" "$log"; then started=1; break; fi
-  kill -0 "$run_pid" 2>/dev/null || break
-  sleep 0.2
-done
+wait_for_banner "$run_pid" "$log" "$RUN_TIMEOUT_S" && started=1
 check "scripts/run.sh builds and starts the three services" test "$started" = 1
 if [ "$started" != 1 ]; then
   echo "--- scripts/run.sh said:" >&2

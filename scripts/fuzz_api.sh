@@ -25,16 +25,10 @@ venv=target/python-venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. scripts/run_lib.sh
 work=$(mktemp -d)
 log=$work/run.log
-export FACADE_ADDR=127.0.0.1:$(free_port)
-export LOGGING_ADDR=127.0.0.1:$(free_port)
-export MESSAGES_ADDR=127.0.0.1:$(free_port)
-export LOGGING_ADMIN_ADDR=127.0.0.1:$(free_port)
-export LOGGING_DATA_DIR=$work/data
+use_free_ports "$work"
 base=http://$FACADE_ADDR
 
 set -m
@@ -47,16 +41,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run.sh prints its banner once all three services answer their health checks.
-until grep -q "Ctrl-C stops them all" "$log"; do
-  if ! kill -0 "$run_pid" 2>/dev/null; then
-    echo "scripts/run.sh stopped before the services were up:" >&2
-    tail -n 40 "$log" >&2
-    echo "API fuzzing: 0 passed, 1 failed"
-    exit 1
-  fi
-  sleep 0.2
-done
+if ! wait_for_banner "$run_pid" "$log"; then
+  echo "scripts/run.sh did not bring the services up:" >&2
+  tail -n 40 "$log" >&2
+  echo "API fuzzing: 0 passed, 1 failed"
+  exit 1
+fi
 
 # Run from its report directory, where it also keeps its cache (.schemathesis).
 root=$PWD
