@@ -38,7 +38,7 @@ use crate::{
     feed::Feed,
     routes::{self, api, grpc::MessageLogApi, original},
     settings::Settings,
-    state::AppState,
+    state::{AppState, Limits},
     web,
 };
 
@@ -57,7 +57,8 @@ impl Application {
     /// Builds the clients of logging and messages (connecting to nothing yet, so the facade
     /// starts whether or not they are up) and binds the address.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let state = AppState::from_settings(settings)?;
+        let document = crate::openapi::document_text(Limits::from(settings));
+        let state = AppState::from_settings(settings, document)?;
         tracing::info!(
             logging = ?settings.logging_urls,
             messages = %settings.messages_url,

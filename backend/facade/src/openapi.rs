@@ -6,11 +6,6 @@
 //! What is the same for every operation is written once, in [`document`]: the `X-Request-Id`
 //! header a request may carry and every answer does, and the 503 of the request timeout.
 
-use axum::{
-    extract::State,
-    response::{IntoResponse, Response},
-};
-use http::{HeaderValue, header};
 use msglog_proto::{
     NOT_BLANK_PATTERN,
     api::{
@@ -24,7 +19,7 @@ use utoipa::OpenApi as _;
 
 use crate::{
     routes::{self, api, original},
-    state::{AppState, Limits},
+    state::Limits,
 };
 
 /// The operations and the schemas they name; the rest is added by [`document`].
@@ -50,7 +45,7 @@ use crate::{
         api::status,
         routes::healthz,
         routes::metrics,
-        openapi_json,
+        api::openapi_json,
     ),
     components(schemas(
         SendMessageRequest,
@@ -76,80 +71,6 @@ use crate::{
     )
 )]
 struct ApiDoc;
-
-/// The answers of a send other than its 200, the same for both send routes.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code, reason = "describes answers; never built")]
-pub(crate) enum SendRefusals {
-    /// The request is malformed: the body is not UTF-8, not JSON, or not an object; `message`
-    /// is missing, not a string, blank or over the limit; the `Idempotency-Key` is invalid or
-    /// repeated; or logging refused the message as invalid.
-    #[response(status = 400)]
-    BadRequest(ErrorBody),
-    /// The body is over the limit (`--max-body-bytes`).
-    #[response(status = 413)]
-    PayloadTooLarge(ErrorBody),
-    /// The `Content-Type` is not `application/json` (or `application/*+json`).
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
-    /// The id is already held by a different message: the `Idempotency-Key` was used for
-    /// another text (or, with `--dedup content`, an id collision). Nothing was stored.
-    #[response(status = 422)]
-    Conflict(ErrorBody),
-    /// Logging could not store the message within the retries (`code` is the last gRPC code,
-    /// `attempts` the calls made). Sending it again cannot store it twice.
-    #[response(status = 500)]
-    LoggingFailed(ErrorBody),
-}
-
-/// The answers of a read of the list other than its 200.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code, reason = "describes answers; never built")]
-pub(crate) enum ReadFailures {
-    /// Logging could not be read within the retries (`code` is the last gRPC code,
-    /// `attempts` the calls made).
-    #[response(status = 500)]
-    LoggingFailed(ErrorBody),
-}
-
-/// The `Idempotency-Key` header of both send routes.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code, reason = "describes a header; read by the extractor")]
-pub(crate) struct SendHeaders {
-    /// The client's key for this message: every send of the same message with the same key
-    /// stores it once, and the same key with another text is refused (422). Without it, the
-    /// id is made by the facade's `--dedup` rule. 1 to 255 visible ASCII characters.
-    #[param(
-        rename = "Idempotency-Key",
-        value_type = String,
-        required = false,
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[!-~]+$"
-    )]
-    idempotency_key: Option<String>,
-}
-
-/// `GET /api/openapi.json`: this document, with the limits in force.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "operations",
-    operation_id = "openapi",
-    responses((status = 200, description = "The OpenAPI 3.1 document of the JSON API.",
-        content_type = "application/json", body = Object)),
-)]
-pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        state.openapi.clone(),
-    )
-        .into_response()
-}
 
 /// The document with these limits, as pretty JSON ending in a newline.
 pub(crate) fn document_text(limits: Limits) -> String {

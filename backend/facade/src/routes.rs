@@ -6,6 +6,7 @@
 //! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`.
 
 pub(crate) mod api;
+mod described;
 pub(crate) mod grpc;
 pub(crate) mod listing;
 pub(crate) mod original;

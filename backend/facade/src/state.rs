@@ -27,6 +27,15 @@ pub(crate) struct Limits {
     pub(crate) max_message_bytes: usize,
 }
 
+impl From<&Settings> for Limits {
+    fn from(settings: &Settings) -> Self {
+        Self {
+            max_body_bytes: settings.max_body_bytes,
+            max_message_bytes: settings.max_message_bytes,
+        }
+    }
+}
+
 impl Default for Limits {
     /// The settings' defaults.
     fn default() -> Self {
@@ -78,14 +87,12 @@ pub(crate) struct Shared {
 
 impl AppState {
     /// Builds the clients from the settings. Connects to nothing yet.
-    pub(crate) fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+    /// The state for these settings, serving `openapi` as the API's document.
+    pub(crate) fn from_settings(settings: &Settings, openapi: String) -> anyhow::Result<Self> {
         let policy = settings.retry_policy();
         let budget = RetryBudget::new(settings.retry_budget_tokens, settings.retry_budget_ratio);
         let calls = Arc::new(CallMetrics::default());
-        let limits = Limits {
-            max_body_bytes: settings.max_body_bytes,
-            max_message_bytes: settings.max_message_bytes,
-        };
+        let limits = Limits::from(settings);
         anyhow::ensure!(
             !settings.logging_urls.is_empty(),
             "--logging-url must name at least one logging service"
@@ -114,7 +121,7 @@ impl AppState {
             .with_context(|| format!("invalid --messages-url {:?}", settings.messages_url))?,
             dedup: settings.dedup,
             limits,
-            openapi: crate::openapi::document_text(limits).into(),
+            openapi: openapi.into(),
             static_dir: Arc::from(settings.static_dir.as_path()),
         })))
     }

@@ -5,8 +5,10 @@
 use axum::{
     Json, Router,
     extract::{Request, State},
+    response::{IntoResponse, Response},
     routing::get,
 };
+use http::{HeaderValue, header};
 use msglog_proto::api::{
     ApiSendMessageResponse, Direction, ErrorBody, ListQuery, MessagesPage, SendMessageRequest,
     StatusResponse, paths,
@@ -24,7 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(paths::API_MESSAGES, get(list).post(send))
         .route(paths::API_STATUS, get(status))
-        .route(paths::API_OPENAPI, get(crate::openapi::openapi_json))
+        .route(paths::API_OPENAPI, get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(super::method_not_allowed)
 }
@@ -37,7 +39,7 @@ pub(crate) fn router() -> Router<AppState> {
     operation_id = "send",
     summary = "Log a message, saying how many calls it took",
     description = "As `POST /send_message`; the answer adds `attempts`.",
-    params(crate::openapi::SendHeaders),
+    params(super::described::SendHeaders),
     request_body(content = SendMessageRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Stored now (`success`), or already held under the same \
@@ -45,7 +47,7 @@ pub(crate) fn router() -> Router<AppState> {
             links(("newest" = (operation_id = "list", description = "The newest page of the \
                 list, which holds this message until others follow it.",
                 parameters(("direction" = "backward")))))),
-        crate::openapi::SendRefusals,
+        super::described::SendRefusals,
     ),
 )]
 pub(crate) async fn send(
@@ -73,7 +75,7 @@ pub(crate) async fn send(
                 parameters(("cursor" = "$response.body#/next_cursor")))))),
         (status = 400, description = "A parameter is invalid: not a number, `limit` over \
             1000, an unknown `direction`.", body = ErrorBody),
-        crate::openapi::ReadFailures,
+        super::described::ReadFailures,
     ),
 )]
 pub(crate) async fn list(
@@ -115,4 +117,24 @@ async fn not_found(request: Request) -> AppError {
         request.uri().path().as_bytes(),
         64,
     ))
+}
+
+/// `GET /api/openapi.json`: this document, with the limits in force.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of the JSON API.",
+        content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi.clone(),
+    )
+        .into_response()
 }

@@ -19,12 +19,12 @@ use crate::{
     description = "Gives the message an id (from the `Idempotency-Key`, or by the facade's \
         `--dedup` rule) and stores it in logging, retrying failed calls. Fields other than \
         `message` are ignored, as the original ignored them.",
-    params(crate::openapi::SendHeaders),
+    params(super::described::SendHeaders),
     request_body(content = SendMessageRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Stored now (`success`), or already held under the same \
             id (`duplicate`, nothing stored again).", body = SendMessageResponse),
-        crate::openapi::SendRefusals,
+        super::described::SendRefusals,
     ),
 )]
 pub(crate) async fn send_message(
@@ -51,7 +51,7 @@ pub(crate) async fn send_message(
     responses(
         (status = 200, description = "The log, and the messages service's answer or why it \
             could not be had.", body = GetMessagesResponse),
-        crate::openapi::ReadFailures,
+        super::described::ReadFailures,
     ),
 )]
 pub(crate) async fn get_messages(
