@@ -42,8 +42,9 @@ pub(crate) fn router() -> Router<AppState> {
     params(super::described::SendHeaders),
     request_body(content = SendMessageRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored now (`success`), or already held under the same \
-            id (`duplicate`, nothing stored again).", body = ApiSendMessageResponse,
+        (status = 200, description = "Stored now (`success`), or already held \
+            (`duplicate`: the same id, or under logging's default rule the same text; nothing \
+            stored again).", body = ApiSendMessageResponse,
             links(("newest" = (operation_id = "list", description = "The newest page of the \
                 list, which holds this message until others follow it.",
                 parameters(("direction" = "backward")))))),

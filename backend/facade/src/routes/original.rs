@@ -22,8 +22,9 @@ use crate::{
     params(super::described::SendHeaders),
     request_body(content = SendMessageRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored now (`success`), or already held under the same \
-            id (`duplicate`, nothing stored again).", body = SendMessageResponse),
+        (status = 200, description = "Stored now (`success`), or already held \
+            (`duplicate`: the same id, or under logging's default rule the same text; nothing \
+            stored again).", body = SendMessageResponse),
         super::described::SendRefusals,
     ),
 )]
