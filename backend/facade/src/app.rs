@@ -30,8 +30,6 @@ use tower_http::{
     trace::{DefaultOnFailure, TraceLayer},
 };
 
-use tokio::sync::Semaphore;
-
 use crate::{
     compression,
     error::AppError,
@@ -174,10 +172,7 @@ fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -
         // The fastest level: on a busy machine a large list's best compression costs more CPU
         // than the bytes it saves are worth, and would slow every other request.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(Semaphore::new(max_compressions)),
-            compression::cap_compressions,
-        ))
+        .layer(compression::CapCompressionsLayer::new(max_compressions))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             web::policy_if_html,

@@ -7,40 +7,118 @@
 //! comes while all are taken is answered uncompressed, as if it had not asked for gzip (which
 //! a client must accept: `identity` is always acceptable unless refused outright).
 
-use std::sync::Arc;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
+use axum::{body::Body, extract::Request, response::Response};
 use http::header;
 use http_body_util::BodyExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Wraps the compression layer (it must sit outside it): takes a permit for a request that
-/// asks for compression, or strips its `Accept-Encoding` when none is left, and keeps the
-/// permit until the compressed body is dropped (sent, or its client gone).
-pub(crate) async fn cap_compressions(
-    axum::extract::State(permits): axum::extract::State<Arc<Semaphore>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if !request.headers().contains_key(header::ACCEPT_ENCODING) {
-        return next.run(request).await;
+/// The cap, as a layer around the compression layer (it must sit outside it): takes a permit
+/// for a request that asks for compression, or strips its `Accept-Encoding` when none is
+/// left, and keeps the permit until the compressed body is dropped (sent, or its client gone).
+///
+/// A plain layer rather than a `from_fn` middleware: this runs on every request, and a
+/// `from_fn` middleware clones and boxes the whole stack inside it each time.
+#[derive(Debug, Clone)]
+pub(crate) struct CapCompressionsLayer {
+    permits: Arc<Semaphore>,
+}
+
+impl CapCompressionsLayer {
+    /// At most `max` answers compressed at once.
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+        }
     }
-    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-        request.headers_mut().remove(header::ACCEPT_ENCODING);
-        return next.run(request).await;
-    };
-    let response = next.run(request).await;
-    if !response.headers().contains_key(header::CONTENT_ENCODING) {
-        // Not compressed after all (too small, or not a kind that is): the permit goes back.
-        return response;
+}
+
+impl<S> tower::Layer<S> for CapCompressionsLayer {
+    type Service = CapCompressions<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CapCompressions {
+            inner,
+            permits: Arc::clone(&self.permits),
+        }
     }
-    response.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            // The body owns the permit, so it is held until the body is dropped.
-            let _held = &permit;
-            frame
-        }))
-    })
+}
+
+/// See [`CapCompressionsLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct CapCompressions<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S> tower::Service<Request> for CapCompressions<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = CapFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let permit = if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let permit = Arc::clone(&self.permits).try_acquire_owned().ok();
+            if permit.is_none() {
+                request.headers_mut().remove(header::ACCEPT_ENCODING);
+            }
+            permit
+        } else {
+            None
+        };
+        CapFuture {
+            inner: self.inner.call(request),
+            permit,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer, holding the permit taken for it.
+    pub(crate) struct CapFuture<F> {
+        #[pin]
+        inner: F,
+        permit: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<F, E> Future for CapFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let Some(permit) = this.permit.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        if !response.headers().contains_key(header::CONTENT_ENCODING) {
+            // Not compressed after all (too small, or not a kind that is): the permit goes back.
+            return Poll::Ready(Ok(response));
+        }
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                // The body owns the permit, so it is held until the body is dropped.
+                let _held = &permit;
+                frame
+            }))
+        })))
+    }
 }
 
 #[cfg(test)]
@@ -77,10 +155,7 @@ mod tests {
                 }),
             )
             .layer(CompressionLayer::new())
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(Semaphore::new(1)),
-                cap_compressions,
-            ))
+            .layer(CapCompressionsLayer::new(1))
     }
 
     fn gzip_request() -> http::Request<Body> {
