@@ -97,10 +97,8 @@ pub struct ListQuery {
     /// Forward: messages with seq > cursor (0: from the first). Backward: messages with
     /// seq < cursor (0: from the newest).
     #[serde(default)]
-    #[cfg_attr(
-        feature = "openapi",
-        param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)
-    )]
+    // Its `maximum` ([`MAX_SEQ`]) is set by the facade when it makes the document.
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
     pub cursor: u64,
     /// Messages per page: 1 to 1000; 0 or left out means 100.
     #[serde(default)]

@@ -10,14 +10,15 @@ use msglog_proto::{
     NOT_BLANK_PATTERN,
     api::{
         ApiSendMessageResponse, CallCounts, Direction, ErrorBody, GetMessagesResponse,
-        LiveFeedStatus, MessagesPage, PagedMessage, SendMessageRequest, SendMessageResponse,
-        SendStatus, ServiceStatus, StatusResponse,
+        LiveFeedStatus, MAX_SEQ, MessagesPage, PagedMessage, SendMessageRequest,
+        SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
 };
 use serde_json::{Value, json};
 use utoipa::OpenApi as _;
 
 use crate::{
+    ids::IdempotencyKey,
     routes::{self, api, original},
     state::Limits,
 };
@@ -108,16 +109,31 @@ fn add_common(operation: &mut Value, limits: Limits) {
         "name": "X-Request-Id",
         "in": "header",
         "required": false,
-        "description": "An id for this request, returned in `x-request-id` and carried to the \
-            services behind. Kept when it is 1 to 128 visible ASCII characters; otherwise a \
-            new one is made.",
+        "description": format!(
+            "An id for this request, returned in `x-request-id` and carried to the services \
+             behind. Kept when it is 1 to {} visible ASCII characters; otherwise a new one is \
+             made.",
+            msglog_common::request_id::MAX_LEN
+        ),
         "schema": { "type": "string" },
     });
     match operation
         .get_mut("parameters")
         .and_then(Value::as_array_mut)
     {
-        Some(parameters) => parameters.push(request_id),
+        Some(parameters) => {
+            // The bounds the code checks, from the constants it checks them with.
+            for parameter in parameters.iter_mut() {
+                match parameter["name"].as_str() {
+                    Some("Idempotency-Key") => {
+                        parameter["schema"]["maxLength"] = json!(IdempotencyKey::MAX_LEN);
+                    }
+                    Some("cursor") => parameter["schema"]["maximum"] = json!(MAX_SEQ),
+                    _ => {}
+                }
+            }
+            parameters.push(request_id);
+        }
         None => operation["parameters"] = json!([request_id]),
     }
     if let Some(responses) = operation

@@ -46,12 +46,12 @@ pub(crate) struct SendHeaders {
     /// The client's key for this message: every send of the same message with the same key
     /// stores it once, and the same key with another text is refused (422). Without it, the
     /// id is made by the facade's `--dedup` rule. 1 to 255 visible ASCII characters.
+    // Its `maxLength` is set from the rule's constant when the document is made.
     #[param(
         rename = "Idempotency-Key",
         value_type = String,
         required = false,
         min_length = 1,
-        max_length = 255,
         pattern = "^[!-~]+$"
     )]
     idempotency_key: Option<String>,

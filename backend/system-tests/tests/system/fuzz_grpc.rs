@@ -487,6 +487,8 @@ struct Services {
     logging: InProcess,
     facade: InProcess,
     _messages: InProcess,
+    /// A client of logging, connected once, for reading what it holds.
+    reader: LoggingServiceClient<tonic::transport::Channel>,
 }
 
 impl Services {
@@ -501,17 +503,19 @@ impl Services {
         let mut settings = facade_settings(&logging.url(), &messages.url());
         settings.max_message_bytes = MAX_MESSAGE_BYTES;
         let facade = spawn_facade(settings).await;
+        let reader = LoggingServiceClient::new(channel(&logging.url()).await);
         Self {
             logging,
             facade,
             _messages: messages,
+            reader,
         }
     }
 
     /// How many messages logging holds.
     async fn stored(&self) -> usize {
-        let mut client = LoggingServiceClient::new(channel(&self.logging.url()).await);
-        client
+        self.reader
+            .clone()
             .get_messages(Empty {})
             .await
             .unwrap()
@@ -608,7 +612,7 @@ fn logging_service_takes_random_and_broken_frames_on_every_door() {
     // Still serving: a valid message is stored.
     runtime.block_on(async {
         let before = services.stored().await;
-        let mut client = LoggingServiceClient::new(channel(&base).await);
+        let mut client = services.reader.clone();
         let request = LogRequest {
             id: Uuid::new_v4().to_string(),
             message: format!("after the fuzz {}", Uuid::new_v4()),
