@@ -1,13 +1,17 @@
 //! What the two HTTP services (facade, messages) do at their edge, written once: JSON error
 //! answers, and refusing paths no route or file can have before anything else looks at them.
 
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
 use axum::{
     Json,
-    extract::Request,
-    middleware::Next,
     response::{IntoResponse, Response},
 };
-use http::StatusCode;
+use http::{Request, StatusCode};
 
 /// Longest request path served, in bytes. Longer ones get a JSON 414.
 pub const MAX_PATH_BYTES: usize = 2048;
@@ -20,32 +24,103 @@ pub fn json_error(status: StatusCode, error: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": error.into() }))).into_response()
 }
 
-/// Middleware: a JSON 414 for a path over [`MAX_PATH_BYTES`], a JSON 404 for a segment over
-/// [`MAX_SEGMENT_BYTES`]. The answer quotes the path only cut short.
-pub async fn refuse_unservable_paths(request: Request, next: Next) -> Response {
-    let path = request.uri().path();
+/// The answer to a path no route or file can have: a JSON 414 for a path over
+/// [`MAX_PATH_BYTES`], a JSON 404 for a segment over [`MAX_SEGMENT_BYTES`] (quoting the path
+/// cut short); `None` for any other path.
+pub fn refusal(path: &str) -> Option<Response> {
     if path.len() > MAX_PATH_BYTES {
-        return json_error(
+        return Some(json_error(
             StatusCode::URI_TOO_LONG,
             format!(
                 "the path is {} bytes long; the limit is {MAX_PATH_BYTES} bytes",
                 path.len()
             ),
-        );
+        ));
     }
     if path
         .split('/')
         .any(|segment| segment.len() > MAX_SEGMENT_BYTES)
     {
-        return json_error(
+        return Some(json_error(
             StatusCode::NOT_FOUND,
             format!(
                 "no route for {} (a path segment is over {MAX_SEGMENT_BYTES} bytes)",
                 crate::bounded::shorten_bytes(path.as_bytes(), 64)
             ),
-        );
+        ));
     }
-    next.run(request).await
+    None
+}
+
+/// Answers every request whose path is unservable with its [`refusal`] before anything else
+/// looks at it, and passes the rest on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefuseUnservablePathsLayer;
+
+impl<S> tower::Layer<S> for RefuseUnservablePathsLayer {
+    type Service = RefuseUnservablePaths<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefuseUnservablePaths { inner }
+    }
+}
+
+/// See [`RefuseUnservablePathsLayer`].
+#[derive(Debug, Clone)]
+pub struct RefuseUnservablePaths<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<Request<B>> for RefuseUnservablePaths<S>
+where
+    S: tower::Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RefuseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match refusal(request.uri().path()) {
+            Some(response) => RefuseFuture::Refused {
+                response: Some(response),
+            },
+            None => RefuseFuture::Passed {
+                inner: self.inner.call(request),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A refusal, or the answer of the service inside.
+    #[project = RefuseProjection]
+    pub enum RefuseFuture<F> {
+        /// Refused (taken when polled).
+        Refused { response: Option<Response> },
+        /// Passed on.
+        Passed { #[pin] inner: F },
+    }
+}
+
+impl<F, E> Future for RefuseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RefuseProjection::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            RefuseProjection::Passed { inner } => inner.poll(cx),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -59,7 +134,7 @@ mod tests {
     async fn get_path(path: &str) -> (StatusCode, String) {
         let app = Router::new()
             .route("/ok", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn(refuse_unservable_paths));
+            .layer(RefuseUnservablePathsLayer);
         let response = app
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await

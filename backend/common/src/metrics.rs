@@ -12,14 +12,19 @@
 //! paths the service names as its own (its gRPC methods); any other path under it keeps the
 //! wildcard route.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
-    middleware::Next,
+    extract::MatchedPath,
     response::{IntoResponse, Response},
 };
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Request, StatusCode, header};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -93,8 +98,16 @@ impl HttpMetrics {
         metrics
     }
 
+    /// A layer that counts and times every request with these metrics. Put it on a router with
+    /// `Router::layer`, so the matched route is known.
+    pub fn layer(self: &Arc<Self>) -> TrackLayer {
+        TrackLayer {
+            metrics: Arc::clone(self),
+        }
+    }
+
     /// The route label of `request`.
-    fn route(&self, request: &Request) -> String {
+    fn route<B>(&self, request: &Request<B>) -> String {
         match request.extensions().get::<MatchedPath>() {
             Some(matched) => {
                 let route = matched.as_str();
@@ -123,33 +136,94 @@ impl HttpMetrics {
     }
 }
 
-/// Middleware (`axum::middleware::from_fn_with_state`): counts and times every request.
-/// Layered on a router with `Router::layer`, so the matched route is known.
-pub async fn track(
-    State(metrics): State<Arc<HttpMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = metrics.route(&request);
-    let response = next.run(request).await;
-    metrics
-        .latency
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+/// Counts and times every request: see [`HttpMetrics::layer`].
+#[derive(Debug, Clone)]
+pub struct TrackLayer {
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// See [`TrackLayer`].
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<S, B, ResBody> tower::Service<Request<B>> for Track<S>
+where
+    S: tower::Service<Request<B>, Response = http::Response<ResBody>>,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let labels = RouteLabels {
+            method: request.method().as_str().to_owned(),
+            route: self.metrics.route(&request),
+        };
+        TrackFuture {
+            inner: self.inner.call(request),
+            started: Instant::now(),
+            labels: Some(labels),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer, counted and timed when its head is ready.
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        labels: Option<RouteLabels>,
+        metrics: Arc<HttpMetrics>,
+    }
+}
+
+impl<F, ResBody, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        if let Some(labels) = this.labels.take() {
+            let metrics = &this.metrics;
+            metrics
+                .latency
+                .get_or_create(&labels)
+                .observe(this.started.elapsed().as_secs_f64());
+            let RouteLabels { method, route } = labels;
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    method,
+                    route,
+                    status: response.status().as_u16(),
+                })
+                .inc();
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The answer to `GET /metrics`: every metric in `registry` as OpenMetrics text.
@@ -197,10 +271,7 @@ mod tests {
             .route("/items/{id}", get(|| async { "item" }))
             .route("/svc.S/{*method}", get(|| async { "grpc" }))
             .route("/metrics", route(Arc::new(registry)))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&metrics),
-                track,
-            ));
+            .layer(metrics.layer());
         (router, metrics)
     }
 

@@ -10,7 +10,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use http::{HeaderName, HeaderValue, Request, Response};
@@ -72,11 +72,10 @@ pub struct RequestIdService<S> {
 impl<S, B, ResBody> tower::Service<Request<B>> for RequestIdService<S>
 where
     S: tower::Service<Request<B>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = RequestIdFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -85,12 +84,35 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let id = settle(request.headers());
         request.headers_mut().insert(HEADER, id.clone());
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = answer.await?;
+        RequestIdFuture {
+            inner: self.inner.call(request),
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer, to which the settled id is added.
+    pub struct RequestIdFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, ResBody, E> Future for RequestIdFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
             response.headers_mut().insert(HEADER, id);
-            Ok(response)
-        })
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

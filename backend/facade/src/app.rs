@@ -72,17 +72,15 @@ impl Application {
             settings.max_compressions as usize,
         )
         .merge(grpc)
-        // Every request counted and timed by its matched route.
-        .layer(axum::middleware::from_fn_with_state(
-            requests,
-            msglog_common::metrics::track,
-        ))
-        // Outermost, for every door: the request-id rule (the id returned in
-        // `x-request-id` and forwarded) and the refusal of unservable paths.
-        .layer(axum::middleware::from_fn(
-            msglog_common::http_edge::refuse_unservable_paths,
-        ))
-        .layer(msglog_common::request_id::RequestIdLayer);
+        // For every door, outermost first: the request-id rule (the id returned in
+        // `x-request-id` and forwarded), the refusal of unservable paths, and every request
+        // counted and timed by its matched route.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(msglog_common::request_id::RequestIdLayer)
+                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
+                .layer(requests.layer()),
+        );
         let bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
@@ -168,36 +166,39 @@ fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -
         .fallback(web::static_or_not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit))
-        // The fastest level: on a busy machine a large list's best compression costs more CPU
-        // than the bytes it saves are worth, and would slow every other request.
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(compression::CapCompressionsLayer::new(max_compressions))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            web::policy_if_html,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(CatchPanicLayer::custom(panic_response))
-        // A request that takes too long (a body trickling in, say) ends with a JSON 503.
+        // One `layer` call for the whole stack: each call wraps every route in a box of its
+        // own (a clone of the boxed service, a boxed future and a boxed body per request).
         .layer(
             tower::ServiceBuilder::new()
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                        msglog_common::telemetry::http_request_span(request)
+                    }),
+                )
+                // A request that takes too long (a body trickling in, say) ends with a JSON 503.
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     AppError::Timeout
                 }))
-                .timeout(request_timeout),
-        )
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                msglog_common::telemetry::http_request_span(request)
-            }),
+                .timeout(request_timeout)
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CONTENT_SECURITY_POLICY,
+                    web::policy_if_html,
+                ))
+                .layer(compression::CapCompressionsLayer::new(max_compressions))
+                // The fastest level: on a busy machine a large list's best compression costs
+                // more CPU than the bytes it saves are worth, and would slow every other
+                // request.
+                .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+                .layer(DefaultBodyLimit::max(body_limit)),
         )
 }
 

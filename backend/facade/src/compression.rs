@@ -14,7 +14,13 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use axum::{body::Body, extract::Request, response::Response};
+use axum::{
+    BoxError,
+    body::{Body, HttpBody},
+    extract::Request,
+    response::Response,
+};
+use bytes::Bytes;
 use http::header;
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -57,9 +63,10 @@ pub(crate) struct CapCompressions<S> {
     permits: Arc<Semaphore>,
 }
 
-impl<S> tower::Service<Request> for CapCompressions<S>
+impl<S, B> tower::Service<Request> for CapCompressions<S>
 where
-    S: tower::Service<Request, Response = Response>,
+    S: tower::Service<Request, Response = Response<B>>,
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
@@ -95,9 +102,10 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, E> Future for CapFuture<F>
+impl<F, B, E> Future for CapFuture<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     type Output = Result<Response, E>;
 
@@ -105,11 +113,11 @@ where
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
         let Some(permit) = this.permit.take() else {
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(response.map(Body::new)));
         };
         if !response.headers().contains_key(header::CONTENT_ENCODING) {
             // Not compressed after all (too small, or not a kind that is): the permit goes back.
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(response.map(Body::new)));
         }
         Poll::Ready(Ok(response.map(|body| {
             Body::new(body.map_frame(move |frame| {

@@ -9,7 +9,12 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, extract::Request, response::Response, routing::get};
+use axum::{
+    Router,
+    extract::Request,
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use http::{HeaderValue, StatusCode, header};
 use msglog_common::metrics::HttpMetrics;
 use msglog_common::server::Bound;
@@ -91,28 +96,29 @@ fn router(request_timeout: Duration) -> Router {
             msglog_common::metrics::route(Arc::new(registry)),
         )
         .fallback(not_found)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        // One `layer` call for the whole stack (each call boxes every route once more),
+        // outermost first.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
-                msglog_common::telemetry::http_request_span(request)
-            }),
+            tower::ServiceBuilder::new()
+                .layer(msglog_common::request_id::RequestIdLayer)
+                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
+                // Counts every answer, the timeout's 408 included.
+                .layer(requests.layer())
+                .map_response(IntoResponse::into_response)
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
+                        msglog_common::telemetry::http_request_span(request)
+                    }),
+                )
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    request_timeout,
+                ))
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
         )
-        // Counts every answer, the timeout's 408 included.
-        .layer(axum::middleware::from_fn_with_state(
-            requests,
-            msglog_common::metrics::track,
-        ))
-        .layer(axum::middleware::from_fn(
-            msglog_common::http_edge::refuse_unservable_paths,
-        ))
-        .layer(msglog_common::request_id::RequestIdLayer)
 }
 
 #[tracing::instrument]
