@@ -73,13 +73,13 @@ impl Application {
         )
         .merge(grpc)
         // For every door, outermost first: the request-id rule (the id returned in
-        // `x-request-id` and forwarded), the refusal of unservable paths, and every request
-        // counted and timed by its matched route.
+        // `x-request-id` and forwarded), every request counted and timed by its matched route
+        // (refusals included), and the refusal of unservable paths.
         .layer(
             tower::ServiceBuilder::new()
                 .layer(msglog_common::request_id::RequestIdLayer)
-                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
-                .layer(requests.layer()),
+                .layer(requests.layer())
+                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer),
         );
         let bound = Bound::bind(
             settings.addr,

@@ -101,9 +101,9 @@ fn router(request_timeout: Duration) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(msglog_common::request_id::RequestIdLayer)
-                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
-                // Counts every answer, the timeout's 408 included.
+                // Counts every answer, refusals and the timeout's 408 included.
                 .layer(requests.layer())
+                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
                 .map_response(IntoResponse::into_response)
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
@@ -193,5 +193,27 @@ mod tests {
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], br#"{"error":"no route for GET /nope"}"#);
+    }
+
+    #[tokio::test]
+    async fn refused_paths_are_counted_like_any_other_answer() {
+        let app = router(Duration::from_secs(5));
+        let long = format!("/{}", "x".repeat(3000));
+        let response = app
+            .clone()
+            .oneshot(http::Request::get(long).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::URI_TOO_LONG);
+        let metrics = app
+            .oneshot(http::Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let text = metrics.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="unmatched",status="414"} 1"#),
+            "{text}"
+        );
     }
 }

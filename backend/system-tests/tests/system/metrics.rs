@@ -156,6 +156,9 @@ async fn counters_move_with_requests_on_every_service() {
     assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
     assert_eq!(client.get_messages().await.0, 200);
     assert_eq!(client.get_json("/no/such/page-123").await.0, 404);
+    // Refused before routing (a path over 2 KiB), and counted all the same.
+    let long = format!("/{}", "x".repeat(3000));
+    assert_eq!(client.get_json(&long).await.0, 414);
     let mut grpc = gateway(&facade).await;
     grpc.send(SendRequest {
         text: "by gRPC".to_owned(),
@@ -182,6 +185,8 @@ async fn counters_move_with_requests_on_every_service() {
     assert_eq!(facade_metrics.value("http_requests_total", &send), 1.0);
     let unmatched = [("route", "unmatched"), ("status", "404")];
     assert_eq!(facade_metrics.value("http_requests_total", &unmatched), 1.0);
+    let refused = [("route", "unmatched"), ("status", "414")];
+    assert_eq!(facade_metrics.value("http_requests_total", &refused), 1.0);
     assert!(
         !facade_metrics.text.contains("page-123"),
         "a raw path became a label"
