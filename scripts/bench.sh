@@ -34,22 +34,10 @@ ensure_wrk
 
 build_release bench-hello bench-fill
 
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir
 export RUST_LOG=${RUST_LOG:-error}
 
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"message": "a benchmark message of a realistic length, sixty-odd bytes"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-
-wait_for() {
-  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; exit 1
-}
+post_script "$work/post.lua"
 
 # Runs wrk for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms errors".
 load() {

@@ -29,22 +29,10 @@ require_curl
 ensure_wrk
 build_release bench-hello
 
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir
 export RUST_LOG=${RUST_LOG:-error}
 
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"message": "a benchmark message of a realistic length, sixty-odd bytes"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-
-wait_for() {
-  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; exit 1
-}
+post_script "$work/post.lua"
 
 # Requests/s of wrk at concurrency 32 for DURATION after a 2 s warm-up.
 rate() {
@@ -74,6 +62,7 @@ for pair in $(seq 1 "$RUNS"); do
   hello=$(rate "http://127.0.0.1:$hello_port/")
   read -r a a_mb <<<"$(post_rate "$a_facade")"
   read -r b b_mb <<<"$(post_rate "$b_facade")"
+  [ -n "$a" ] && [ -n "$b" ] || { echo "a facade build did not come up" >&2; exit 1; }
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%+.1f", 100 * (b / a - 1) }')
   ratios+=("$ratio")
   awk -v p="$pair" -v h="$hello" -v a="$a" -v am="$a_mb" -v b="$b" -v bm="$b_mb" -v r="$ratio" \

@@ -26,3 +26,27 @@ build_release() {
 
 # A process's memory in MB from /proc: `rss_mb PID` (resident), `rss_mb PID VmHWM` (its peak).
 rss_mb() { awk -v key="${2:-VmRSS}:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# A temporary directory in $work, and $pids, whose processes are stopped (and the directory
+# removed) when the script exits.
+bench_workdir() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}
+
+# Waits up to 10 s for URL to answer with a 2xx status; exits the script if it does not.
+wait_for() {
+  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
+  echo "$1 did not come up" >&2; exit 1
+}
+
+# Writes to FILE the wrk script of the POST benches: POST /send_message with one message of
+# a realistic length.
+post_script() {
+  cat > "$1" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"message": "a benchmark message of a realistic length, sixty-odd bytes"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+}

@@ -28,10 +28,7 @@ else
   build_release bench-fill
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+bench_workdir
 export RUST_LOG=${RUST_LOG:-error}
 
 "$bin/bench-fill" "$work/list.sqlite3" "$MESSAGES"

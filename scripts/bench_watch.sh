@@ -27,15 +27,8 @@ ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
 
 build_release watch-bench
 
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT
+bench_workdir
 export RUST_LOG=${RUST_LOG:-error}
-
-wait_for() {
-  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; exit 1
-}
 
 "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory & pids+=($!)
 "$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
