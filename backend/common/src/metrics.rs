@@ -173,13 +173,14 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = Instant::now();
         let labels = RouteLabels {
             method: request.method().as_str().to_owned(),
             route: self.metrics.route(&request),
         };
         TrackFuture {
             inner: self.inner.call(request),
-            started: Instant::now(),
+            started,
             labels: Some(labels),
             metrics: Arc::clone(&self.metrics),
         }
