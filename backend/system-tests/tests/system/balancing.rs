@@ -7,18 +7,14 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use msglog_proto::logging::{
-    Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
-    LogRequest, LogResponse, LogResult, MessagesResponse, STATUS_LOGGED, WatchMessagesRequest,
-    WatchMessagesResponse, logging_service_server::LoggingService,
-};
-use tonic::{Code, Request, Response, Status};
+use msglog_proto::logging::{LogMessagesRequest, LogMessagesResponse, LogResult, STATUS_LOGGED};
+use tonic::{Code, Status};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     helpers::{
-        Client, InProcess, facade_settings, spawn_facade, spawn_logging_stand_in_with_health,
-        spawn_messages,
+        Client, InProcess, LogMessagesOnly, OnLogMessages, facade_settings, spawn_facade,
+        spawn_logging_stand_in_with_health, spawn_messages,
     },
     metrics::until_value,
 };
@@ -31,22 +27,12 @@ struct CountingLogging {
     failing: bool,
 }
 
-#[tonic::async_trait]
-impl LoggingService for CountingLogging {
-    async fn log_message(
-        &self,
-        _request: Request<LogRequest>,
-    ) -> Result<Response<LogResponse>, Status> {
-        Err(Status::internal(
-            "the facade batches: LogMessage is not called",
-        ))
-    }
-
+impl OnLogMessages for CountingLogging {
     async fn log_messages(
         &self,
-        request: Request<LogMessagesRequest>,
-    ) -> Result<Response<LogMessagesResponse>, Status> {
-        let count = request.into_inner().items.len();
+        request: LogMessagesRequest,
+    ) -> Result<LogMessagesResponse, Status> {
+        let count = request.items.len();
         self.items.fetch_add(count, Ordering::SeqCst);
         let result = if self.failing {
             LogResult {
@@ -59,32 +45,9 @@ impl LoggingService for CountingLogging {
                 status: STATUS_LOGGED.to_owned(),
             }
         };
-        Ok(Response::new(LogMessagesResponse {
+        Ok(LogMessagesResponse {
             results: vec![result; count],
-        }))
-    }
-
-    async fn get_messages(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<MessagesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-
-    async fn list_messages(
-        &self,
-        _request: Request<ListMessagesRequest>,
-    ) -> Result<Response<ListMessagesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-
-    type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, Status>>;
-
-    async fn watch_messages(
-        &self,
-        _request: Request<WatchMessagesRequest>,
-    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
-        Err(Status::unimplemented("not used"))
+        })
     }
 }
 
@@ -104,7 +67,7 @@ async fn three_replicas(
             ..CountingLogging::default()
         };
         let items = Arc::clone(&service.items);
-        let (process, health) = spawn_logging_stand_in_with_health(service).await;
+        let (process, health) = spawn_logging_stand_in_with_health(LogMessagesOnly(service)).await;
         replicas.push((process, health, items));
     }
     let messages = spawn_messages().await;

@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use msglog_proto::logging::{
-    Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
-    LogRequest, LogResponse, LogResult, MessagesResponse, STATUS_LOGGED, WatchMessagesRequest,
-    WatchMessagesResponse, logging_service_server::LoggingService,
-};
+use msglog_proto::logging::{LogMessagesRequest, LogMessagesResponse, LogResult, STATUS_LOGGED};
 use tokio::sync::{Semaphore, mpsc};
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use crate::{
-    helpers::{Client, facade_settings, spawn_facade, spawn_logging_stand_in, spawn_messages},
+    helpers::{
+        Client, LogMessagesOnly, OnLogMessages, facade_settings, spawn_facade,
+        spawn_logging_stand_in, spawn_messages,
+    },
     metrics::{Metrics, until_value},
 };
 
@@ -24,23 +23,12 @@ struct GatedLogging {
     gate: Arc<Semaphore>,
 }
 
-#[tonic::async_trait]
-impl LoggingService for GatedLogging {
-    async fn log_message(
-        &self,
-        _request: Request<LogRequest>,
-    ) -> Result<Response<LogResponse>, Status> {
-        Err(Status::internal(
-            "the facade batches: LogMessage is not called",
-        ))
-    }
-
+impl OnLogMessages for GatedLogging {
     async fn log_messages(
         &self,
-        request: Request<LogMessagesRequest>,
-    ) -> Result<Response<LogMessagesResponse>, Status> {
+        request: LogMessagesRequest,
+    ) -> Result<LogMessagesResponse, Status> {
         let texts: Vec<String> = request
-            .into_inner()
             .items
             .into_iter()
             .map(|item| item.message.unwrap().message)
@@ -48,37 +36,14 @@ impl LoggingService for GatedLogging {
         let count = texts.len();
         self.arrived.send(texts).unwrap();
         self.gate.acquire().await.unwrap().forget();
-        Ok(Response::new(LogMessagesResponse {
+        Ok(LogMessagesResponse {
             results: (0..count)
                 .map(|_| LogResult {
                     code: 0,
                     status: STATUS_LOGGED.to_owned(),
                 })
                 .collect(),
-        }))
-    }
-
-    async fn get_messages(
-        &self,
-        _request: Request<Empty>,
-    ) -> Result<Response<MessagesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-
-    async fn list_messages(
-        &self,
-        _request: Request<ListMessagesRequest>,
-    ) -> Result<Response<ListMessagesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
-    }
-
-    type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, Status>>;
-
-    async fn watch_messages(
-        &self,
-        _request: Request<WatchMessagesRequest>,
-    ) -> Result<Response<Self::WatchMessagesStream>, Status> {
-        Err(Status::unimplemented("not used"))
+        })
     }
 }
 
@@ -86,10 +51,10 @@ impl LoggingService for GatedLogging {
 async fn messages_that_arrive_while_calls_are_out_go_together_in_the_next() {
     let (arrived, mut calls) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(0));
-    let logging = spawn_logging_stand_in(GatedLogging {
+    let logging = spawn_logging_stand_in(LogMessagesOnly(GatedLogging {
         arrived,
         gate: Arc::clone(&gate),
-    })
+    }))
     .await;
     let messages = spawn_messages().await;
     let mut settings = facade_settings(&logging.url(), &messages.url());

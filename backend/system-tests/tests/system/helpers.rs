@@ -2,15 +2,20 @@
 //! test picks a port and none waits for readiness (a bound listener queues connections until
 //! served).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use clap::Parser as _;
 use logging_service::store::Store;
 pub use msglog_common::testing::{InProcess, parse_http_answer, refused_addr};
 use msglog_common::testing::{LogAfterStart, ServiceProcess};
-use msglog_proto::logging::{LogRequest, logging_service_client::LoggingServiceClient};
+use msglog_proto::logging::{
+    Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
+    LogRequest, LogResponse, MessagesResponse, WatchMessagesRequest, WatchMessagesResponse,
+    logging_service_client::LoggingServiceClient, logging_service_server::LoggingService,
+};
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tonic::Status;
 
 /// A gRPC channel to `url`, connected.
 pub async fn channel(url: &str) -> tonic::transport::Channel {
@@ -30,6 +35,65 @@ pub async fn spawn_logging_stand_in(
     service: impl msglog_proto::logging::logging_service_server::LoggingService,
 ) -> InProcess {
     spawn_logging_stand_in_with_health(service).await.0
+}
+
+/// What a logging stand-in does with a `LogMessages` call, the one way the facade stores
+/// messages; see [`LogMessagesOnly`].
+pub trait OnLogMessages: Send + Sync + 'static {
+    /// The answer to one call.
+    fn log_messages(
+        &self,
+        request: LogMessagesRequest,
+    ) -> impl Future<Output = Result<LogMessagesResponse, Status>> + Send;
+}
+
+/// A logging stand-in that answers `LogMessages` with its [`OnLogMessages`] and refuses every
+/// other method.
+pub struct LogMessagesOnly<H>(pub H);
+
+#[tonic::async_trait]
+impl<H: OnLogMessages> LoggingService for LogMessagesOnly<H> {
+    async fn log_message(
+        &self,
+        _request: tonic::Request<LogRequest>,
+    ) -> Result<tonic::Response<LogResponse>, Status> {
+        Err(Status::internal(
+            "the facade batches: LogMessage is not called",
+        ))
+    }
+
+    async fn log_messages(
+        &self,
+        request: tonic::Request<LogMessagesRequest>,
+    ) -> Result<tonic::Response<LogMessagesResponse>, Status> {
+        self.0
+            .log_messages(request.into_inner())
+            .await
+            .map(tonic::Response::new)
+    }
+
+    async fn get_messages(
+        &self,
+        _request: tonic::Request<Empty>,
+    ) -> Result<tonic::Response<MessagesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+
+    async fn list_messages(
+        &self,
+        _request: tonic::Request<ListMessagesRequest>,
+    ) -> Result<tonic::Response<ListMessagesResponse>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
+
+    type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, Status>>;
+
+    async fn watch_messages(
+        &self,
+        _request: tonic::Request<WatchMessagesRequest>,
+    ) -> Result<tonic::Response<Self::WatchMessagesStream>, Status> {
+        Err(Status::unimplemented("not used"))
+    }
 }
 
 /// A stand-in for logging on a free port with the standard gRPC health service (serving), and
