@@ -23,12 +23,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
-BASE_PORT=${BENCH_BASE_PORT:-19080}
-facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
-hello_port=$((BASE_PORT + 3))
-facade=http://127.0.0.1:$facade_port
 
 . scripts/bench_lib.sh
+bench_ports 19080
 require_curl
 ensure_wrk
 

@@ -19,12 +19,9 @@ for f in "$a_facade" "$b_facade"; do [ -x "$f" ] || { echo "no facade-service in
 
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-8}
-BASE_PORT=${BENCH_BASE_PORT:-19280}
-facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
-hello_port=$((BASE_PORT + 3))
-facade=http://127.0.0.1:$facade_port
 
 . scripts/bench_lib.sh
+bench_ports 19280
 require_curl
 ensure_wrk
 build_release bench-hello

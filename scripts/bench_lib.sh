@@ -50,3 +50,12 @@ wrk.body = '{"message": "a benchmark message of a realistic length, sixty-odd by
 wrk.headers["Content-Type"] = "application/json"
 LUA
 }
+
+# The bench's ports, from BENCH_BASE_PORT (default: DEFAULT): $BASE_PORT and $facade_port,
+# then $logging_port, $messages_port and $hello_port; and $facade, the facade's URL.
+bench_ports() {
+  BASE_PORT=${BENCH_BASE_PORT:-$1}
+  facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
+  hello_port=$((BASE_PORT + 3))
+  facade=http://127.0.0.1:$facade_port
+}

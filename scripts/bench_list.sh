@@ -14,11 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MESSAGES=${MESSAGES:-60000}
 DURATION=${DURATION:-10}
-BASE_PORT=${BENCH_BASE_PORT:-19180}
-facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
-facade=http://127.0.0.1:$facade_port
 
 . scripts/bench_lib.sh
+bench_ports 19180
 require_curl
 ensure_wrk
 

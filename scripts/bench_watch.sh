@@ -16,10 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WATCHERS=${WATCHERS:-1000}
 RATE=${RATE:-200}
 SECONDS_POSTING=${DURATION:-10}
-BASE_PORT=${BENCH_BASE_PORT:-19180}
-facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
 
 . scripts/bench_lib.sh
+bench_ports 19180
 require_curl
 # One socket per watcher on both sides, and the facade's connection cap follows this limit.
 ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
