@@ -171,9 +171,9 @@ impl Feed {
             failures += 1;
             let delay = RECONNECT.delay(failures);
             if self.set_down(&broke) {
-                tracing::warn!(reason = %broke, "live feed from logging interrupted; reconnecting");
+                tracing::warn!(reason = %broke.reason, "live feed from logging interrupted; reconnecting");
             }
-            tracing::debug!(reason = %broke, ?delay, "reconnecting the live feed");
+            tracing::debug!(reason = %broke.reason, ?delay, "reconnecting the live feed");
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
@@ -199,32 +199,32 @@ impl Feed {
 
     /// One connection's worth of following: primes the buffer if needed, opens the watch
     /// after the last seq held, and applies its frames until it breaks. Returns why it broke.
-    async fn follow_once(&self, failures: &mut u32) -> String {
+    async fn follow_once(&self, failures: &mut u32) -> Broke {
         let primed = self.shared.read().primed;
-        if !primed && let Err(reason) = self.prime().await {
-            return reason;
+        if !primed && let Err(status) = self.prime().await {
+            return Broke::from(&status);
         }
         let after = self.shared.read().last;
         let mut stream = match self.logging.watch_messages(after).await {
             Ok(stream) => stream,
-            Err(status) => return status_text(&status),
+            Err(status) => return Broke::from(&status),
         };
         loop {
             match stream.message().await {
                 Ok(Some(frame)) => {
                     *failures = 0;
                     if let Err(reason) = self.apply(frame) {
-                        return reason;
+                        return reason.into();
                     }
                 }
-                Ok(None) => return "logging ended the watch".to_owned(),
-                Err(status) => return status_text(&status),
+                Ok(None) => return "logging ended the watch".to_owned().into(),
+                Err(status) => return Broke::from(&status),
             }
         }
     }
 
     /// Fills the buffer with the newest messages.
-    async fn prime(&self) -> Result<(), String> {
+    async fn prime(&self) -> Result<(), Status> {
         let limit = u32::try_from(self.settings.buffer).unwrap_or(CATCH_UP_PAGE);
         let page = self
             .logging
@@ -234,8 +234,7 @@ impl Feed {
                 backward: true,
                 texts_only: false,
             })
-            .await
-            .map_err(|status| status_text(&status))?;
+            .await?;
         let messages: VecDeque<StoredMessage> = page.messages.into_iter().map(Into::into).collect();
         let mut buffer = self.shared.write();
         buffer.floor = match (page.next_cursor, messages.front()) {
@@ -305,12 +304,17 @@ impl Feed {
     }
 
     /// Marks the feed down; `true` if it was live.
-    fn set_down(&self, reason: &str) -> bool {
+    fn set_down(&self, broke: &Broke) -> bool {
         let mut buffer = self.shared.write();
         let was_live = buffer.live;
         buffer.live = false;
         self.shared.live.set(0);
-        buffer.detail = format!("logging unavailable, reconnecting ({reason})");
+        let reason = &broke.reason;
+        buffer.detail = if broke.no_feed {
+            format!("logging has no live feed ({reason}); lists are read when asked for")
+        } else {
+            format!("logging unavailable, reconnecting ({reason})")
+        };
         drop(buffer);
         self.shared.notify();
         was_live
@@ -351,6 +355,33 @@ impl Shared {
     fn notify(&self) {
         self.changed
             .send_modify(|version| *version = version.wrapping_add(1));
+    }
+}
+
+/// Why one connection's worth of following ended.
+struct Broke {
+    /// What happened, for the feed's detail and the log.
+    reason: String,
+    /// Logging answered `UNIMPLEMENTED`: it has no live feed (the original's logging). The
+    /// feed keeps asking, so a logging that gains one is followed.
+    no_feed: bool,
+}
+
+impl From<&Status> for Broke {
+    fn from(status: &Status) -> Self {
+        Self {
+            reason: status_text(status),
+            no_feed: status.code() == tonic::Code::Unimplemented,
+        }
+    }
+}
+
+impl From<String> for Broke {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            no_feed: false,
+        }
     }
 }
 

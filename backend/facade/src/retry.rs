@@ -163,7 +163,12 @@ where
                 Status::deadline_exceeded(format!("no answer within {} ms", timeout.as_millis()))
             }
         };
-        budget.record_failure();
+        // As in gRPC's retry throttling, only a failure a retry could help (logging down,
+        // slow or hung) takes from the budget: a conflict or a bad argument says nothing of
+        // logging's health, and must not stop the retries of the requests that follow it.
+        if is_retryable(status.code()) {
+            budget.record_failure();
+        }
         tracing::warn!(
             operation,
             attempt,
@@ -338,6 +343,8 @@ mod tests {
                 (1, GiveUp::NotRetryable)
             );
         }
+        // Nor do they take from the budget: they say nothing of the backend's health.
+        assert!((budget.tokens() - 10.0).abs() < 1e-9, "{}", budget.tokens());
     }
 
     #[tokio::test(start_paused = true)]

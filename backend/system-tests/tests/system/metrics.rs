@@ -2,9 +2,18 @@
 //! parser reads line for line, with counters that move with the requests that were made, and
 //! answers while logging or its store fails.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use logging_service::store::{Fault, FaultyStore, Store};
+use msglog_proto::logging::{
+    Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
+    LogRequest, LogResponse, MessagesResponse, WatchMessagesRequest, WatchMessagesResponse,
+    logging_service_server::LoggingService,
+};
 use msglog_proto::v1::{
     SendRequest, StatusRequest, WatchRequest, message_log_client::MessageLogClient,
 };
@@ -16,7 +25,7 @@ use tonic_health::pb::{
 
 use crate::helpers::{
     Client, InProcess, facade_settings, logging_settings, refused_addr, spawn_facade,
-    spawn_messages,
+    spawn_logging_stand_in, spawn_messages,
 };
 
 /// One reading of a `/metrics` page.
@@ -425,4 +434,120 @@ async fn health_and_metrics_answer_while_the_store_fails() {
     );
 
     store.set(Fault::None);
+}
+
+/// The original's logging: `LogMessage` and `GetMessages`, and nothing else.
+#[derive(Clone)]
+struct OriginalLogging {
+    texts: Arc<Mutex<Vec<String>>>,
+    /// `ListMessages` calls with no request behind them: the facade's live feed asking.
+    feed_asked: Arc<tokio::sync::watch::Sender<u32>>,
+}
+
+impl Default for OriginalLogging {
+    fn default() -> Self {
+        Self {
+            texts: Arc::default(),
+            feed_asked: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl LoggingService for OriginalLogging {
+    async fn log_message(
+        &self,
+        request: tonic::Request<LogRequest>,
+    ) -> Result<tonic::Response<LogResponse>, tonic::Status> {
+        self.texts
+            .lock()
+            .unwrap()
+            .push(request.into_inner().message);
+        Ok(tonic::Response::new(LogResponse {
+            status: "Message logged successfully".to_owned(),
+        }))
+    }
+
+    async fn log_messages(
+        &self,
+        _request: tonic::Request<LogMessagesRequest>,
+    ) -> Result<tonic::Response<LogMessagesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+
+    async fn get_messages(
+        &self,
+        _request: tonic::Request<Empty>,
+    ) -> Result<tonic::Response<MessagesResponse>, tonic::Status> {
+        Ok(tonic::Response::new(MessagesResponse {
+            messages: self.texts.lock().unwrap().clone(),
+        }))
+    }
+
+    async fn list_messages(
+        &self,
+        request: tonic::Request<ListMessagesRequest>,
+    ) -> Result<tonic::Response<ListMessagesResponse>, tonic::Status> {
+        if request.metadata().get("x-request-id").is_none() {
+            self.feed_asked.send_modify(|asked| *asked += 1);
+        }
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+
+    type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, tonic::Status>>;
+
+    async fn watch_messages(
+        &self,
+        _request: tonic::Request<WatchMessagesRequest>,
+    ) -> Result<tonic::Response<Self::WatchMessagesStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+}
+
+#[tokio::test]
+async fn the_originals_missing_methods_are_counted_as_calls_but_not_as_errors() {
+    let original = OriginalLogging::default();
+    let logging = spawn_logging_stand_in(original.clone()).await;
+    let messages = spawn_messages().await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
+    let client = Client::new(&facade);
+    // The live feed asks for its first page, is told UNIMPLEMENTED, says so, and asks again
+    // after a back-off: its second question means the first answer was taken in.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        original
+            .feed_asked
+            .subscribe()
+            .wait_for(|asked| *asked >= 2),
+    )
+    .await
+    .expect("the live feed asked twice within 10 s")
+    .unwrap();
+
+    assert_eq!(client.post_message("one").await.0, 200);
+    // The first read asks for a page, is told UNIMPLEMENTED, and reads the list whole.
+    assert_eq!(client.stored().await, vec!["one"]);
+    assert_eq!(client.stored().await, vec!["one"]);
+
+    let metrics = Metrics::scrape(&format!("{}/metrics", facade.url())).await;
+    let probe = [("method", "ListMessages"), ("code", "UNIMPLEMENTED")];
+    assert_eq!(metrics.value("logging_calls_total", &probe), 1.0);
+    let whole = [("method", "GetMessages"), ("code", "OK")];
+    assert_eq!(metrics.value("logging_calls_total", &whole), 2.0);
+    // Every request was served: the page's status strip shows no error, and says why the
+    // list is not live rather than calling logging unavailable.
+    let (status, body) = client.get_json("/api/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["calls"],
+        serde_json::json!({ "retries": 0, "errors": 0 }),
+        "{body}"
+    );
+    assert_eq!(body["logging"]["up"], true, "{body}");
+    assert_eq!(body["feed"]["live"], false, "{body}");
+    let detail = body["feed"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("logging has no live feed (UNIMPLEMENTED"),
+        "{detail}"
+    );
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::helpers::{
     Client, facade_settings, listener, logging_settings, refused_addr, spawn_facade,
-    spawn_logging_over, spawn_logging_with, spawn_messages,
+    spawn_logging_over, spawn_logging_with, spawn_messages, status_and_json,
 };
 
 /// Slack for the scheduler on a loaded machine: the bound proven is "the deadline plus this",
@@ -58,6 +58,38 @@ async fn a_dead_logging_drains_the_retry_budget_so_later_posts_make_one_attempt(
     }
     // 10 tokens, one per failed attempt, retries only above 5.
     assert_eq!(attempts, vec![3, 2, 1, 1]);
+}
+
+#[tokio::test]
+async fn conflicts_leave_the_retry_budget_to_the_failures_it_is_for() {
+    let store = Arc::new(FaultyStore::new(Fault::None));
+    let logging = spawn_logging_over(store.clone()).await;
+    let messages = spawn_messages().await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages.url())).await;
+    let client = Client::new(&facade);
+    let post = |text: &'static str| {
+        let request = client
+            .http
+            .post(format!("{}/send_message", client.base))
+            .header("idempotency-key", "order-42")
+            .json(&json!({ "message": text }));
+        async move { status_and_json(request.send().await.unwrap()).await }
+    };
+    assert_eq!(post("pay").await.0, 200);
+    // As many conflicts as the budget holds tokens: each a failed call, none a sign that
+    // logging is in trouble.
+    for _ in 0..10 {
+        let (status, body) = post("pay twice").await;
+        assert_eq!(status, 422, "{body}");
+    }
+
+    store.set(Fault::Unavailable);
+    let (status, body) = client.post_message("lost").await;
+    assert_eq!(
+        (status, body["attempts"].as_u64()),
+        (500, Some(3)),
+        "{body}"
+    );
 }
 
 #[tokio::test]
