@@ -63,12 +63,6 @@ struct GiveUpLabels {
     reason: &'static str,
 }
 
-/// Failed calls that are not errors, because the facade has another way: the original's
-/// logging has no `ListMessages` and answers it `UNIMPLEMENTED`, and the facade then reads the
-/// list whole with `GetMessages`. Still counted in `logging_calls_total` under their code; left
-/// out of the errors the status answer gives, which are calls that failed someone.
-const FALLBACKS: &[(&str, Code)] = &[("ListMessages", Code::Unimplemented)];
-
 fn attempts_histogram() -> Histogram {
     // 1, 2, ... 8 attempts: the policy's maximum is a small number.
     Histogram::new(linear_buckets(1.0, 1.0, 8))
@@ -174,7 +168,7 @@ impl CallMetrics {
         self.attempts
             .get_or_create(&MethodLabels { method })
             .observe(f64::from(attempts));
-        if code != Code::Ok && !FALLBACKS.contains(&(method, code)) {
+        if code != Code::Ok {
             self.failures_since_start.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -226,8 +220,20 @@ impl CallMetrics {
         self.retries_since_start.load(Ordering::Relaxed)
     }
 
-    /// Calls to logging that failed since start, whatever the code, but for those the facade
-    /// answered another way ([`FALLBACKS`]).
+    /// A call that failed was answered another way after all: the original's logging has no
+    /// `ListMessages`, and the list was read whole instead. Still counted in
+    /// `logging_calls_total` under its code; taken out of the errors the status answer gives,
+    /// which are calls that failed someone.
+    pub(crate) fn answered_another_way(&self) {
+        let _ = self.failures_since_start.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |failures| failures.checked_sub(1),
+        );
+    }
+
+    /// Calls to logging that failed since start, whatever the code, less those answered
+    /// another way.
     pub(crate) fn failures_since_start(&self) -> u64 {
         self.failures_since_start.load(Ordering::Relaxed)
     }
@@ -261,19 +267,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failed_calls_count_as_errors_but_for_the_listed_fallbacks() {
+    fn failed_calls_count_as_errors_unless_answered_another_way() {
         let calls = CallMetrics::default();
         calls.finished("LogMessage", Code::Ok, 1);
         assert_eq!(calls.failures_since_start(), 0);
+        // Nothing to take back: the count does not go below zero.
+        calls.answered_another_way();
+        assert_eq!(calls.failures_since_start(), 0);
         calls.finished("LogMessage", Code::Unavailable, 3);
         calls.finished("LogMessage", Code::AlreadyExists, 1);
-        // A logging that is not one at all answers every method so: an error.
-        calls.finished("GetMessages", Code::Unimplemented, 1);
-        assert_eq!(calls.failures_since_start(), 3);
-        // The original's logging, asked for a page: the list is then read whole.
         calls.finished("ListMessages", Code::Unimplemented, 1);
         assert_eq!(calls.failures_since_start(), 3);
-        calls.finished("ListMessages", Code::Unavailable, 3);
-        assert_eq!(calls.failures_since_start(), 4);
+        calls.answered_another_way();
+        assert_eq!(calls.failures_since_start(), 2);
     }
 }

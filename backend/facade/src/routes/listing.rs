@@ -55,6 +55,7 @@ pub(crate) async fn get_messages(
         Err(failure) if failure.status.code() == Code::Unimplemented => {
             tracing::info!("logging has no ListMessages (the original's): reading it whole");
             state.logging_without_pages.store(true, Ordering::Relaxed);
+            state.calls.answered_another_way();
             // The messages service has answered already: only the list is read again.
             let logged = state.logging.get_messages(&request_id).await;
             return whole_answer(logged, from_service);

@@ -505,7 +505,7 @@ impl LoggingService for OriginalLogging {
 }
 
 #[tokio::test]
-async fn the_originals_missing_methods_are_counted_as_calls_but_not_as_errors() {
+async fn the_originals_missing_list_is_an_error_only_where_nothing_answers_instead() {
     let original = OriginalLogging::default();
     let logging = spawn_logging_stand_in(original.clone()).await;
     let messages = spawn_messages().await;
@@ -549,5 +549,20 @@ async fn the_originals_missing_methods_are_counted_as_calls_but_not_as_errors() 
     assert!(
         detail.starts_with("logging has no live feed (UNIMPLEMENTED"),
         "{detail}"
+    );
+
+    // A page of the list has no other way: the original's logging cannot page, and that is
+    // an error the status counts.
+    let (status, body) = client.get_json("/api/messages").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (500, Some("UNIMPLEMENTED")),
+        "{body}"
+    );
+    let (_, body) = client.get_json("/api/status").await;
+    assert_eq!(
+        body["calls"],
+        serde_json::json!({ "retries": 0, "errors": 1 }),
+        "{body}"
     );
 }
