@@ -124,6 +124,22 @@ pub(crate) fn is_retryable(code: Code) -> bool {
     matches!(code, Code::Unavailable | Code::DeadlineExceeded)
 }
 
+/// Whether a failed call's `code` is an answer about the request rather than a sign of
+/// trouble: a conflict, a bad argument, a method this logging does not have (the original's,
+/// which the caller may answer another way). Not retried, and traced at `info`: the caller
+/// answers it, and logging is working as it should.
+fn is_an_answer(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unimplemented
+    )
+}
+
 /// Runs `call` until it succeeds or the policy says stop.
 ///
 /// `call` receives the attempt number (from 1) and the time the attempt may take, which it
@@ -169,14 +185,24 @@ where
         if is_retryable(status.code()) {
             budget.record_failure();
         }
-        tracing::warn!(
-            operation,
-            attempt,
-            max_attempts,
-            code = ?status.code(),
-            message = status.message(),
-            "attempt failed"
-        );
+        if is_an_answer(status.code()) {
+            tracing::info!(
+                operation,
+                attempt,
+                code = ?status.code(),
+                message = status.message(),
+                "answered with an error: not retried"
+            );
+        } else {
+            tracing::warn!(
+                operation,
+                attempt,
+                max_attempts,
+                code = ?status.code(),
+                message = status.message(),
+                "attempt failed"
+            );
+        }
 
         let give_up = |gave_up| {
             metrics.finished(operation, status.code(), attempt);
@@ -192,13 +218,16 @@ where
             if let Some(reason) = reason {
                 metrics.gave_up(operation, reason);
             }
-            tracing::warn!(
-                operation,
-                attempts = attempt,
-                ?gave_up,
-                code = ?status.code(),
-                "giving up"
-            );
+            // An answer was traced as one already.
+            if !is_an_answer(status.code()) {
+                tracing::warn!(
+                    operation,
+                    attempts = attempt,
+                    ?gave_up,
+                    code = ?status.code(),
+                    "giving up"
+                );
+            }
             Err(RetryFailure {
                 status: status.clone(),
                 attempts: attempt,
@@ -345,6 +374,68 @@ mod tests {
         }
         // Nor do they take from the budget: they say nothing of the backend's health.
         assert!((budget.tokens() - 10.0).abs() < 1e-9, "{}", budget.tokens());
+    }
+
+    /// Runs `with_retries` once over a call that fails with `code`, and gives what it traced
+    /// at `info` and above.
+    async fn traced_failure(code: Code) -> String {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer({
+                let lines = lines.clone();
+                move || lines.clone()
+            })
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..policy()
+        };
+        let _ = with_retries(
+            "test",
+            &policy,
+            &RetryBudget::new(10, 0.1),
+            &CallMetrics::default(),
+            |_, _| async move { Err::<(), _>(Status::new(code, "no")) },
+        )
+        .await;
+        String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_about_the_request_is_traced_as_information_and_trouble_as_a_warning() {
+        for code in [
+            Code::AlreadyExists,
+            Code::InvalidArgument,
+            Code::Unimplemented,
+        ] {
+            let traced = traced_failure(code).await;
+            assert!(!traced.contains("WARN"), "{code:?}: {traced}");
+            assert!(
+                traced.contains("INFO") && traced.contains("not retried"),
+                "{code:?}: {traced}"
+            );
+        }
+        for code in [Code::Unavailable, Code::Internal] {
+            let traced = traced_failure(code).await;
+            assert!(
+                traced.contains("WARN") && traced.contains("giving up"),
+                "{code:?}: {traced}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
