@@ -141,7 +141,12 @@ impl From<AppError> for tonic::Status {
                 // Safe to call again: a resend carries the same id.
                 _ => Code::Unavailable,
             },
-            AppError::GetMessages(_) => Code::Unavailable,
+            AppError::GetMessages(failure) => match failure.status.code() {
+                // Logging cannot page (the original's): asking again will not help until a
+                // logging that can takes its place.
+                Code::Unimplemented => Code::FailedPrecondition,
+                _ => Code::Unavailable,
+            },
         };
         Self::new(code, error.to_string())
     }

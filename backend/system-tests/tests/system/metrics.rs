@@ -15,7 +15,7 @@ use msglog_proto::logging::{
     logging_service_server::LoggingService,
 };
 use msglog_proto::v1::{
-    SendRequest, StatusRequest, WatchRequest, message_log_client::MessageLogClient,
+    ListRequest, SendRequest, StatusRequest, WatchRequest, message_log_client::MessageLogClient,
 };
 use prometheus_parse::{Sample, Scrape, Value};
 use tonic::transport::Channel;
@@ -559,10 +559,21 @@ async fn the_originals_missing_list_is_an_error_only_where_nothing_answers_inste
         (500, Some("UNIMPLEMENTED")),
         "{body}"
     );
+    // Through the gRPC door, a code that tells a client not to ask again as it is.
+    let refused = gateway(&facade)
+        .await
+        .list(ListRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
     let (_, body) = client.get_json("/api/status").await;
     assert_eq!(
         body["calls"],
-        serde_json::json!({ "retries": 0, "errors": 1 }),
+        serde_json::json!({ "retries": 0, "errors": 2 }),
         "{body}"
     );
 }
