@@ -32,7 +32,6 @@ ensure_wrk
 build_release bench-hello bench-fill
 
 bench_workdir
-export RUST_LOG=${RUST_LOG:-error}
 
 post_script "$work/post.lua"
 

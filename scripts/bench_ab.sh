@@ -27,7 +27,6 @@ ensure_wrk
 build_release bench-hello
 
 bench_workdir
-export RUST_LOG=${RUST_LOG:-error}
 
 post_script "$work/post.lua"
 

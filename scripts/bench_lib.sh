@@ -28,8 +28,9 @@ build_release() {
 rss_mb() { awk -v key="${2:-VmRSS}:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # A temporary directory in $work, and $pids, whose processes are stopped (and the directory
-# removed) when the script exits.
+# removed) when the script exits; the services log errors only unless RUST_LOG says otherwise.
 bench_workdir() {
+  export RUST_LOG=${RUST_LOG:-error}
   work=$(mktemp -d)
   pids=()
   trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -27,7 +27,6 @@ else
 fi
 
 bench_workdir
-export RUST_LOG=${RUST_LOG:-error}
 
 "$bin/bench-fill" "$work/list.sqlite3" "$MESSAGES"
 "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "sqlite:$work/list.sqlite3" &

@@ -27,7 +27,6 @@ ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
 build_release watch-bench
 
 bench_workdir
-export RUST_LOG=${RUST_LOG:-error}
 
 "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory & pids+=($!)
 "$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
