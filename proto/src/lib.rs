@@ -7,10 +7,13 @@
 //!   `msglog.v1.MessageLog`: `Send`, `List`, `Watch`), built the same way.
 //! - [`api`]: the JSON shapes and the paths of the facade's HTTP API, one definition for the
 //!   server and the browser page.
+//! - [`limits`]: the byte budget of a page and the decoding limits derived from the largest
+//!   text, computed in one place.
 //! - [`MessageText`]: a message text known to be non-blank and within a size limit, so neither
 //!   service ever handles an unchecked string.
 
 pub mod api;
+pub mod limits;
 mod text;
 
 pub use text::{MessageText, MessageTextError, NOT_BLANK_PATTERN};

@@ -5,6 +5,8 @@
 //!   keeps room for new clients) and a bounded graceful drain; the flags that set the limits
 //!   ([`connection_settings!`]);
 //! - [`request_id`]: the one rule for `x-request-id`;
+//! - `grpc_deadline` (feature `grpc`): every gRPC call's deadline, the client's and the
+//!   server's;
 //! - [`http_edge`]: JSON error answers and refusal of unservable paths, for the HTTP services;
 //! - [`telemetry`]: tracing to stderr with an `RUST_LOG`-style filter, and request spans that
 //!   never log a client's input unbounded;
@@ -16,6 +18,8 @@
 //! - `testing` (feature `testing`): the test harness (services in-process or as real processes).
 
 pub mod bounded;
+#[cfg(feature = "grpc")]
+pub mod grpc_deadline;
 pub mod http_edge;
 pub mod metrics;
 pub mod random_id;

@@ -14,8 +14,10 @@
 //! - **HTTP/2 keep-alive pings**, so a peer that vanished without a FIN is found;
 //! - **a cap on open connections**: when [`ConnectionLimits::max_connections`] are open, a new
 //!   connection makes room by closing the connection idle the longest (one with no request in
-//!   flight), so a crowd of idle or slow clients can never lock a new client out; only when
-//!   every open connection is busy is the new one refused. The cap is kept below the process's
+//!   flight) or, when none is idle, the one whose request bodies have stalled the longest (no
+//!   byte for at least [`STALLED`]: a client that declared a body and does not send it), so a
+//!   crowd of idle, slow or stalling clients can never lock a new client out; only when every
+//!   open connection is busy and moving is the new one refused. The cap is kept below the process's
 //!   file-descriptor limit, leaving descriptors for outgoing calls and for the store.
 //!
 //! On shutdown the listener closes at once, every connection is asked to finish gracefully
@@ -171,7 +173,7 @@ macro_rules! connection_settings {
 /// or tonic's `Routes` (with their layers).
 pub trait HttpService:
     Service<
-        Request<Incoming>,
+        Request<RequestBody>,
         Response = Response<Self::ResponseBody>,
         Error = Infallible,
         Future: Send + 'static,
@@ -186,7 +188,7 @@ pub trait HttpService:
 impl<S, B> HttpService for S
 where
     S: Service<
-            Request<Incoming>,
+            Request<RequestBody>,
             Response = Response<B>,
             Error = Infallible,
             Future: Send + 'static,
@@ -391,6 +393,10 @@ async fn serve_connection<S: HttpService>(
                     tracing::debug!("closing an idle connection to make room for a new one");
                     return;
                 }
+                if state.stalled_since().is_some() {
+                    tracing::info!("closing a connection whose request stalled, to make room for a new one");
+                    return;
+                }
                 if closing.is_none() {
                     connection.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());
@@ -433,6 +439,11 @@ struct ConnectionState {
     last_activity_ms: AtomicU64,
     /// Woken to ask the connection to close and free its slot.
     evict: Notify,
+    /// Requests in flight whose body has not all come yet.
+    receiving: AtomicUsize,
+    /// Milliseconds from `started` to the last byte of a request body (or the start of a
+    /// request that has one).
+    body_progress_ms: AtomicU64,
     /// Woken when the first request starts: the connection's deadline changes from the
     /// header-read timeout to the idle timeout, which may be shorter. (Later requests only
     /// move the deadline later, which the watch finds when it wakes.)
@@ -446,6 +457,8 @@ impl ConnectionState {
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
+            receiving: AtomicUsize::new(0),
+            body_progress_ms: AtomicU64::new(0),
             evict: Notify::new(),
             first_request: Notify::new(),
         }
@@ -455,9 +468,30 @@ impl ConnectionState {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_activity_ms.store(ms, Ordering::SeqCst);
+        self.last_activity_ms
+            .store(self.elapsed_ms(), Ordering::SeqCst);
+    }
+
+    fn body_progressed(&self) {
+        self.body_progress_ms
+            .store(self.elapsed_ms(), Ordering::SeqCst);
+    }
+
+    /// Since when every request in flight has waited for its body, if they all have and it
+    /// has been at least [`STALLED`].
+    fn stalled_since(&self) -> Option<Instant> {
+        let in_flight = self.in_flight();
+        if in_flight == 0 || self.receiving.load(Ordering::SeqCst) < in_flight {
+            return None;
+        }
+        let since =
+            self.started + Duration::from_millis(self.body_progress_ms.load(Ordering::SeqCst));
+        (since + STALLED <= Instant::now()).then_some(since)
     }
 
     fn last_activity(&self) -> Instant {
@@ -514,16 +548,25 @@ impl Registry {
         self.lock().open.remove(&key);
     }
 
-    /// Asks the connection idle the longest to close now; `false` when every connection is
-    /// busy. The evicted one leaves the registry when its task ends.
+    /// Asks the connection idle the longest to close now, or when none is idle the one stalled
+    /// the longest; `false` when every connection is busy and moving. The evicted one leaves
+    /// the registry when its task ends.
     fn evict_longest_idle(&self) -> bool {
         let mut inner = self.lock();
-        let victim = inner
+        let idle = inner
             .open
             .iter()
             .filter(|(_, state)| state.in_flight() == 0)
             .min_by_key(|(_, state)| state.last_activity())
             .map(|(key, _)| *key);
+        let victim = idle.or_else(|| {
+            inner
+                .open
+                .iter()
+                .filter_map(|(key, state)| Some((*key, state.stalled_since()?)))
+                .min_by_key(|(_, since)| *since)
+                .map(|(key, _)| key)
+        });
         match victim.and_then(|key| inner.open.remove(&key)) {
             Some(state) => {
                 state.evict.notify_one();
@@ -565,7 +608,7 @@ impl Drop for InFlight {
 
 impl<S, B> Service<Request<Incoming>> for Tracked<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>,
     S::Future: Send + 'static,
     B: http_body::Body + Send + 'static,
 {
@@ -579,6 +622,7 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let guard = InFlight::start(&self.state);
+        let request = request.map(|body| RequestBody::new(body, &self.state));
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
@@ -587,6 +631,76 @@ where
                 _in_flight: guard,
             }))
         })
+    }
+}
+
+/// How long every request of a busy connection must have waited for its body, with no byte
+/// coming, before the connection may be closed to make room for a new one (see the module
+/// documentation).
+pub const STALLED: Duration = Duration::from_secs(1);
+
+pin_project_lite::pin_project! {
+    /// A request's body as the services see it: hyper's, with each byte's arrival noted, so a
+    /// connection whose requests wait on bodies that never come can be told from a busy one.
+    #[derive(Debug)]
+    pub struct RequestBody {
+        #[pin]
+        body: Incoming,
+        // Counted in `receiving` until the body ends or is dropped.
+        receiving: Option<Arc<ConnectionState>>,
+    }
+
+    impl PinnedDrop for RequestBody {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(state) = this.project().receiving.take() {
+                state.receiving.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl RequestBody {
+    fn new(body: Incoming, state: &Arc<ConnectionState>) -> Self {
+        let receiving = (!http_body::Body::is_end_stream(&body)).then(|| {
+            state.receiving.fetch_add(1, Ordering::SeqCst);
+            state.body_progressed();
+            Arc::clone(state)
+        });
+        Self { body, receiving }
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let mut this = self.project();
+        let frame = this.body.as_mut().poll_frame(cx);
+        if let Poll::Ready(ref frame) = frame {
+            let ended = !matches!(frame, Some(Ok(_))) || this.body.is_end_stream();
+            match (ended, this.receiving.as_ref()) {
+                (true, Some(_)) => {
+                    if let Some(state) = this.receiving.take() {
+                        state.receiving.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                (false, Some(state)) => state.body_progressed(),
+                (_, None) => {}
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -192,19 +192,38 @@ impl ServiceProcess {
 
     /// Waits (at most 10 s) until a captured log line satisfies `wanted`, and returns it.
     pub async fn wait_for_log_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        self.wait_for_log_lines(1, wanted).await.remove(0)
+    }
+
+    /// Waits (at most 10 s) until `count` captured log lines satisfy `wanted`, and returns them.
+    pub async fn wait_for_log_lines(
+        &self,
+        count: usize,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
         let found = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 let added = self.log.added.notified();
                 tokio::pin!(added);
                 added.as_mut().enable();
-                if let Some(line) = self.log_lines().into_iter().find(|line| wanted(line)) {
-                    return line;
+                let lines: Vec<_> = self
+                    .log_lines()
+                    .into_iter()
+                    .filter(|line| wanted(line))
+                    .collect();
+                if lines.len() >= count {
+                    return lines;
                 }
                 added.await;
             }
         })
         .await;
-        found.unwrap_or_else(|_| panic!("no such log line within 10 s:\n{:#?}", self.log_lines()))
+        found.unwrap_or_else(|_| {
+            panic!(
+                "not {count} such log lines within 10 s:\n{:#?}",
+                self.log_lines()
+            )
+        })
     }
 
     /// The process id.

@@ -17,7 +17,7 @@ use axum::{
     routing::{get, post},
 };
 use http::{HeaderValue, Request, StatusCode, header};
-use msglog_common::server::Bound;
+use msglog_common::{grpc_deadline::GrpcDeadlineLayer, server::Bound};
 use msglog_proto::{
     api::paths,
     v1::{self, message_log_server::MessageLogServer},
@@ -65,22 +65,19 @@ impl Application {
         );
         let feed = state.feed.clone();
         let requests = Arc::clone(&state.metrics.http);
-        let grpc = grpc_routes(state.clone())?;
-        let router = router(
-            state,
-            Duration::from_millis(settings.request_timeout_ms),
-            settings.max_compressions as usize,
-        )
-        .merge(grpc)
-        // For every door, outermost first: the request-id rule (the id returned in
-        // `x-request-id` and forwarded), every request counted and timed by its matched route
-        // (refusals included), and the refusal of unservable paths.
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(msglog_common::request_id::RequestIdLayer)
-                .layer(requests.layer())
-                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer),
-        );
+        let request_timeout = Duration::from_millis(settings.request_timeout_ms);
+        let grpc = grpc_routes(state.clone(), request_timeout)?;
+        let router = router(state, request_timeout, settings.max_compressions as usize)
+            .merge(grpc)
+            // For every door, outermost first: the request-id rule (the id returned in
+            // `x-request-id` and forwarded), every request counted and timed by its matched route
+            // (refusals included), and the refusal of unservable paths.
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(msglog_common::request_id::RequestIdLayer)
+                    .layer(requests.layer())
+                    .layer(msglog_common::http_edge::RefuseUnservablePathsLayer),
+            );
         let bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
@@ -118,10 +115,13 @@ impl Application {
     }
 }
 
-/// The gRPC API and reflection, each answering native gRPC and gRPC-web, with a span per call.
-/// Outside the JSON routes' request timeout, compression and body limit: a `Watch` stays open
-/// for as long as its client wants, and each of its frames goes out as soon as it is made.
-fn grpc_routes(state: AppState) -> anyhow::Result<Router> {
+/// The gRPC API and reflection, each answering native gRPC and gRPC-web, with a span per call,
+/// a panic guard (`INTERNAL`) and a deadline: the client's `grpc-timeout`, and for unary calls
+/// the JSON routes' request timeout when that comes first (`DEADLINE_EXCEEDED`, also when the
+/// request's body stalls). Outside the JSON routes' compression and body limit: a `Watch`
+/// stays open for as long as its client wants, and each of its frames goes out as soon as it
+/// is made.
+fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Router> {
     let max_message = state.limits.max_body_bytes;
     let api =
         MessageLogServer::new(MessageLogApi::new(state)).max_decoding_message_size(max_message);
@@ -129,25 +129,33 @@ fn grpc_routes(state: AppState) -> anyhow::Result<Router> {
         .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| anyhow::anyhow!("cannot build the reflection service: {error}"))?;
-    let service = tower::ServiceBuilder::new()
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(|request: &Request<_>| {
-                    msglog_common::telemetry::grpc_request_span(request)
-                })
-                // A call answered with an error status is the caller's news, not a fault here (a
-                // watch ended by shutdown is one): what fails in the service logs its own error.
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
-        )
-        .layer(tonic_web::GrpcWebLayer::new())
-        .service(
-            tonic::service::Routes::new(api)
-                .add_service(reflection)
-                .prepare(),
-        );
+    let routes = tonic::service::Routes::new(api)
+        .add_service(reflection)
+        .prepare();
+    let guarded = |deadline: GrpcDeadlineLayer| {
+        tower::ServiceBuilder::new()
+            .layer(
+                TraceLayer::new_for_grpc()
+                    .make_span_with(|request: &Request<_>| {
+                        msglog_common::telemetry::grpc_request_span(request)
+                    })
+                    // A call answered with an error status is the caller's news, not a fault
+                    // here (a watch ended by shutdown is one): what fails in the service logs
+                    // its own error.
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+            )
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(deadline)
+            .map_response(|response: Response<_>| response.map(tonic::body::Body::new))
+            .layer(CatchPanicLayer::custom(grpc_panic_response))
+            .service(routes.clone())
+    };
+    let unary = guarded(GrpcDeadlineLayer::at_most(request_timeout));
+    let streams = guarded(GrpcDeadlineLayer::client_only());
     Ok(Router::new()
-        .route_service("/msglog.v1.MessageLog/{*method}", service.clone())
-        .route_service("/grpc.reflection.v1.ServerReflection/{*method}", service))
+        .route_service("/msglog.v1.MessageLog/{*method}", unary)
+        .route_service("/msglog.v1.MessageLog/Watch", streams.clone())
+        .route_service("/grpc.reflection.v1.ServerReflection/{*method}", streams))
 }
 
 /// The JSON routes and the page with their middleware, outermost first: a span per request
@@ -200,6 +208,14 @@ fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -
                 .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
+}
+
+/// A gRPC call whose handler panicked: `INTERNAL`, and nothing of the panic.
+fn grpc_panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a gRPC handler panicked");
+    tonic::Status::internal("internal error")
+        .into_http::<axum::body::Body>()
+        .map(axum::body::Body::new)
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

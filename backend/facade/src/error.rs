@@ -139,13 +139,16 @@ impl From<AppError> for tonic::Status {
             AppError::LogMessage { failure, .. } => match failure.status.code() {
                 code @ (Code::AlreadyExists | Code::InvalidArgument) => code,
                 // Safe to call again: a resend carries the same id.
-                _ => Code::Unavailable,
+                code if crate::retry::is_retryable(code) => Code::Unavailable,
+                // What asking again cannot mend is never answered with a code that says to.
+                _ => Code::Internal,
             },
             AppError::GetMessages(failure) => match failure.status.code() {
                 // Logging cannot page (the original's): asking again will not help until a
                 // logging that can takes its place.
                 Code::Unimplemented => Code::FailedPrecondition,
-                _ => Code::Unavailable,
+                code if crate::retry::is_retryable(code) => Code::Unavailable,
+                _ => Code::Internal,
             },
         };
         Self::new(code, error.to_string())

@@ -41,4 +41,4 @@ mod web;
 
 pub use app::Application;
 pub use ids::DedupMode;
-pub use settings::Settings;
+pub use settings::{DEFAULT_MAX_MESSAGE_BYTES, Settings};

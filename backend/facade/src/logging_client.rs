@@ -54,10 +54,12 @@ pub(crate) struct LoggingClient {
 
 impl LoggingClient {
     /// A client of the logging replicas at `urls` (`http://host:port` each, at least one),
-    /// whose health is checked every `check_every` when there are several. Connects on first
-    /// use, so the facade starts whether or not logging is up.
+    /// whose health is checked every `check_every` when there are several, reading messages of
+    /// up to `max_message_bytes`. Connects on first use, so the facade starts whether or not
+    /// logging is up.
     pub(crate) fn new(
         urls: &[String],
+        max_message_bytes: usize,
         check_every: Duration,
         policy: RetryPolicy,
         read_policy: RetryPolicy,
@@ -66,6 +68,7 @@ impl LoggingClient {
     ) -> Result<Self, tonic::transport::Error> {
         let replicas = Replicas::new(
             urls,
+            max_message_bytes,
             policy.attempt_timeout,
             check_every,
             Arc::clone(&metrics),

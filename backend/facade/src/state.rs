@@ -99,6 +99,7 @@ impl AppState {
         );
         let logging = LoggingClient::new(
             &settings.logging_urls,
+            settings.max_message_bytes,
             Duration::from_millis(settings.logging_health_ms),
             policy,
             settings.read_policy(),

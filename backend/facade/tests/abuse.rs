@@ -1,8 +1,9 @@
 //! The real facade binary against what one client can throw at it: oversized bodies (refused
 //! early with a JSON 413, memory flat), slow, silent and idle connections (closed after their
 //! timeouts while others are served, even under a low file limit), and huge paths and request
-//! ids (a JSON 4xx, and a bounded log). Logging and messages are absent: none of this reaches
-//! them.
+//! ids (a JSON 4xx, and a bounded log), gRPC calls whose bodies stall (answered
+//! `DEADLINE_EXCEEDED` in time, and their connections closed to make room for new clients).
+//! Logging and messages are absent: none of this reaches them.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -230,4 +231,140 @@ async fn long_paths_and_request_ids_get_json_4xx_and_bounded_log_lines() {
     let lines = facade.log_lines();
     let longest = lines.iter().map(String::len).max().unwrap_or_default();
     assert!(longest < 1024, "a log line of {longest} bytes");
+}
+
+/// The head of a gRPC-web `Send` that declares a 100-byte body.
+const STALLING_GRPC_WEB_SEND: &[u8] = b"POST /msglog.v1.MessageLog/Send HTTP/1.1\r\nhost: x\r\n\
+    content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\ncontent-length: 100\r\n\r\n";
+
+/// Opens a connection and starts a gRPC-web `Send` whose body stops after its first byte.
+async fn stalled_grpc_web_send(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(STALLING_GRPC_WEB_SEND).await.unwrap();
+    stream.write_all(&[0]).await.unwrap();
+    stream
+}
+
+/// A request body that sends one byte, then nothing, for ever.
+struct OneByteThenSilence(bool);
+
+impl http_body::Body for OneByteThenSilence {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+                &[0],
+            )))))
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_whose_body_stalls_end_with_deadline_exceeded_within_the_request_timeout() {
+    let facade = start_facade(
+        &["--request-timeout-ms", "1000"],
+        None,
+        LogAfterStart::Drain,
+    )
+    .await;
+
+    // gRPC-web over HTTP/1.1.
+    let started = std::time::Instant::now();
+    let mut stream = stalled_grpc_web_send(facade.addr).await;
+    let mut answer = [0_u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_lowercase();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("grpc-status: 4"), "{answer}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+
+    // Native gRPC over HTTP/2.
+    let started = std::time::Instant::now();
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(facade.addr).await.unwrap());
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post(format!("http://{}/msglog.v1.MessageLog/Send", facade.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(OneByteThenSilence(false))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+        .await
+        .expect("answered within 5 s")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"4"[..]),
+        "{response:?}"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_client_is_served_while_stalled_grpc_calls_hold_every_connection() {
+    // A request timeout far off: room is made by closing a stalled connection, not by the
+    // timeout.
+    let facade = start_facade(
+        &["--max-connections", "8", "--request-timeout-ms", "60000"],
+        None,
+        LogAfterStart::Capture,
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        stalled.push(stalled_grpc_web_send(facade.addr).await);
+    }
+    // All eight are being handled (each waits for the rest of its body).
+    facade
+        .wait_for_log_lines(8, |line| {
+            line.contains("MessageLog/Send") && line.contains("started processing request")
+        })
+        .await;
+    // A new client keeps trying (each refused connection closes at once) until it is served:
+    // once the stalled calls have sent nothing for a second, one makes room.
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut stream = TcpStream::connect(facade.addr).await.unwrap();
+            if stream.write_all(HEALTHZ).await.is_err() {
+                continue;
+            }
+            let mut answer = [0_u8; 512];
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut answer)).await {
+                Ok(Ok(n)) if n > 0 => break String::from_utf8_lossy(&answer[..n]).into_owned(),
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+    .expect("a new client is served within 10 s");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The room came from a stalled call's connection, now closed.
+    let mut closed = 0;
+    for stream in &mut stalled {
+        let mut byte = [0_u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "no stalled connection was closed");
 }

@@ -16,7 +16,6 @@ use tower_http::{
 };
 
 use crate::{
-    deadline::DeadlineLayer,
     health::{StopProbe, StoreHealth},
     metrics::Metrics,
     service::{LoggingApi, Watching},
@@ -81,15 +80,15 @@ impl Application {
             },
             metrics,
         ))
-        // Room for the longest accepted text plus the id and framing, and for a `LogMessages`
-        // call of many short ones (tonic's default of 4 MiB); anything larger is refused
+        // Room for a `LogMessages` call as the facade fills them (a page's worth of text, or
+        // one longest text alone), never less than tonic's default; anything larger is refused
         // before it is buffered whole.
         .max_decoding_message_size(
-            settings
-                .max_message_bytes
-                .saturating_mul(2)
-                .saturating_add(4096)
-                .max(4 << 20),
+            msglog_proto::limits::log_call_decoding_limit(
+                settings.max_message_bytes,
+                msglog_proto::logging::MAX_LOG_ITEMS,
+            )
+            .max(4 << 20),
         );
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -157,7 +156,7 @@ impl Application {
             )
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(DeadlineLayer)
+            .layer(msglog_common::grpc_deadline::GrpcDeadlineLayer::client_only())
             .service(self.routes);
         let stop_streams = self.stop_streams;
         let admin = self.admin.map(|(bound, router)| {

@@ -13,13 +13,12 @@
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`).
 //! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses;
 //!   `watch`: the `WatchMessages` stream (a cursor over the store, woken by each commit).
-//! - `health`: gRPC health kept in step with the store; `deadline`: each call's
-//!   `grpc-timeout`, enforced.
+//! - `health`: gRPC health kept in step with the store. Each call's `grpc-timeout` is
+//!   enforced, streams included (`msglog_common::grpc_deadline`).
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
 //!   SQLite), and the contract suite every back-end passes.
 
 pub mod app;
-mod deadline;
 mod health;
 mod metrics;
 mod service;

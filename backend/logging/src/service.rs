@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Instant};
 use futures_util::future::join_all;
 use msglog_proto::{
     MessageText, MessageTextError,
+    limits::PageBudget,
     logging::{
         Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
         LogRequest, LogResponse, LogResult, MAX_LOG_ITEMS, MessagesResponse, STATUS_DUPLICATE,
@@ -123,7 +124,9 @@ impl LoggingApi {
 }
 
 /// A page and the cursor of the next one in the same direction (`None`: the end was reached).
-/// One message more than asked for is read, to know whether another page follows.
+/// One message more than asked for is read, to know whether another page follows. The page
+/// ends early when the next message would take it past its byte budget
+/// ([`msglog_proto::limits`]).
 async fn page_and_next(
     store: &dyn Store,
     cursor: u64,
@@ -136,14 +139,22 @@ async fn page_and_next(
         (true, seq) => Cursor::Before(seq),
     };
     let mut page = store.page(start, limit.saturating_add(1)).await?;
-    if page.len() <= limit {
+    // Taken from the cursor outwards: the oldest first forwards, the newest first backwards.
+    let lengths = page.iter().map(|message| message.text.len());
+    let fitting = if backward {
+        PageBudget::fitting(lengths.rev())
+    } else {
+        PageBudget::fitting(lengths)
+    }
+    .min(limit);
+    if fitting == page.len() {
         return Ok((page, None));
     }
     let next = if backward {
-        page.remove(0);
+        page.drain(..page.len() - fitting);
         page.first()
     } else {
-        page.truncate(limit);
+        page.truncate(fitting);
         page.last()
     }
     .map(|message| message.seq);

@@ -1,7 +1,7 @@
 //! `WatchMessages`: every message after a cursor, then each new one once it is committed.
 //!
 //! A watcher keeps its cursor and a [`Subscription`] to the store's commits. It takes new
-//! messages as the store publishes them, one frame of up to [`FRAME`] at a time and only when
+//! messages as the store publishes them, one frame of up to [`FRAME`] (and a byte budget) at a time and only when
 //! its client has taken the previous frame (the stream is polled by the connection as the peer's
 //! flow control allows). What it cannot take from what was published (messages from before it
 //! subscribed, or more than the store holds for a subscriber that lags) it reads with
@@ -11,14 +11,18 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::Stream;
-use msglog_proto::logging::{LoggedMessage, WatchMessagesResponse};
+use msglog_proto::{
+    limits::PageBudget,
+    logging::{LoggedMessage, WatchMessagesResponse},
+};
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::store::{Cursor, Store, Stored, Subscription};
 
-/// The most messages one frame carries while catching up.
+/// The most messages one frame carries; fewer when they would take it past its byte budget
+/// ([`msglog_proto::limits`]).
 pub(crate) const FRAME: usize = 256;
 
 /// The stream `WatchMessages` answers with.
@@ -85,7 +89,12 @@ impl Watcher {
             }
             if self.cursor < newest {
                 match self.store.page(Cursor::After(self.cursor), FRAME).await {
-                    Ok(page) if !page.is_empty() => return Some(Ok(self.send(page, newest))),
+                    Ok(mut page) if !page.is_empty() => {
+                        page.truncate(PageBudget::fitting(
+                            page.iter().map(|message| message.text.len()),
+                        ));
+                        return Some(Ok(self.send(page, newest)));
+                    }
                     // Nothing readable past the cursor although the store is further on: the
                     // cursor came from another store. Wait for new messages.
                     Ok(_) => {}
@@ -121,11 +130,16 @@ impl Watcher {
     fn take_published(&mut self) -> (Vec<Stored>, bool) {
         let mut page = Vec::new();
         let mut next = self.cursor;
+        let mut budget = PageBudget::new();
         while page.len() < FRAME {
             match self.subscription.committed.try_recv() {
                 Ok(message) if message.seq <= next => {}
                 // Seqs are consecutive; anything else means some are missing here.
                 Ok(message) if message.seq == next + 1 => {
+                    if !budget.admit(message.text.len()) {
+                        // Left for the next frame, which reads it from the store.
+                        break;
+                    }
                     next = message.seq;
                     page.push(Stored::clone(&message));
                 }

@@ -1,6 +1,6 @@
 //! `WatchMessages` on a real server: history then live messages, over gRPC and gRPC-web; a
 //! heartbeat at once and while idle; a stalled watcher that holds up no writer; and streams
-//! that end at once, with a status, when the service stops.
+//! that end at once, with a status, when the service stops or their deadline passes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -208,6 +208,19 @@ async fn a_stalled_watcher_holds_up_no_writer_and_catches_up_from_the_store() {
     let got = take_messages(&mut stalled, 3000).await;
     let seqs: Vec<_> = got.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=3000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_watch_ends_with_deadline_exceeded_when_its_grpc_timeout_passes() {
+    let server = TestLogging::start().await;
+    let mut client = server.client().await;
+    let mut request = tonic::Request::new(WatchMessagesRequest { after_seq: 0 });
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut stream = client.watch_messages(request).await.unwrap().into_inner();
+    let status = closing_status(&mut stream).await;
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
 #[tokio::test]

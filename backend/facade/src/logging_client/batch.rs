@@ -21,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use msglog_proto::logging::{LogItem, LogMessagesRequest, LogResult, MAX_LOG_ITEMS};
+use msglog_proto::{
+    limits::PageBudget,
+    logging::{LogItem, LogMessagesRequest, LogResult, MAX_LOG_ITEMS},
+};
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     time::Instant,
@@ -36,8 +39,6 @@ use crate::metrics::CallMetrics;
 /// on the memory store: 1, 2, 4 and 8 calls gave 13.5, 12.9, 11.0 and 10.3 thousand
 /// messages a second, and the batches shrank as the calls grew.)
 const CALLS_IN_FLIGHT: usize = 2;
-/// The most text one call carries, in bytes (a single longer message still goes, alone).
-const MAX_CALL_BYTES: usize = 1 << 20;
 /// The most messages one call carries.
 const MAX_CALL_ITEMS: usize = 256;
 const _: () = assert!(MAX_CALL_ITEMS <= MAX_LOG_ITEMS);
@@ -145,16 +146,17 @@ async fn send_queued(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
+        // Filled as a page is (its byte budget, the first always taken), so logging decodes
+        // every call it is sent (`limits::log_call_decoding_limit`).
+        let mut budget = PageBudget::new();
+        budget.admit(text_bytes(&first));
         let mut batch = vec![first];
-        let mut bytes = text_bytes(&batch[0]);
         while batch.len() < MAX_CALL_ITEMS {
             let Ok(next) = queued.try_recv() else { break };
-            let more = text_bytes(&next);
-            if bytes + more > MAX_CALL_BYTES {
+            if !budget.admit(text_bytes(&next)) {
                 carried = Some(next);
                 break;
             }
-            bytes += more;
             batch.push(next);
         }
         metrics.batch_queued(-i64::try_from(batch.len()).unwrap_or(i64::MAX));

@@ -93,9 +93,11 @@ pub(crate) struct Replicas {
 impl Replicas {
     /// Channels to each of `urls` (at least one), connecting on first use, each connect
     /// bounded by `connect_timeout`. With more than one, a task checks each replica's health
-    /// every `check_every` for as long as the replicas are in use.
+    /// every `check_every` for as long as the replicas are in use. Each client decodes pages
+    /// of texts up to `max_message_bytes` long ([`msglog_proto::limits`]).
     pub(crate) fn new(
         urls: &[String],
+        max_message_bytes: usize,
         connect_timeout: Duration,
         check_every: Duration,
         metrics: Arc<CallMetrics>,
@@ -115,7 +117,9 @@ impl Replicas {
                     .connect_lazy();
                 Ok(Replica {
                     url: url.clone(),
-                    client: LoggingServiceClient::new(channel.clone()),
+                    client: LoggingServiceClient::new(channel.clone()).max_decoding_message_size(
+                        msglog_proto::limits::page_decoding_limit(max_message_bytes),
+                    ),
                     health: HealthClient::new(channel),
                     up: AtomicBool::new(true),
                 })

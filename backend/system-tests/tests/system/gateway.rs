@@ -20,11 +20,14 @@ use crate::helpers::{
     spawn_logging_with, start_facade_binary, start_logging,
 };
 
-async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
+pub(crate) async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
     MessageLogClient::new(channel(&facade.url()).await)
 }
 
-async fn watch(client: &mut MessageLogClient<Channel>, after_seq: u64) -> Streaming<WatchEvent> {
+pub(crate) async fn watch(
+    client: &mut MessageLogClient<Channel>,
+    after_seq: u64,
+) -> Streaming<WatchEvent> {
     client
         .watch(WatchRequest { after_seq })
         .await
@@ -33,7 +36,7 @@ async fn watch(client: &mut MessageLogClient<Channel>, after_seq: u64) -> Stream
 }
 
 /// `Send`s `text` with no key; it must succeed.
-async fn send(
+pub(crate) async fn send(
     client: &mut MessageLogClient<Channel>,
     text: &str,
 ) -> msglog_proto::v1::SendResponse {
@@ -49,15 +52,15 @@ async fn send(
 
 /// What a watcher has been told, in order.
 #[derive(Debug, Default)]
-struct Seen {
-    messages: Vec<StoredMessage>,
+pub(crate) struct Seen {
+    pub(crate) messages: Vec<StoredMessage>,
     /// Each feed status received: `true` live, `false` down.
-    feed: Vec<bool>,
-    heartbeats: usize,
+    pub(crate) feed: Vec<bool>,
+    pub(crate) heartbeats: usize,
 }
 
 /// Reads events until `until` holds for what was seen (10 s at most).
-async fn read_until(
+pub(crate) async fn read_until(
     stream: &mut Streaming<WatchEvent>,
     seen: &mut Seen,
     until: impl Fn(&Seen) -> bool,
@@ -86,7 +89,7 @@ fn texts_of(messages: &[StoredMessage]) -> Vec<String> {
 }
 
 /// Seqs strictly ascending: no double, and in order.
-fn assert_ascending(messages: &[StoredMessage]) {
+pub(crate) fn assert_ascending(messages: &[StoredMessage]) {
     assert!(
         messages.windows(2).all(|pair| pair[0].seq < pair[1].seq),
         "seqs ascend: {:?}",
@@ -348,7 +351,7 @@ where
 }
 
 /// Walks the whole list through the JSON door, `GET /api/messages`.
-async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
+pub(crate) async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
     let direction = if backward { "backward" } else { "forward" };
     walk(backward, |cursor| async move {
         let (status, page) = client
@@ -373,7 +376,10 @@ async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMessage> {
 }
 
 /// Walks the whole list through the gRPC door, `List`.
-async fn walk_grpc(client: &MessageLogClient<Channel>, backward: bool) -> Vec<StoredMessage> {
+pub(crate) async fn walk_grpc(
+    client: &MessageLogClient<Channel>,
+    backward: bool,
+) -> Vec<StoredMessage> {
     let direction = if backward {
         Direction::Backward
     } else {
@@ -550,6 +556,55 @@ async fn sigterm_with_watchers_open_stops_the_facade_within_a_second() {
         let status = closing_status(&mut stream).await;
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
+}
+
+#[tokio::test]
+async fn the_clients_grpc_timeout_ends_a_watch_and_bounds_a_send() {
+    let app = TestApp::spawn().await;
+    let mut client = gateway(&app.facade).await;
+    let mut request = tonic::Request::new(WatchRequest { after_seq: 0 });
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut stream = client.watch(request).await.unwrap().into_inner();
+    let status = closing_status(&mut stream).await;
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A `Send` to a logging that never answers ends at the client's deadline, well before
+    // the facade's own retries would give up.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let facade = spawn_facade(facade_settings(
+        &format!("http://{}", silent.local_addr().unwrap()),
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    // Over gRPC-web: a gRPC client library would end the call itself at its deadline.
+    let body = grpc_frame(
+        &SendRequest {
+            text: "in a hurry".to_owned(),
+            idempotency_key: String::new(),
+        }
+        .encode_to_vec(),
+    );
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/msglog.v1.MessageLog/Send", facade.url()))
+        .header("content-type", "application/grpc-web+proto")
+        .header("grpc-timeout", "200m")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap()),
+        Some("4"),
+        "{response:?}"
+    );
+    assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
 }
 
 #[tokio::test]

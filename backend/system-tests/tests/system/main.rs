@@ -11,6 +11,7 @@ mod batching;
 mod faults;
 mod fuzz_grpc;
 mod gateway;
+mod large;
 mod metrics;
 mod reads;
 mod replicas;

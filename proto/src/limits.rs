@@ -1,0 +1,166 @@
+//! How large the messages on the wire can get, derived in one place from the largest text a
+//! service accepts, so that anything that can be stored can be read back through every door.
+//!
+//! A page of the list (`ListMessages`, the gateway's `List`, the JSON pages) and a frame of a
+//! live feed (`WatchMessages`) are bounded twice: by a count of messages, which the caller
+//! chooses, and by [`PAGE_BYTES`], which no caller can raise. A page ends early, before the
+//! message that would take it past the budget, and says where to go on (its next cursor); its
+//! first message always goes, whatever its size, so a page always makes progress. So the
+//! largest encoded page is [`PAGE_BYTES`] plus one message of the largest text, and that is
+//! what every decoder between the services accepts ([`page_decoding_limit`]).
+
+/// The most bytes one page or frame of messages carries (each message counted as it is
+/// encoded, [`encoded_message_bytes`]), unless its first message alone is larger: 1 MiB, well
+/// under gRPC's usual 4 MiB decoding limit, so every client of ours and others can read it.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+/// Room for a page's fields beside its messages (a cursor, a newest seq, tags).
+const PAGE_OVERHEAD: usize = 64;
+
+/// Bytes a message with a text of `text_bytes` takes in a repeated field of a page, at most:
+/// its tag and length, a seq (a varint of up to 10 bytes), an id (a 36-character UUID) and the
+/// text, each with a tag and a length.
+pub const fn encoded_message_bytes(text_bytes: usize) -> usize {
+    const TAG: usize = 1;
+    const SEQ: usize = TAG + 10;
+    const ID: usize = TAG + 1 + 36;
+    let text = TAG + varint_len(text_bytes) + text_bytes;
+    let body = SEQ + ID + text;
+    TAG + varint_len(body) + body
+}
+
+/// The largest encoded page or frame when texts are at most `max_text_bytes` long: the budget,
+/// one message of the largest text (the first of a page goes whatever its size), and the
+/// page's other fields. Every decoder of pages between the services is set to this.
+pub const fn page_decoding_limit(max_text_bytes: usize) -> usize {
+    PAGE_BYTES
+        .saturating_add(encoded_message_bytes(max_text_bytes))
+        .saturating_add(PAGE_OVERHEAD)
+}
+
+/// Room an item of a `LogMessages` call takes beside its message: its request id (at most a
+/// few hundred bytes) and attempt number, with their tags.
+const ITEM_OVERHEAD: usize = 512;
+
+/// The largest `LogMessages` call a caller of ours sends, encoded: it fills calls as pages are
+/// filled ([`PageBudget`], at most `max_items` messages), so one message of the largest text
+/// goes alone and many short ones go together. Logging decodes calls up to this.
+pub const fn log_call_decoding_limit(max_text_bytes: usize, max_items: usize) -> usize {
+    page_decoding_limit(max_text_bytes).saturating_add(max_items.saturating_mul(ITEM_OVERHEAD))
+}
+
+/// The bytes a protobuf varint of `value` takes.
+const fn varint_len(value: usize) -> usize {
+    let mut len = 1;
+    let mut rest = value >> 7;
+    while rest > 0 {
+        len += 1;
+        rest >>= 7;
+    }
+    len
+}
+
+/// Counts what a page being filled holds, and says when the next message must wait for the
+/// next page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageBudget {
+    /// Bytes taken so far.
+    used: usize,
+    /// Messages taken so far.
+    taken: usize,
+}
+
+impl PageBudget {
+    /// An empty page.
+    pub const fn new() -> Self {
+        Self { used: 0, taken: 0 }
+    }
+
+    /// Takes a message with a text of `text_bytes` if it fits: always the first, then each
+    /// while the page stays within [`PAGE_BYTES`].
+    pub fn admit(&mut self, text_bytes: usize) -> bool {
+        let size = encoded_message_bytes(text_bytes);
+        if self.taken > 0 && self.used.saturating_add(size) > PAGE_BYTES {
+            return false;
+        }
+        self.used = self.used.saturating_add(size);
+        self.taken += 1;
+        true
+    }
+
+    /// How many of `texts` (their lengths, in the order they are taken) fit in a fresh page.
+    pub fn fitting(text_lengths: impl IntoIterator<Item = usize>) -> usize {
+        let mut budget = Self::new();
+        text_lengths
+            .into_iter()
+            .take_while(|&len| budget.admit(len))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::logging::{ListMessagesResponse, LoggedMessage, WatchMessagesResponse};
+
+    fn message(text_bytes: usize) -> LoggedMessage {
+        LoggedMessage {
+            seq: u64::MAX,
+            id: "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11".to_owned(),
+            message: "x".repeat(text_bytes),
+        }
+    }
+
+    #[test]
+    fn a_message_is_never_larger_on_the_wire_than_counted() {
+        for text_bytes in [0, 1, 100, 127, 128, 16_383, 16_384, 65_536, 1 << 21] {
+            let page = ListMessagesResponse {
+                messages: vec![message(text_bytes)],
+                next_cursor: None,
+                texts: vec![],
+            };
+            assert!(
+                page.encoded_len() <= encoded_message_bytes(text_bytes),
+                "{text_bytes}: {} > {}",
+                page.encoded_len(),
+                encoded_message_bytes(text_bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_page_of_the_largest_texts_fits_the_decoding_limit() {
+        for max_text in [16, 1000, 64 * 1024, 1 << 20, 3 << 20] {
+            let mut budget = PageBudget::new();
+            let mut messages = Vec::new();
+            while messages.len() < 10_000 && budget.admit(max_text) {
+                messages.push(message(max_text));
+            }
+            assert!(!messages.is_empty());
+            let encoded = ListMessagesResponse {
+                messages: messages.clone(),
+                next_cursor: Some(u64::MAX),
+                texts: vec![],
+            }
+            .encoded_len();
+            assert!(encoded <= page_decoding_limit(max_text), "{max_text}");
+            let frame = WatchMessagesResponse {
+                messages,
+                newest_seq: u64::MAX,
+            }
+            .encoded_len();
+            assert!(frame <= page_decoding_limit(max_text), "{max_text}");
+        }
+    }
+
+    #[test]
+    fn the_first_message_always_goes_and_the_rest_while_they_fit() {
+        assert_eq!(PageBudget::fitting([PAGE_BYTES * 3, 1]), 1);
+        assert_eq!(PageBudget::fitting([10; 5]), 5);
+        let per_page = PAGE_BYTES / encoded_message_bytes(64 * 1024);
+        assert_eq!(PageBudget::fitting([64 * 1024; 1000]), per_page);
+        assert!(per_page >= 15, "{per_page}");
+    }
+}
