@@ -16,7 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PROFILE=${PROFILE:-release}
 export FACADE_ADDR=${FACADE_ADDR:-0.0.0.0:8080}
-export LOGGING_ADDR=${LOGGING_ADDR:-0.0.0.0:8081}
+# Logging serves the facade, not the public: loopback (to open it wider, give it a token with
+# LOGGING_TOKEN_FILE, which the facade reads too).
+export LOGGING_ADDR=${LOGGING_ADDR:-127.0.0.1:8081}
 export MESSAGES_ADDR=${MESSAGES_ADDR:-0.0.0.0:8082}
 # Logging's admin port: its Prometheus metrics at /metrics.
 export LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR:-127.0.0.1:9081}

@@ -28,7 +28,7 @@ pub(crate) fn SendForm(
 
     let submit = move || {
         let message = text.get_untracked();
-        if message.trim().is_empty() {
+        if message.chars().all(msglog_proto::is_invisible) {
             set_hint.set(Some("Write a message first."));
             return;
         }

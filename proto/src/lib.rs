@@ -16,7 +16,7 @@ pub mod api;
 pub mod limits;
 mod text;
 
-pub use text::{MessageText, MessageTextError, NOT_BLANK_PATTERN};
+pub use text::{INVISIBLE, MessageText, MessageTextError, NOT_BLANK_PATTERN, is_invisible};
 
 /// Types generated from `logging.proto`. The file has no `package`, which keeps the original's
 /// method paths (`/LoggingService/LogMessage`).

@@ -52,28 +52,68 @@ pub fn refusal(path: &str) -> Option<Response> {
     None
 }
 
+/// What a [`RefuseLayer`] asks of each request: its answer when it is refused, `None` to pass it.
+pub type Check = fn(&http::Uri, &http::HeaderMap) -> Option<Response>;
+
 /// Answers every request whose path is unservable with its [`refusal`] before anything else
 /// looks at it, and passes the rest on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RefuseUnservablePathsLayer;
+pub fn refuse_unservable_paths() -> RefuseLayer<Check> {
+    RefuseLayer::new(|uri, _| refusal(uri.path()))
+}
 
-impl<S> tower::Layer<S> for RefuseUnservablePathsLayer {
-    type Service = RefuseUnservablePaths<S>;
+/// Answers each request its check refuses (with the check's answer) before anything else looks
+/// at it, and passes the rest on: one edge for every rule of that kind.
+#[derive(Clone)]
+pub struct RefuseLayer<C> {
+    check: C,
+}
 
-    fn layer(&self, inner: S) -> Self::Service {
-        RefuseUnservablePaths { inner }
+impl<C> std::fmt::Debug for RefuseLayer<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefuseLayer").finish_non_exhaustive()
     }
 }
 
-/// See [`RefuseUnservablePathsLayer`].
-#[derive(Debug, Clone)]
-pub struct RefuseUnservablePaths<S> {
-    inner: S,
+impl<C> RefuseLayer<C>
+where
+    C: Fn(&http::Uri, &http::HeaderMap) -> Option<Response> + Clone,
+{
+    /// A layer that refuses what `check` answers.
+    pub fn new(check: C) -> Self {
+        Self { check }
+    }
 }
 
-impl<S, B> tower::Service<Request<B>> for RefuseUnservablePaths<S>
+impl<S, C: Clone> tower::Layer<S> for RefuseLayer<C> {
+    type Service = Refuse<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Refuse {
+            inner,
+            check: self.check.clone(),
+        }
+    }
+}
+
+/// See [`RefuseLayer`].
+#[derive(Clone)]
+pub struct Refuse<S, C> {
+    inner: S,
+    check: C,
+}
+
+impl<S: std::fmt::Debug, C> std::fmt::Debug for Refuse<S, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refuse")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, B> tower::Service<Request<B>> for Refuse<S, C>
 where
     S: tower::Service<Request<B>, Response = Response>,
+    C: Fn(&http::Uri, &http::HeaderMap) -> Option<Response>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -84,7 +124,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        match refusal(request.uri().path()) {
+        match (self.check)(request.uri(), request.headers()) {
             Some(response) => RefuseFuture::Refused {
                 response: Some(response),
             },
@@ -134,7 +174,7 @@ mod tests {
     async fn get_path(path: &str) -> (StatusCode, String) {
         let app = Router::new()
             .route("/ok", get(|| async { "ok" }))
-            .layer(RefuseUnservablePathsLayer);
+            .layer(refuse_unservable_paths());
         let response = app
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await

@@ -12,6 +12,7 @@
 //!   never log a client's input unbounded;
 //! - [`metrics`]: Prometheus metrics of HTTP requests, and the `/metrics` exposition;
 //! - [`random_id`]: random UUIDs without a system call per id;
+//! - [`secret`]: a deployment's shared secrets (logging's token, the ids' key), read from files;
 //! - [`bounded`]: what a client sent, cut short before it is logged or quoted;
 //! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM;
 //! - [`bind`]: binds a listener with an error that names the address;
@@ -24,6 +25,7 @@ pub mod http_edge;
 pub mod metrics;
 pub mod random_id;
 pub mod request_id;
+pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

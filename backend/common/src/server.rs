@@ -778,7 +778,7 @@ mod tests {
     async fn send(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
             .await
             .unwrap();
         stream

@@ -367,7 +367,7 @@ pub async fn siege(
     }
 
     const HEAD_THAT_NEVER_ENDS: &[u8] =
-        b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaa";
+        b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-slow: aaaaaaaaaaaaaaaa";
     let deadline = Instant::now() + until;
     let mut holders = Vec::new();
     for n in 0..slow + silent {

@@ -34,6 +34,7 @@ use crate::{
     compression,
     error::AppError,
     feed::Feed,
+    hosts::AllowedHosts,
     routes::{self, api, grpc::MessageLogApi, original},
     settings::Settings,
     state::{AppState, Limits},
@@ -71,12 +72,13 @@ impl Application {
             .merge(grpc)
             // For every door, outermost first: the request-id rule (the id returned in
             // `x-request-id` and forwarded), every request counted and timed by its matched route
-            // (refusals included), and the refusal of unservable paths.
+            // (refusals included), the refusal of unknown hosts, and of unservable paths.
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(msglog_common::request_id::RequestIdLayer)
                     .layer(requests.layer())
-                    .layer(msglog_common::http_edge::RefuseUnservablePathsLayer),
+                    .layer(AllowedHosts::new(&settings.allowed_hosts).layer())
+                    .layer(msglog_common::http_edge::refuse_unservable_paths()),
             );
         let bound = Bound::bind(
             settings.addr,

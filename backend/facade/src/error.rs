@@ -38,6 +38,13 @@ pub(crate) enum AppError {
     /// The request took longer than the request timeout (503).
     #[error("the request took too long")]
     Timeout,
+    /// The request is for a host the facade does not answer to (421). Holds the host, already
+    /// cut short.
+    #[error(
+        "this server does not answer to the host {0:?}: add the name to --allowed-hosts \
+         (FACADE_ALLOWED_HOSTS), or use an IP address or localhost"
+    )]
+    UnknownHost(String),
     /// The route exists but not with this method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -103,6 +110,7 @@ impl AppError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::LogMessage { failure, .. } => match failure.status.code() {
@@ -135,6 +143,7 @@ impl From<AppError> for tonic::Status {
             AppError::BadRequest(_) | AppError::PayloadTooLarge { .. } => Code::InvalidArgument,
             AppError::UnsupportedMediaType => Code::InvalidArgument,
             AppError::NotFound(_) | AppError::MethodNotAllowed => Code::Unimplemented,
+            AppError::UnknownHost(_) => Code::PermissionDenied,
             AppError::Timeout => Code::DeadlineExceeded,
             AppError::LogMessage { failure, .. } => match failure.status.code() {
                 code @ (Code::AlreadyExists | Code::InvalidArgument) => code,

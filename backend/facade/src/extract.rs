@@ -139,7 +139,7 @@ pub(crate) fn parse_send_message(
             r#"request body is empty; send {"message": "<text>"}"#.to_owned(),
         ));
     }
-    let value: Value = serde_json::from_str(text)
+    let StrictJson(value) = serde_json::from_str(text)
         .map_err(|error| AppError::BadRequest(format!("malformed JSON: {error}")))?;
     let Value::Object(mut object) = value else {
         return Err(AppError::BadRequest(
@@ -160,6 +160,78 @@ pub(crate) fn parse_send_message(
         MessageTextError::Empty => AppError::BadRequest(NO_MESSAGE.to_owned()),
         too_long @ MessageTextError::TooLong { .. } => AppError::BadRequest(too_long.to_string()),
     })
+}
+
+/// A JSON value, read as `serde_json` reads one except that an object that names a key twice is
+/// malformed: which of the two a reader takes differs between readers, so a body that says two
+/// things is refused rather than read one way here and another elsewhere.
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Self)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {:?} appears twice",
+                    msglog_common::bounded::shorten_bytes(key.as_bytes(), 64)
+                )));
+            }
+            let StrictJson(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -222,6 +294,26 @@ mod tests {
         assert!(error_of(br#"["message"]"#).contains("must be a JSON object"));
         assert!(error_of(br#"{"message": "x""#).starts_with("malformed JSON"));
         assert!(error_of(b"").contains("body is empty"));
+        // Two things said at once: refused, at any depth.
+        for twice in [
+            &br#"{"message": "a", "message": "b"}"#[..],
+            br#"{"message": "a", "x": {"k": 1, "k": 2}}"#,
+            br#"{"message": "a", "x": [{"k": 1, "k": 1}]}"#,
+        ] {
+            let error = error_of(twice);
+            assert!(
+                error.starts_with("malformed JSON: the key \"") && error.contains("appears twice"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            error_of("{\"message\": \"\u{200B}\u{2060}\"}".as_bytes()),
+            NO_MESSAGE,
+            "nothing visible is no message"
+        );
+        // The same key in two objects is no repeat.
+        let text = parse_send_message(br#"{"a": {"k": 1}, "b": {"k": 2}, "message": "ok"}"#, 10);
+        assert_eq!(text.unwrap().as_str(), "ok");
         assert_eq!(
             error_of(b"{\"message\": \"\xff\"}"),
             "request body is not valid UTF-8"
@@ -276,7 +368,7 @@ mod tests {
         #[test]
         fn any_message_in_json_is_taken_exactly_or_refused(text in proptest::prelude::any::<String>()) {
             let body = serde_json::json!({ "message": text }).to_string();
-            let fits = !text.trim().is_empty() && text.len() <= 64;
+            let fits = !text.chars().all(msglog_proto::is_invisible) && text.len() <= 64;
             match parse_send_message(body.as_bytes(), 64) {
                 Ok(parsed) => {
                     proptest::prop_assert!(fits);

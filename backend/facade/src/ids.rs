@@ -13,6 +13,7 @@
 
 use std::{fmt, sync::LazyLock};
 
+use msglog_common::secret::Secret;
 use msglog_proto::MessageText;
 use uuid::Uuid;
 
@@ -65,16 +66,50 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
-/// The id for a message, by the rules in the module's documentation.
-pub(crate) fn message_id(
+/// The rules of the module's documentation, for one deployment: its mode, and the namespaces
+/// of its name-based ids.
+///
+/// With a deployment secret (`--id-secret-file`) each namespace is itself a v5 UUID of the
+/// secret under the public one, so only a holder of the secret can tell which id a text or a
+/// key will get: nobody can store a guessed id first with another text (squat it) and have the
+/// real message refused. Every facade of the deployment is given the same secret, so a restart
+/// or a second facade maps the same text or key to the same id.
+#[derive(Debug, Clone)]
+pub(crate) struct IdRule {
+    /// How ids are picked without a key.
     mode: DedupMode,
-    key: Option<&IdempotencyKey>,
-    text: &MessageText,
-) -> Uuid {
-    match (key, mode) {
-        (Some(key), _) => Uuid::new_v5(&KEY_NAMESPACE, key.as_str().as_bytes()),
-        (None, DedupMode::Content) => Uuid::new_v5(&CONTENT_NAMESPACE, text.as_str().as_bytes()),
-        (None, DedupMode::Unique) => msglog_common::random_id::time_ordered_uuid(),
+    /// The namespace of ids of texts.
+    content: Uuid,
+    /// The namespace of ids of keys.
+    key: Uuid,
+}
+
+impl IdRule {
+    /// The rule for `mode`, keyed by `secret` when there is one.
+    pub(crate) fn new(mode: DedupMode, secret: Option<&Secret>) -> Self {
+        let keyed = |namespace: &Uuid| match secret {
+            Some(secret) => Uuid::new_v5(namespace, secret.as_bytes()),
+            None => *namespace,
+        };
+        Self {
+            mode,
+            content: keyed(&CONTENT_NAMESPACE),
+            key: keyed(&KEY_NAMESPACE),
+        }
+    }
+
+    /// How ids are picked without a key.
+    pub(crate) fn mode(&self) -> DedupMode {
+        self.mode
+    }
+
+    /// The id for a message.
+    pub(crate) fn id(&self, key: Option<&IdempotencyKey>, text: &MessageText) -> Uuid {
+        match (key, self.mode) {
+            (Some(key), _) => Uuid::new_v5(&self.key, key.as_str().as_bytes()),
+            (None, DedupMode::Content) => Uuid::new_v5(&self.content, text.as_str().as_bytes()),
+            (None, DedupMode::Unique) => msglog_common::random_id::time_ordered_uuid(),
+        }
     }
 }
 
@@ -88,16 +123,43 @@ mod tests {
 
     #[test]
     fn content_ids_are_stable_per_text_and_differ_between_texts() {
-        let a = message_id(DedupMode::Content, None, &text("hello"));
-        assert_eq!(a, message_id(DedupMode::Content, None, &text("hello")));
-        assert_ne!(a, message_id(DedupMode::Content, None, &text("hello ")));
+        let a = IdRule::new(DedupMode::Content, None).id(None, &text("hello"));
+        assert_eq!(
+            a,
+            IdRule::new(DedupMode::Content, None).id(None, &text("hello"))
+        );
+        assert_ne!(
+            a,
+            IdRule::new(DedupMode::Content, None).id(None, &text("hello "))
+        );
         assert_eq!(a.get_version_num(), 5);
     }
 
     #[test]
+    fn a_secret_keys_every_name_based_id_and_the_same_secret_gives_the_same_ids() {
+        let secret = Secret::parse("a deployment's secret".replace(' ', "-").as_str()).unwrap();
+        let other = Secret::parse("another-deployment-secret").unwrap();
+        let key = IdempotencyKey::parse(b"order-42").unwrap();
+        for (key, mode) in [(None, DedupMode::Content), (Some(&key), DedupMode::Unique)] {
+            let public = IdRule::new(mode, None).id(key, &text("hello"));
+            let keyed = IdRule::new(mode, Some(&secret)).id(key, &text("hello"));
+            assert_ne!(public, keyed, "a guess without the secret misses");
+            assert_eq!(
+                keyed,
+                IdRule::new(mode, Some(&secret.clone())).id(key, &text("hello"))
+            );
+            assert_ne!(
+                keyed,
+                IdRule::new(mode, Some(&other)).id(key, &text("hello"))
+            );
+            assert_eq!(keyed.get_version_num(), 5);
+        }
+    }
+
+    #[test]
     fn unique_ids_are_new_time_ordered_v7() {
-        let a = message_id(DedupMode::Unique, None, &text("hello"));
-        let b = message_id(DedupMode::Unique, None, &text("hello"));
+        let a = IdRule::new(DedupMode::Unique, None).id(None, &text("hello"));
+        let b = IdRule::new(DedupMode::Unique, None).id(None, &text("hello"));
         assert_ne!(a, b);
         assert_eq!(a.get_version_num(), 7);
         assert_eq!(b.get_version_num(), 7);
@@ -106,15 +168,15 @@ mod tests {
     #[test]
     fn a_key_decides_the_id_whatever_the_mode_or_text() {
         let key = IdempotencyKey::parse(b"order-42").unwrap();
-        let by_key = message_id(DedupMode::Unique, Some(&key), &text("a"));
+        let by_key = IdRule::new(DedupMode::Unique, None).id(Some(&key), &text("a"));
         assert_eq!(
             by_key,
-            message_id(DedupMode::Content, Some(&key), &text("b"))
+            IdRule::new(DedupMode::Content, None).id(Some(&key), &text("b"))
         );
         // A key never collides with the content id of the same string.
         assert_ne!(
             by_key,
-            message_id(DedupMode::Content, None, &text("order-42"))
+            IdRule::new(DedupMode::Content, None).id(None, &text("order-42"))
         );
     }
 
@@ -155,12 +217,12 @@ mod tests {
             b in "\\PC{1,40}",
         ) {
             proptest::prop_assume!(!a.trim().is_empty() && !b.trim().is_empty());
-            let id_a = message_id(DedupMode::Content, None, &text(&a));
-            proptest::prop_assert_eq!(id_a, message_id(DedupMode::Content, None, &text(&a)));
-            let id_b = message_id(DedupMode::Content, None, &text(&b));
+            let id_a = IdRule::new(DedupMode::Content, None).id(None, &text(&a));
+            proptest::prop_assert_eq!(id_a, IdRule::new(DedupMode::Content, None).id(None, &text(&a)));
+            let id_b = IdRule::new(DedupMode::Content, None).id(None, &text(&b));
             proptest::prop_assert_eq!(a == b, id_a == id_b);
             if let Some(key) = IdempotencyKey::parse(a.as_bytes()) {
-                proptest::prop_assert_ne!(message_id(DedupMode::Content, Some(&key), &text(&b)), id_a);
+                proptest::prop_assert_ne!(IdRule::new(DedupMode::Content, None).id(Some(&key), &text(&b)), id_a);
             }
         }
     }

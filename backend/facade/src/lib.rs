@@ -17,7 +17,8 @@
 //!   and what gRPC codes mean to a JSON client.
 //! - `routes`: the handlers, one module per door (`original`, `api`, `grpc`) over one shared
 //!   core; `feed`: the live feed from logging, fanned out to every `Watch`.
-//! - `web`: the browser page's static files and their security headers.
+//! - `web`: the browser page's static files and their security headers; `hosts`: the `Host`s
+//!   the facade answers to.
 //! - `ids`: how a message's id is picked (the key to safe retries).
 //! - `retry` (with its budget): back-off, retry budget and the retry loop;
 //!   `logging_client` and `messages_client`: the two dependencies.
@@ -28,6 +29,7 @@ mod compression;
 mod error;
 mod extract;
 mod feed;
+mod hosts;
 mod ids;
 mod logging_client;
 mod messages_client;

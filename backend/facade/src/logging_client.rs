@@ -9,16 +9,16 @@ use msglog_proto::{
     logging::{
         Empty, ListMessagesRequest, ListMessagesResponse, LogItem, LogRequest, STATUS_DUPLICATE,
         STATUS_LOGGED, WatchMessagesRequest, WatchMessagesResponse,
-        logging_service_client::LoggingServiceClient,
     },
 };
-use tonic::{Status, Streaming, metadata::MetadataValue, transport::Channel};
+use tonic::{Status, Streaming, metadata::MetadataValue};
 use uuid::Uuid;
 
 mod batch;
 mod replicas;
 
 use batch::Batcher;
+pub(crate) use replicas::CallSettings;
 use replicas::{Replica, Replicas};
 
 use crate::{
@@ -54,12 +54,11 @@ pub(crate) struct LoggingClient {
 
 impl LoggingClient {
     /// A client of the logging replicas at `urls` (`http://host:port` each, at least one),
-    /// whose health is checked every `check_every` when there are several, reading messages of
-    /// up to `max_message_bytes`. Connects on first use, so the facade starts whether or not
-    /// logging is up.
+    /// whose health is checked every `check_every` when there are several, each called as
+    /// `calls` says. Connects on first use, so the facade starts whether or not logging is up.
     pub(crate) fn new(
         urls: &[String],
-        max_message_bytes: usize,
+        calls: &CallSettings,
         check_every: Duration,
         policy: RetryPolicy,
         read_policy: RetryPolicy,
@@ -68,7 +67,7 @@ impl LoggingClient {
     ) -> Result<Self, tonic::transport::Error> {
         let replicas = Replicas::new(
             urls,
-            max_message_bytes,
+            calls,
             policy.attempt_timeout,
             check_every,
             Arc::clone(&metrics),
@@ -255,7 +254,7 @@ impl LoggingClient {
     /// answer, or its stream, opens), with no retry.
     async fn once<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: FnOnce(LoggingServiceClient<Channel>) -> Fut,
+        F: FnOnce(replicas::Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let replica = self.replicas.pick(self.replicas.turn(), 1);

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::{
     error::AppError,
     feed::FeedState,
-    ids::{DedupMode, IdempotencyKey, message_id},
+    ids::{DedupMode, IdempotencyKey},
     logging_client::Logged,
     state::AppState,
 };
@@ -183,8 +183,8 @@ async fn send_message(
     key: Option<IdempotencyKey>,
     text: MessageText,
 ) -> Result<Sent, AppError> {
-    let id = message_id(state.dedup, key.as_ref(), &text);
-    let fresh_random_id = state.dedup == DedupMode::Unique && key.is_none();
+    let id = state.ids.id(key.as_ref(), &text);
+    let fresh_random_id = state.ids.mode() == DedupMode::Unique && key.is_none();
     tracing::Span::current().record("id", tracing::field::display(id));
     let logged = state
         .logging

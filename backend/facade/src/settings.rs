@@ -50,6 +50,16 @@ pub struct Settings {
     /// with `--dedup-by id`, or logging still answers equal texts as duplicates).
     #[arg(long, env = "FACADE_DEDUP", value_enum, default_value_t = DedupMode::Content)]
     pub dedup: DedupMode,
+    /// A file holding the token logging requires (its `--token-file`; the same environment
+    /// variable serves both), presented on every call.
+    #[arg(long, env = "LOGGING_TOKEN_FILE")]
+    pub logging_token_file: Option<PathBuf>,
+    /// A file holding the deployment's secret (at least 16 visible ASCII characters), which
+    /// keys the ids made from texts and `Idempotency-Key`s, so nobody without it can store a
+    /// guessed id first. Give every facade of a deployment the same file, and keep it: ids made
+    /// under another secret (or none) are other ids.
+    #[arg(long, env = "FACADE_ID_SECRET_FILE")]
+    pub id_secret_file: Option<PathBuf>,
 
     /// Calls to logging in all, the first included.
     #[arg(long, env = "FACADE_RETRY_MAX_ATTEMPTS", default_value_t = 3, value_parser = value_parser!(u32).range(1..=20))]
@@ -85,6 +95,17 @@ pub struct Settings {
     /// The longest all attempts of a read may take together, in milliseconds.
     #[arg(long, env = "FACADE_READ_DEADLINE_MS", default_value_t = 9000, value_parser = value_parser!(u64).range(1..))]
     pub read_deadline_ms: u64,
+
+    /// Host names the facade answers to besides IP addresses and `localhost` (repeat the flag
+    /// or separate with commas): `msglog.example.com`, `.example.com` for every name under it,
+    /// or `*` for any (behind a proxy that checks the host itself). A request for any other
+    /// host is refused with a JSON 421, which keeps pages of other sites out (DNS rebinding).
+    #[arg(
+        long = "allowed-hosts",
+        env = "FACADE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Where the built browser page is (Trunk's output: `index.html` and its assets).
     #[arg(long, env = "FACADE_STATIC_DIR", default_value = "frontend/dist")]

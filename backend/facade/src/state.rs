@@ -7,11 +7,12 @@ use std::{
 };
 
 use anyhow::Context as _;
+use msglog_common::secret::Secret;
 
 use crate::{
     feed::Feed,
-    ids::DedupMode,
-    logging_client::LoggingClient,
+    ids::IdRule,
+    logging_client::{CallSettings, LoggingClient},
     messages_client::MessagesClient,
     metrics::{CallMetrics, Metrics},
     retry::RetryBudget,
@@ -68,8 +69,8 @@ pub(crate) struct Shared {
     pub(crate) messages: MessagesClient,
     /// The live feed from logging, for `Watch` calls.
     pub(crate) feed: Feed,
-    /// How ids are picked without an `Idempotency-Key`.
-    pub(crate) dedup: DedupMode,
+    /// How ids are picked.
+    pub(crate) ids: IdRule,
     /// What clients may send.
     pub(crate) limits: Limits,
     /// Where the built page is (`index.html` and its assets).
@@ -97,9 +98,20 @@ impl AppState {
             !settings.logging_urls.is_empty(),
             "--logging-url must name at least one logging service"
         );
+        let read_secret = |path: &Option<std::path::PathBuf>, flag: &str| {
+            path.as_deref()
+                .map(Secret::read)
+                .transpose()
+                .with_context(|| flag.to_owned())
+        };
+        let id_secret = read_secret(&settings.id_secret_file, "--id-secret-file")?;
+        let call_settings = CallSettings {
+            max_message_bytes: settings.max_message_bytes,
+            token: read_secret(&settings.logging_token_file, "--logging-token-file")?,
+        };
         let logging = LoggingClient::new(
             &settings.logging_urls,
-            settings.max_message_bytes,
+            &call_settings,
             Duration::from_millis(settings.logging_health_ms),
             policy,
             settings.read_policy(),
@@ -120,7 +132,7 @@ impl AppState {
                 Duration::from_millis(settings.messages_timeout_ms),
             )
             .with_context(|| format!("invalid --messages-url {:?}", settings.messages_url))?,
-            dedup: settings.dedup,
+            ids: IdRule::new(settings.dedup, id_secret.as_ref()),
             limits,
             openapi: openapi.into(),
             static_dir: Arc::from(settings.static_dir.as_path()),

@@ -57,7 +57,7 @@ async fn request(addr: SocketAddr, method: &str, path: &str, accept: &str) -> (S
     stream
         .write_all(
             format!(
-                "{method} {path} HTTP/1.1\r\nhost: x\r\naccept: {accept}\r\nconnection: close\r\n\r\n"
+                "{method} {path} HTTP/1.1\r\nhost: localhost\r\naccept: {accept}\r\nconnection: close\r\n\r\n"
             )
             .as_bytes(),
         )

@@ -15,7 +15,10 @@ use tower_http::{
     trace::{DefaultOnFailure, TraceLayer},
 };
 
+use msglog_common::secret::Secret;
+
 use crate::{
+    auth::RequireTokenLayer,
     health::{StopProbe, StoreHealth},
     metrics::Metrics,
     service::{LoggingApi, Watching},
@@ -28,11 +31,13 @@ use crate::{
 pub struct Application {
     /// The bound listener, with its connection limits.
     bound: Bound,
-    /// gRPC (LoggingService, health, reflection); served behind the client's deadline,
-    /// gRPC-web, CORS, tracing and request ids.
+    /// gRPC (LoggingService, health, reflection when asked for); served behind the client's
+    /// deadline, the token when one is required, gRPC-web, CORS, tracing and request ids.
     routes: tonic::service::Routes,
     /// Browser origins allowed cross-origin.
     cors_origins: Vec<HeaderValue>,
+    /// The token callers must present, if one is required.
+    token: Option<Secret>,
     /// The store, closed when serving ends.
     store: Arc<dyn Store>,
     /// Ends the health probe when serving ends.
@@ -90,14 +95,29 @@ impl Application {
             )
             .max(4 << 20),
         );
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("cannot build the reflection service")?;
-        let routes = tonic::service::Routes::new(api)
-            .add_service(health_service)
-            .add_service(reflection)
-            .prepare();
+        let mut routes = tonic::service::Routes::new(api).add_service(health_service);
+        if settings.reflection {
+            routes = routes.add_service(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                    .build_v1()
+                    .context("cannot build the reflection service")?,
+            );
+        }
+        let routes = routes.prepare();
+        let token = settings
+            .token_file
+            .as_deref()
+            .map(Secret::read)
+            .transpose()
+            .context("--token-file")?;
+        if token.is_none() && !settings.addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %settings.addr,
+                "listening beyond this machine with no token: anyone who reaches the port can \
+                 store and read every message (set --token-file)"
+            );
+        }
 
         let bound = Bound::bind(
             settings.addr,
@@ -122,6 +142,7 @@ impl Application {
             bound,
             routes,
             cors_origins,
+            token,
             store,
             stop_probe,
             stop_streams,
@@ -156,6 +177,7 @@ impl Application {
             )
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RequireTokenLayer::new(self.token))
             .layer(msglog_common::grpc_deadline::GrpcDeadlineLayer::client_only())
             .service(self.routes);
         let stop_streams = self.stop_streams;

@@ -5,7 +5,7 @@
 //! by `--cors-origin`). It also answers the standard gRPC health check (which follows the
 //! store: `NOT_SERVING` while it fails) and server reflection.
 //!
-//! Run it with `cargo run -p logging-service` (listens on `0.0.0.0:8081`; see `--help`).
+//! Run it with `cargo run -p logging-service` (listens on `127.0.0.1:8081`; see `--help`).
 //!
 //! # Layout
 //!
@@ -13,12 +13,14 @@
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`).
 //! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses;
 //!   `watch`: the `WatchMessages` stream (a cursor over the store, woken by each commit).
-//! - `health`: gRPC health kept in step with the store. Each call's `grpc-timeout` is
+//! - `auth`: the bearer token callers must present when one is set. `health`: gRPC health
+//!   kept in step with the store. Each call's `grpc-timeout` is
 //!   enforced, streams included (`msglog_common::grpc_deadline`).
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
 //!   SQLite), and the contract suite every back-end passes.
 
 pub mod app;
+mod auth;
 mod health;
 mod metrics;
 mod service;

@@ -21,9 +21,21 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
     about = "The logging service (gRPC + gRPC-web)."
 )]
 pub struct Settings {
-    /// Address to listen on (gRPC over HTTP/2, gRPC-web over HTTP/1.1).
-    #[arg(long, env = "LOGGING_ADDR", default_value = "0.0.0.0:8081")]
+    /// Address to listen on (gRPC over HTTP/2, gRPC-web over HTTP/1.1). Loopback by default:
+    /// logging is the facade's, not the public's. To listen wider (`0.0.0.0:8081`, for a
+    /// facade on another machine), require a token (`--token-file`).
+    #[arg(long, env = "LOGGING_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
+    /// A file holding the bearer token every caller must present (`authorization: Bearer
+    /// TOKEN`; at least 16 visible ASCII characters): calls without it are refused
+    /// `UNAUTHENTICATED`, all but the health check. None by default: on loopback only this
+    /// machine's processes can call.
+    #[arg(long, env = "LOGGING_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Serve gRPC reflection (for `grpcurl` and the like): `true` or `false`. Behind the token
+    /// when there is one.
+    #[arg(long, env = "LOGGING_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reflection: bool,
     /// Address of the admin port, which answers `GET /metrics` (Prometheus text) over plain
     /// HTTP, e.g. `127.0.0.1:9081`. Off by default: the service keeps the original's one port.
     #[arg(long, env = "LOGGING_ADMIN_ADDR")]
@@ -178,7 +190,9 @@ mod tests {
         let settings =
             Settings::try_parse_from(["logging-service", "--data-dir", dir.to_str().unwrap()])
                 .unwrap();
-        assert_eq!(settings.addr.port(), 8081);
+        assert_eq!(settings.addr, "127.0.0.1:8081".parse().unwrap(), "loopback");
+        assert!(settings.reflection);
+        assert!(settings.token_file.is_none());
         assert_eq!(
             settings.store_choice().unwrap(),
             StoreChoice::Sqlite(dir.join("logging.sqlite3"))

@@ -9,7 +9,7 @@ use msglog_common::testing::{
 };
 
 /// A gRPC-web health check over HTTP/1.1: an empty `HealthCheckRequest` frame.
-const HEALTH_CHECK: &[u8] = b"POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: x\r\n\
+const HEALTH_CHECK: &[u8] = b"POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: localhost\r\n\
 content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\ncontent-length: 5\r\n\r\n\0\0\0\0\0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,7 +103,7 @@ fn router(request_timeout: Duration) -> Router {
                 .layer(msglog_common::request_id::RequestIdLayer)
                 // Counts every answer, refusals and the timeout's 408 included.
                 .layer(requests.layer())
-                .layer(msglog_common::http_edge::RefuseUnservablePathsLayer)
+                .layer(msglog_common::http_edge::refuse_unservable_paths())
                 .map_response(IntoResponse::into_response)
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {

@@ -24,7 +24,7 @@ async fn start_with(extra: &[&str], log: LogAfterStart) -> ServiceProcess {
 async fn get_message(addr: SocketAddr) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /get_message HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .write_all(b"GET /get_message HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut answer = String::new();
@@ -56,6 +56,10 @@ async fn the_binary_keeps_serving_when_its_log_pipe_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_silent_and_idle_connections_are_closed_on_time_while_others_are_served() {
     let service = start_with(&SHORT_CONNECTION_LIMITS, LogAfterStart::Drain).await;
-    check_connection_limits(service.addr, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+    check_connection_limits(
+        service.addr,
+        b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n",
+    )
+    .await;
     assert!(service.terminate().await.success());
 }

@@ -13,9 +13,12 @@ use std::{
     time::Duration,
 };
 
+use msglog_common::secret::Secret;
 use msglog_proto::logging::logging_service_client::LoggingServiceClient;
 use tonic::{
     Status,
+    metadata::{Ascii, MetadataValue},
+    service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::{
@@ -25,13 +28,41 @@ use tonic_health::pb::{
 use super::connection_failure_is_unavailable;
 use crate::{codes::status_text, metrics::CallMetrics};
 
+/// How the facade's clients call logging, whichever replica.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallSettings {
+    /// The longest text the facade takes: each client decodes pages of such texts
+    /// ([`msglog_proto::limits`]).
+    pub(crate) max_message_bytes: usize,
+    /// The token logging requires, presented on every call but the health check.
+    pub(crate) token: Option<Secret>,
+}
+
+/// Puts the token in every call's metadata (`authorization: Bearer TOKEN`), when there is one.
+#[derive(Debug, Clone)]
+pub(crate) struct Authorize(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Authorize {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The generated client of one replica, on its channel, presenting the token.
+pub(crate) type Client = LoggingServiceClient<InterceptedService<Channel, Authorize>>;
+
 /// One logging process.
 #[derive(Debug)]
 pub(crate) struct Replica {
     /// Where it is, as configured.
     pub(crate) url: String,
     /// Its gRPC client, on a channel that reconnects on demand.
-    pub(crate) client: LoggingServiceClient<Channel>,
+    pub(crate) client: Client,
     /// Its standard gRPC health client, on the same channel.
     health: HealthClient<Channel>,
     /// Whether it takes its turn: cleared when a call finds its connection broken or its
@@ -93,15 +124,20 @@ pub(crate) struct Replicas {
 impl Replicas {
     /// Channels to each of `urls` (at least one), connecting on first use, each connect
     /// bounded by `connect_timeout`. With more than one, a task checks each replica's health
-    /// every `check_every` for as long as the replicas are in use. Each client decodes pages
-    /// of texts up to `max_message_bytes` long ([`msglog_proto::limits`]).
+    /// every `check_every` for as long as the replicas are in use. Each client calls as `calls`
+    /// says.
     pub(crate) fn new(
         urls: &[String],
-        max_message_bytes: usize,
+        calls: &CallSettings,
         connect_timeout: Duration,
         check_every: Duration,
         metrics: Arc<CallMetrics>,
     ) -> Result<Arc<Self>, tonic::transport::Error> {
+        let token = calls.token.as_ref().and_then(|token| {
+            let mut value = MetadataValue::try_from(token.bearer().as_bytes()).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        });
         let list = urls
             .iter()
             .map(|url| {
@@ -117,8 +153,12 @@ impl Replicas {
                     .connect_lazy();
                 Ok(Replica {
                     url: url.clone(),
-                    client: LoggingServiceClient::new(channel.clone()).max_decoding_message_size(
-                        msglog_proto::limits::page_decoding_limit(max_message_bytes),
+                    client: LoggingServiceClient::with_interceptor(
+                        channel.clone(),
+                        Authorize(token.clone()),
+                    )
+                    .max_decoding_message_size(
+                        msglog_proto::limits::page_decoding_limit(calls.max_message_bytes),
                     ),
                     health: HealthClient::new(channel),
                     up: AtomicBool::new(true),

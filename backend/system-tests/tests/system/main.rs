@@ -16,6 +16,7 @@ mod metrics;
 mod reads;
 mod replicas;
 mod retries;
+mod squatting;
 mod tracing_ids;
 mod validation;
 mod walkthrough;

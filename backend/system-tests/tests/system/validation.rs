@@ -252,7 +252,7 @@ async fn a_body_that_never_finishes_gets_a_json_503_at_the_request_timeout() {
     // 100 bytes announced, 14 sent, and the connection held open.
     stream
         .write_all(
-            b"POST /send_message HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+            b"POST /send_message HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
               content-length: 100\r\n\r\n{\"message\": \"",
         )
         .await
