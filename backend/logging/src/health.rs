@@ -1,7 +1,8 @@
 //! gRPC health that follows the store: `NOT_SERVING` while the store fails, `SERVING` again
 //! once it works.
 //!
-//! Every store outcome the API sees is reported here: a failure turns the service (`""` and
+//! The store is checked at start. Every store outcome the API sees is reported here: a failure
+//! turns the service (`""` and
 //! `LoggingService`) `NOT_SERVING` at once, and a success turns it back. While not serving, a
 //! probe asks the store ([`Store::check`]) at a fixed interval, so health recovers even when no
 //! call comes in (the facade's status strip is a health check, not a write).
@@ -49,7 +50,9 @@ impl StopProbe {
 }
 
 impl StoreHealth {
-    /// Starts `SERVING`.
+    /// Starts `SERVING` if the store passes its check now, `NOT_SERVING` (and probing until it
+    /// does) if not: a store that cannot write is not reported as serving until the first
+    /// write finds out.
     pub(crate) async fn new(
         reporter: HealthReporter,
         store: Arc<dyn Store>,
@@ -64,7 +67,15 @@ impl StoreHealth {
             probe_every,
             stopped,
         };
-        health.report(true).await;
+        match health.store.check().await {
+            Ok(()) => health.report(true).await,
+            Err(error) => {
+                tracing::warn!(%error, "the store fails its check at start");
+                // Reported whatever was reported before (the health service starts SERVING).
+                health.serving.store(true, Ordering::SeqCst);
+                health.failing().await;
+            }
+        }
         (health, StopProbe(stop))
     }
 

@@ -85,6 +85,26 @@ async fn health_is_not_serving_while_the_store_fails_and_serving_once_it_recover
     assert_eq!(listed.messages, vec!["before", "during"]);
 }
 
+/// Makes `path` immutable, or says why the test cannot run (it may only skip outside
+/// `scripts/test.sh`): `false` to skip.
+fn make_immutable_or_skip(path: &std::path::Path) -> bool {
+    match set_immutable(path, true) {
+        Ok(()) => true,
+        Err(reason) => {
+            // scripts/test.sh sets MSGLOG_REQUIRE_ALL_TESTS: there, nothing may be skipped.
+            assert!(
+                std::env::var_os("MSGLOG_REQUIRE_ALL_TESTS").is_none(),
+                "cannot make a file immutable here (chattr +i: {reason})"
+            );
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIPPED: cannot make a file immutable here (chattr +i: {reason})");
+            }
+            false
+        }
+    }
+}
+
 /// Sets or clears the immutable attribute of `path`; `Err` with the reason when the file
 /// system or the user cannot.
 fn set_immutable(path: &std::path::Path, on: bool) -> Result<(), String> {
@@ -114,16 +134,7 @@ async fn health_follows_a_sqlite_file_that_becomes_unwritable_and_writable_again
     // The write-ahead log is where commits go; make it (and the file) unwritable, even for
     // root, with the immutable attribute.
     let wal = dir.join("messages.sqlite3-wal");
-    if let Err(reason) = set_immutable(&wal, true) {
-        // scripts/test.sh sets MSGLOG_REQUIRE_ALL_TESTS: there, nothing may be skipped.
-        assert!(
-            std::env::var_os("MSGLOG_REQUIRE_ALL_TESTS").is_none(),
-            "cannot make a file immutable here (chattr +i: {reason})"
-        );
-        #[allow(clippy::print_stderr)]
-        {
-            eprintln!("SKIPPED: cannot make a file immutable here (chattr +i: {reason})");
-        }
+    if !make_immutable_or_skip(&wal) {
         return;
     }
     set_immutable(&db, true).unwrap();
@@ -140,6 +151,51 @@ async fn health_follows_a_sqlite_file_that_becomes_unwritable_and_writable_again
     let status = failed.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     reported.expect("health turned NOT_SERVING");
+    wait_for_health(&mut health, ServingStatus::Serving).await;
+    client.log_message(request(2, "during")).await.unwrap();
+    let listed = client.get_messages(Empty {}).await.unwrap().into_inner();
+    assert_eq!(listed.messages, vec!["before", "during"]);
+}
+
+#[tokio::test]
+async fn a_database_unwritable_at_start_is_not_serving_and_recovers_once_writable() {
+    let dir = TempDir::new("msglog-readonly");
+    let db = dir.join("messages.sqlite3");
+    // A database with one message, closed cleanly.
+    let store = SqliteStore::open(&db, logging_service::store::DedupBy::Id).unwrap();
+    store
+        .insert(logging_service::store::NewMessage {
+            id: uuid::Uuid::from_u128(1),
+            text: msglog_proto::MessageText::parse("before".to_owned(), 100).unwrap(),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    if !make_immutable_or_skip(&db) {
+        return;
+    }
+    let opened = SqliteStore::open(&db, logging_service::store::DedupBy::Id);
+    let store: Arc<dyn Store> = match opened {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            set_immutable(&db, false).unwrap();
+            panic!("an unwritable database still opens, for reading: {error:#}");
+        }
+    };
+    let (_service, channel) = start(store).await;
+    let mut client = LoggingServiceClient::new(channel.clone());
+    let mut health = watch(&channel, "").await;
+    // Not serving from the start, before any write was tried; what is stored can be read.
+    let first = health.message().await.unwrap().unwrap().status();
+    let listed = client.get_messages(Empty {}).await;
+    let failed = client.log_message(request(2, "during")).await;
+    set_immutable(&db, false).unwrap();
+    assert_eq!(first, ServingStatus::NotServing);
+    assert_eq!(listed.unwrap().into_inner().messages, ["before"]);
+    assert_eq!(failed.unwrap_err().code(), Code::Unavailable);
+
+    // Writable again: the store finds out by itself, with no restart.
     wait_for_health(&mut health, ServingStatus::Serving).await;
     client.log_message(request(2, "during")).await.unwrap();
     let listed = client.get_messages(Empty {}).await.unwrap().into_inner();

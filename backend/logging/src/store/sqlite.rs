@@ -125,7 +125,10 @@ impl SqliteStore {
             };
             std::thread::Builder::new()
                 .name("sqlite-writer".to_owned())
-                .spawn(move || write_loop(writer, queue, &committed, dedup_by))
+                .spawn({
+                    let path = path.clone();
+                    move || write_loop(writer, &path, queue, &committed, dedup_by)
+                })
                 .context("cannot start the database writer thread")?
         };
         tracing::info!(path = %path.display(), "message database open");
@@ -275,12 +278,18 @@ struct Committed {
     publisher: Arc<Publisher>,
 }
 
+/// The writer: takes what is queued, group-commits the inserts, answers the probes. After a
+/// failed commit the connection is opened again before the next one: a file that was not
+/// writable when it was opened stays read-only for that connection, so only a new one sees it
+/// writable again once the cause is gone.
 fn write_loop(
     mut connection: Connection,
+    path: &Path,
     mut queue: mpsc::UnboundedReceiver<Job>,
     committed: &Committed,
     dedup_by: DedupBy,
 ) {
+    let mut broken = false;
     let Committed {
         commits,
         batch_sizes,
@@ -301,8 +310,31 @@ fn write_loop(
                 next = queue.try_recv().ok();
             }
         }
+        if broken {
+            match open_connection(path, true) {
+                Ok(reopened) => {
+                    tracing::info!("the database connection was opened again");
+                    connection = reopened;
+                    broken = false;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the database cannot be opened again yet");
+                    let error = error.to_string();
+                    for reply in probes.drain(..) {
+                        let _ = reply.send(Err(StoreError::Unavailable(error.clone())));
+                    }
+                    for write in batch.drain(..) {
+                        let _ = write
+                            .reply
+                            .send(Err(StoreError::Unavailable(error.clone())));
+                    }
+                    continue;
+                }
+            }
+        }
         if !probes.is_empty() {
             let result = probe(&mut connection).map_err(|error| {
+                broken = true;
                 tracing::warn!(%error, "the database cannot commit a write");
                 StoreError::Unavailable(error.to_string())
             });
@@ -335,6 +367,7 @@ fn write_loop(
                 }
             }
             Err(error) => {
+                broken = true;
                 tracing::error!(%error, size = batch.len(), "batch not committed");
                 for write in batch.drain(..) {
                     let _ = write
