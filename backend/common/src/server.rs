@@ -306,6 +306,7 @@ pub async fn serve<S: HttpService>(
         let connection = serve_connection(
             Arc::clone(&builder),
             stream,
+            Peer(peer),
             service.clone(),
             limits,
             Arc::clone(&entry.1),
@@ -354,6 +355,7 @@ fn is_connection_error(error: &std::io::Error) -> bool {
 async fn serve_connection<S: HttpService>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
+    peer: Peer,
     service: S,
     limits: ConnectionLimits,
     state: Arc<ConnectionState>,
@@ -362,6 +364,7 @@ async fn serve_connection<S: HttpService>(
     let tracked = Tracked {
         inner: service,
         state: Arc::clone(&state),
+        peer,
     };
     let connection = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(tracked))
@@ -577,11 +580,18 @@ impl Registry {
     }
 }
 
-/// The service wrapped so the connection knows when a request is in flight.
+/// The address a request came from: the connection's peer, in every request's extensions (for
+/// limits per client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+/// The service wrapped so the connection knows when a request is in flight, and each request
+/// where it came from.
 #[derive(Debug, Clone)]
 struct Tracked<S> {
     inner: S,
     state: Arc<ConnectionState>,
+    peer: Peer,
 }
 
 /// Counts one request in flight from its start until its answer's body ends.
@@ -622,7 +632,8 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let guard = InFlight::start(&self.state);
-        let request = request.map(|body| RequestBody::new(body, &self.state));
+        let mut request = request.map(|body| RequestBody::new(body, &self.state));
+        request.extensions_mut().insert(self.peer);
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;

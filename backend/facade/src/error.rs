@@ -5,12 +5,13 @@ use axum::{
     Json,
     response::{IntoResponse, Response},
 };
-use http::StatusCode;
+use http::{StatusCode, header};
 use msglog_proto::api::ErrorBody;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::{
+    clients::Limited,
     codes::code_name,
     ids::IdempotencyKey,
     retry::{GiveUp, RetryFailure},
@@ -45,6 +46,14 @@ pub(crate) enum AppError {
          (FACADE_ALLOWED_HOSTS), or use an IP address or localhost"
     )]
     UnknownHost(String),
+    /// The client is over its rate (429, with `Retry-After`).
+    #[error(
+        "too many {} from this address: at most {} a second; try again in {} s",
+        .0.what,
+        .0.rate,
+        .0.retry_after_secs()
+    )]
+    TooManyRequests(Limited),
     /// The route exists but not with this method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -111,6 +120,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::LogMessage { failure, .. } => match failure.status.code() {
@@ -144,6 +154,7 @@ impl From<AppError> for tonic::Status {
             AppError::UnsupportedMediaType => Code::InvalidArgument,
             AppError::NotFound(_) | AppError::MethodNotAllowed => Code::Unimplemented,
             AppError::UnknownHost(_) => Code::PermissionDenied,
+            AppError::TooManyRequests(_) => Code::ResourceExhausted,
             AppError::Timeout => Code::DeadlineExceeded,
             AppError::LogMessage { failure, .. } => match failure.status.code() {
                 code @ (Code::AlreadyExists | Code::InvalidArgument) => code,
@@ -172,6 +183,12 @@ impl IntoResponse for AppError {
             code: failure.map(|f| code_name(f.status.code()).to_owned()),
             attempts: failure.map(|f| f.attempts),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::TooManyRequests(limited) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, limited.retry_after_secs().into());
+        }
+        response
     }
 }

@@ -41,6 +41,47 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// The client a request came from: its peer's IP address (`None` with no socket, as when a
+/// test calls the router directly).
+pub(crate) fn client_ip(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<msglog_common::server::Peer>()
+        .map(|peer| peer.0.ip())
+}
+
+/// A message the client may send now: it is within its rate (`--write-rate`), or the request
+/// is answered 429 before its body is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WithinWriteRate;
+
+impl FromRequestParts<AppState> for WithinWriteRate {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        state
+            .write_rate
+            .take(client_ip(&parts.extensions))
+            .map(|()| Self)
+            .map_err(AppError::TooManyRequests)
+    }
+}
+
+/// A status check the client may have now (`--status-rate`), or a 429.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WithinStatusRate;
+
+impl FromRequestParts<AppState> for WithinStatusRate {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        state
+            .status_rate
+            .take(client_ip(&parts.extensions))
+            .map(|()| Self)
+            .map_err(AppError::TooManyRequests)
+    }
+}
+
 /// A query string decoded into `T`, or a JSON 400 that says which parameter is wrong.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Query<T>(pub(crate) T);

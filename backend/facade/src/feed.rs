@@ -7,7 +7,8 @@
 //! and resumes after the last seq it holds: no gap, no double. Each watcher is a stream that
 //! keeps only its cursor and a few events: it copies what is new from the buffer when woken,
 //! and only when its client has taken what came before (the connection polls it as flow
-//! control allows). A watcher behind the buffer catches up by pages from logging. So a slow
+//! control allows). A watcher behind the buffer catches up by pages from logging, a few at a
+//! time over all watchers and one at a time per client, the rest waiting their turn. So a slow
 //! watcher never slows the feed or the others, and memory stays bounded however many there
 //! are.
 
@@ -30,16 +31,24 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use crate::{codes::status_text, logging_client::LoggingClient, retry::Backoff};
+use crate::{
+    clients::WatchSlot, codes::status_text, logging_client::LoggingClient, retry::Backoff,
+};
 
 /// Messages a watcher copies from the buffer at a time.
 const BATCH: usize = 64;
-/// Messages per page when a watcher catches up from logging.
-const CATCH_UP_PAGE: u32 = 1000;
+/// Messages per page when a watcher catches up from logging: one batch, so a watcher holds
+/// no more while it catches up than while it follows the feed.
+const CATCH_UP_PAGE: u32 = BATCH as u32;
+/// Catch-up reads from logging at once, over every watcher; the rest wait their turn (and each
+/// client has one turn at a time, [`WatchSlot::catch_up_turn`]).
+const CATCH_UPS_AT_ONCE: usize = 4;
+/// Messages per page when the feed fills its buffer at start.
+const PRIME_PAGE: u32 = 1000;
 /// Wait between attempts of a watcher to catch up from logging while they fail.
 const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
 /// Back-off between reconnections to logging.
@@ -66,6 +75,8 @@ pub(crate) struct Feed {
     settings: FeedSettings,
     /// Cancelled when the facade stops: the follower ends, and so does every watcher.
     stop: CancellationToken,
+    /// Turns to catch up from logging (see [`CATCH_UPS_AT_ONCE`]).
+    catch_ups: Arc<Semaphore>,
 }
 
 #[derive(Debug)]
@@ -156,6 +167,7 @@ impl Feed {
                 ..settings
             },
             stop: CancellationToken::new(),
+            catch_ups: Arc::new(Semaphore::new(CATCH_UPS_AT_ONCE)),
         }
     }
 
@@ -225,12 +237,12 @@ impl Feed {
 
     /// Fills the buffer with the newest messages.
     async fn prime(&self) -> Result<(), Status> {
-        let limit = u32::try_from(self.settings.buffer).unwrap_or(CATCH_UP_PAGE);
+        let limit = u32::try_from(self.settings.buffer).unwrap_or(PRIME_PAGE);
         let page = self
             .logging
             .list_messages_once(ListMessagesRequest {
                 cursor: 0,
-                limit: limit.min(CATCH_UP_PAGE),
+                limit: limit.min(PRIME_PAGE),
                 backward: true,
                 texts_only: false,
             })
@@ -321,10 +333,12 @@ impl Feed {
     }
 
     /// Every message after `after_seq`, then each new one, with heartbeats and feed status,
-    /// until the client goes away or the facade stops.
-    pub(crate) fn watch(&self, after_seq: u64) -> WatchStream {
+    /// until the client goes away or the facade stops. The stream holds `slot`, its client's
+    /// place, until it ends.
+    pub(crate) fn watch(&self, after_seq: u64, slot: WatchSlot) -> WatchStream {
         self.shared.watchers.inc();
         let watcher = Watcher {
+            slot,
             changed: self.shared.changed.subscribe(),
             feed: self.clone(),
             cursor: after_seq,
@@ -393,6 +407,8 @@ fn stopping() -> Status {
 /// One open `Watch` call.
 #[derive(Debug)]
 struct Watcher {
+    /// Its client's place: given back when the watcher ends.
+    slot: WatchSlot,
     feed: Feed,
     changed: watch::Receiver<u64>,
     /// The last seq sent (or the one the client asked to start after).
@@ -503,8 +519,22 @@ impl Watcher {
         }
     }
 
-    /// Reads the next page after the cursor from logging, for a watcher behind the buffer.
+    /// Reads the next page after the cursor from logging, for a watcher behind the buffer,
+    /// when it is its client's turn and one of the feed's turns is free.
     async fn catch_up(&mut self) -> Result<(), String> {
+        let client_turn = Arc::clone(self.slot.catch_up_turn());
+        let turns = Arc::clone(&self.feed.catch_ups);
+        let turn = tokio::select! {
+            () = self.feed.stop.cancelled() => return Ok(()),
+            turn = async {
+                let client = client_turn.acquire_owned().await?;
+                let feed = turns.acquire_owned().await?;
+                Ok::<_, tokio::sync::AcquireError>((client, feed))
+            } => turn,
+        };
+        let Ok(_turn) = turn else {
+            return Err("the live feed stopped".to_owned());
+        };
         let page = self
             .feed
             .logging

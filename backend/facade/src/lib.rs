@@ -13,6 +13,7 @@
 //!
 //! - [`settings`]: flags and environment variables.
 //! - [`app`]: [`Application`], the one start-up path (build, then `run_until`), and the router.
+//! - `clients`: what one client may take (open watches, a rate of writes and status checks).
 //! - `state`: what handlers share; `extract`: request checking; `error`: every error answer,
 //!   and what gRPC codes mean to a JSON client.
 //! - `routes`: the handlers, one module per door (`original`, `api`, `grpc`) over one shared
@@ -24,6 +25,7 @@
 //!   `logging_client` and `messages_client`: the two dependencies.
 
 pub mod app;
+mod clients;
 mod codes;
 mod compression;
 mod error;

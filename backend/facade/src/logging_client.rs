@@ -46,8 +46,11 @@ pub(crate) struct LoggingClient {
     policy: RetryPolicy,
     /// How reads are retried: with longer timeouts.
     read_policy: RetryPolicy,
-    /// Shared by every request, so retries stop while logging is down.
+    /// Shared by every write, so retries stop while logging is down.
     budget: Arc<RetryBudget>,
+    /// The same for reads (lists, pages, the live feed's catch-up): a storm of reads that
+    /// fail never leaves writes without retries.
+    read_budget: Arc<RetryBudget>,
     /// What the calls did, for `/metrics` and the status answer.
     metrics: Arc<CallMetrics>,
 }
@@ -77,6 +80,7 @@ impl LoggingClient {
             replicas,
             policy,
             read_policy,
+            read_budget: Arc::new(budget.full_like()),
             budget: Arc::new(budget),
             metrics,
         })
@@ -174,7 +178,7 @@ impl LoggingClient {
         with_retries(
             "GetMessages",
             &self.read_policy,
-            &self.budget,
+            &self.read_budget,
             &self.metrics,
             |attempt, timeout| {
                 let replica = self.replicas.pick(turn, attempt);
@@ -203,7 +207,7 @@ impl LoggingClient {
         with_retries(
             "ListMessages",
             &self.read_policy,
-            &self.budget,
+            &self.read_budget,
             &self.metrics,
             |attempt, timeout| {
                 let replica = self.replicas.pick(turn, attempt);

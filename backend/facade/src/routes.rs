@@ -225,16 +225,46 @@ pub(crate) struct Services {
     calls: CallCounts,
 }
 
+/// A check of logging and messages, shared by the status answers of the second after it.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusChecks {
+    /// When it was made.
+    at: tokio::time::Instant,
+    /// Logging's gRPC health check, or why it failed.
+    logging: Result<(), String>,
+    /// The messages service's text, or why there is none.
+    messages: Result<String, String>,
+}
+
+/// How long a check of the services answers status requests.
+const STATUS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Checks logging (its health) and messages (the call the original makes, so its text is the
-/// detail) concurrently, and reads the live feed's state.
+/// detail) concurrently, and reads the live feed's state. One check runs at a time, and a
+/// check at most a second old answers for a new one: however many ask, logging and messages
+/// see at most about one check a second from the status route.
 pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
-    let (logging, messages) = tokio::join!(
-        state.logging.health(),
-        state.messages.get_message(request_id)
-    );
+    let mut last = state.status_checks.lock().await;
+    let checks = match last.as_ref() {
+        Some(checks) if checks.at.elapsed() < STATUS_FRESH_FOR => checks.clone(),
+        _ => {
+            let (logging, messages) = tokio::join!(
+                state.logging.health(),
+                state.messages.get_message(request_id)
+            );
+            let checks = StatusChecks {
+                at: tokio::time::Instant::now(),
+                logging,
+                messages: messages.map_err(|error| error.to_string()),
+            };
+            *last = Some(checks.clone());
+            checks
+        }
+    };
+    drop(last);
     Services {
-        logging,
-        messages: messages.map_err(|error| error.to_string()),
+        logging: checks.logging,
+        messages: checks.messages,
         feed: state.feed.state(),
         calls: CallCounts {
             retries: state.calls.retries_since_start(),

@@ -134,6 +134,31 @@ pub struct Settings {
     /// How long a `Watch` stream may stay silent before a heartbeat is sent, in milliseconds.
     #[arg(long, env = "FACADE_WATCH_HEARTBEAT_MS", default_value_t = 15_000, value_parser = value_parser!(u64).range(1..))]
     pub watch_heartbeat_ms: u64,
+    /// `Watch` streams one client (an IP address) may hold open at once; more are refused
+    /// `RESOURCE_EXHAUSTED`.
+    #[arg(long, env = "FACADE_MAX_WATCHES_PER_CLIENT", default_value_t = 64, value_parser = value_parser!(u64).range(1..=1_000_000))]
+    pub max_watches_per_client: u64,
+    /// Messages one client (an IP address) may send a second, on average (`POST
+    /// /send_message`, `POST /api/messages`, gRPC `Send`); over it, 429 with `Retry-After`
+    /// (`RESOURCE_EXHAUSTED` over gRPC). 0: no limit.
+    #[arg(long, env = "FACADE_WRITE_RATE", default_value_t = 100.0, value_parser = not_negative)]
+    pub write_rate: f64,
+    /// Messages one client may send at once before its rate applies.
+    #[arg(long, env = "FACADE_WRITE_BURST", default_value_t = 200, value_parser = value_parser!(u32).range(1..))]
+    pub write_burst: u32,
+    /// Status checks one client may ask for a second (`GET /api/status`, gRPC `Status`); 0: no
+    /// limit.
+    #[arg(long, env = "FACADE_STATUS_RATE", default_value_t = 20.0, value_parser = not_negative)]
+    pub status_rate: f64,
+    /// Status checks one client may ask for at once before its rate applies.
+    #[arg(long, env = "FACADE_STATUS_BURST", default_value_t = 60, value_parser = value_parser!(u32).range(1..))]
+    pub status_burst: u32,
+    /// Apply the per-client limits (open watches, rates) to clients on this machine's loopback
+    /// addresses too: `true` or `false`. Off by default, as this machine's own tools, benches
+    /// and any reverse proxy on it are one address for everyone behind them (limit at the
+    /// proxy).
+    #[arg(long, env = "FACADE_LIMIT_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub limit_loopback: bool,
     /// After SIGINT/SIGTERM, how long in-flight requests may take to finish, in milliseconds.
     #[arg(long, env = "FACADE_SHUTDOWN_GRACE_MS", default_value_t = 5_000)]
     pub shutdown_grace_ms: u64,
@@ -173,6 +198,13 @@ impl Settings {
             buffer: usize::try_from(self.watch_buffer).unwrap_or(usize::MAX),
             heartbeat: Duration::from_millis(self.watch_heartbeat_ms),
         }
+    }
+}
+
+fn not_negative(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(number) if number.is_finite() && number >= 0.0 => Ok(number),
+        _ => Err(format!("expected a number of at least 0, got {value:?}")),
     }
 }
 

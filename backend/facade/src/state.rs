@@ -10,12 +10,14 @@ use anyhow::Context as _;
 use msglog_common::secret::Secret;
 
 use crate::{
+    clients::{RateLimit, WatchSlots},
     feed::Feed,
     ids::IdRule,
     logging_client::{CallSettings, LoggingClient},
     messages_client::MessagesClient,
     metrics::{CallMetrics, Metrics},
     retry::RetryBudget,
+    routes::StatusChecks,
     settings::Settings,
 };
 
@@ -81,6 +83,15 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// What the calls to logging did (also in `metrics`), for the status answer.
     pub(crate) calls: Arc<CallMetrics>,
+    /// Open `Watch` streams per client.
+    pub(crate) watch_slots: Arc<WatchSlots>,
+    /// Messages per client.
+    pub(crate) write_rate: RateLimit,
+    /// Status checks per client.
+    pub(crate) status_rate: RateLimit,
+    /// The last check of logging and messages for the status answer, and when it was made:
+    /// the lock lets one check run at a time, and answers within a second of one share it.
+    pub(crate) status_checks: tokio::sync::Mutex<Option<StatusChecks>>,
     /// Set once logging answered `ListMessages` with `UNIMPLEMENTED` (it is the original's):
     /// lists are then read whole with `GetMessages`.
     pub(crate) logging_without_pages: AtomicBool,
@@ -127,6 +138,23 @@ impl AppState {
             metrics,
             calls,
             logging_without_pages: AtomicBool::new(false),
+            watch_slots: WatchSlots::new(
+                usize::try_from(settings.max_watches_per_client).unwrap_or(usize::MAX),
+                settings.limit_loopback,
+            ),
+            write_rate: RateLimit::new(
+                "messages",
+                settings.write_rate,
+                f64::from(settings.write_burst),
+                settings.limit_loopback,
+            ),
+            status_rate: RateLimit::new(
+                "status checks",
+                settings.status_rate,
+                f64::from(settings.status_burst),
+                settings.limit_loopback,
+            ),
+            status_checks: tokio::sync::Mutex::new(None),
             messages: MessagesClient::new(
                 &settings.messages_url,
                 Duration::from_millis(settings.messages_timeout_ms),

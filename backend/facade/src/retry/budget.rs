@@ -32,6 +32,16 @@ impl RetryBudget {
         }
     }
 
+    /// Another full bucket of the same size and refill: for calls that must not spend this
+    /// one's tokens.
+    pub(crate) fn full_like(&self) -> Self {
+        Self {
+            milli_tokens: AtomicU32::new(self.max_milli_tokens),
+            max_milli_tokens: self.max_milli_tokens,
+            milli_ratio: self.milli_ratio,
+        }
+    }
+
     /// Tokens left.
     #[cfg(test)]
     pub(crate) fn tokens(&self) -> f64 {

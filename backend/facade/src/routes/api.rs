@@ -17,7 +17,9 @@ use msglog_proto::api::{
 use super::PageRequest;
 use crate::{
     error::AppError,
-    extract::{MaybeIdempotencyKey, Query, RequestId, SendMessageBody},
+    extract::{
+        MaybeIdempotencyKey, Query, RequestId, SendMessageBody, WithinStatusRate, WithinWriteRate,
+    },
     state::AppState,
 };
 
@@ -54,6 +56,7 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) async fn send(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    _rate: WithinWriteRate,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<ApiSendMessageResponse>, AppError> {
@@ -103,11 +106,17 @@ pub(crate) async fn list(
     description = "Each service's health as the facade sees it, the live feed, and the \
         facade's retries and errors since it started. Always 200: a service that is down is \
         reported, not an error.",
-    responses((status = 200, description = "The status.", body = StatusResponse)),
+    responses(
+        (status = 200, description = "The status.", body = StatusResponse),
+        (status = 429, description = "This address asked more often than its rate allows \
+            (`--status-rate`); `Retry-After` says when to ask again.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
 )]
 pub(crate) async fn status(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    _rate: WithinStatusRate,
 ) -> Json<StatusResponse> {
     Json(super::services(&state, &request_id).await.into())
 }

@@ -22,6 +22,10 @@ pub(crate) enum SendRefusals {
     /// another text (or, with `--dedup content`, an id collision). Nothing was stored.
     #[response(status = 422)]
     Conflict(ErrorBody),
+    /// This address sent more messages than its rate allows (`--write-rate`); `Retry-After`
+    /// says when to send again.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait.")))]
+    TooManyRequests(ErrorBody),
     /// Logging could not store the message within the retries (`code` is the last gRPC code,
     /// `attempts` the calls made). Sending it again cannot store it twice.
     #[response(status = 500)]

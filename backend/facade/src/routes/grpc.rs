@@ -13,6 +13,8 @@ use tonic::{Request, Response, Status};
 
 use super::PageRequest;
 use crate::{
+    error::AppError,
+    extract::client_ip,
     feed::WatchStream,
     ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
     state::AppState,
@@ -44,6 +46,10 @@ fn request_id<T>(request: &Request<T>) -> String {
 impl MessageLog for MessageLogApi {
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let request_id = request_id(&request);
+        self.state
+            .write_rate
+            .take(client_ip(request.extensions()))
+            .map_err(AppError::TooManyRequests)?;
         let SendRequest {
             text,
             idempotency_key,
@@ -88,6 +94,10 @@ impl MessageLog for MessageLogApi {
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let request_id = request_id(&request);
+        self.state
+            .status_rate
+            .take(client_ip(request.extensions()))
+            .map_err(AppError::TooManyRequests)?;
         let services = super::services(&self.state, &request_id).await;
         Ok(Response::new(services.into()))
     }
@@ -98,8 +108,12 @@ impl MessageLog for MessageLogApi {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let slot = self
+            .state
+            .watch_slots
+            .open(client_ip(request.extensions()))?;
         let after_seq = request.into_inner().after_seq;
         tracing::info!(after_seq, "watcher opened");
-        Ok(Response::new(self.state.feed.watch(after_seq)))
+        Ok(Response::new(self.state.feed.watch(after_seq, slot)))
     }
 }

@@ -5,7 +5,7 @@ use msglog_proto::api::{GetMessagesResponse, SendMessageRequest, SendMessageResp
 
 use crate::{
     error::AppError,
-    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody},
+    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody, WithinWriteRate},
     state::AppState,
 };
 
@@ -31,6 +31,7 @@ use crate::{
 pub(crate) async fn send_message(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    _rate: WithinWriteRate,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<SendMessageResponse>, AppError> {

@@ -78,9 +78,10 @@ pub struct SqliteStore {
     writes: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     /// The writer thread, joined by [`SqliteStore::close`].
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The read connection.
     /// The read connection; `None` once closed.
     reader: Arc<Mutex<Option<Connection>>>,
+    /// Turns on the read connection: one read at a time.
+    reads: tokio::sync::Semaphore,
     /// Transactions committed, for tests and stats: fewer than inserts when grouping works.
     commits: Arc<AtomicU64>,
     /// Inserts per committed transaction (`store_commit_batch_size`).
@@ -137,6 +138,7 @@ impl SqliteStore {
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(thread)),
             reader: Arc::new(Mutex::new(Some(reader))),
+            reads: tokio::sync::Semaphore::new(1),
             commits,
             batch_sizes,
             publisher,
@@ -566,6 +568,14 @@ impl SqliteStore {
         &self,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // One read at a time holds the one read connection; the others wait here, as tasks,
+        // rather than each on a blocking thread of its own (a storm of reads would otherwise
+        // take hundreds of threads, all waiting on the connection's lock).
+        let _turn = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
         let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             let guard = reader.lock().unwrap_or_else(PoisonError::into_inner);

@@ -208,8 +208,57 @@ async fn status_reports_each_service_up_or_down() {
     );
     assert_eq!(body["messages"]["up"], true);
     messages.stop().await;
-    let (_, body) = client.get_json("/api/status").await;
-    assert_eq!(body["messages"]["up"], false, "{body}");
+    // The status is at most about a second old: the change shows within a few.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let (_, body) = client.get_json("/api/status").await;
+            if body["messages"]["up"] == false {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the status told messages was down within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_requests_at_once_share_one_check_of_the_services() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    // A messages stand-in that counts the checks it is asked.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let router = axum::Router::new().route(
+        "/get_message",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "not implemented yet" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let messages_url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let logging = crate::helpers::spawn_logging().await;
+    let facade = spawn_facade(facade_settings(&logging.url(), &messages_url)).await;
+    let mut answers = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let client = Client::new(&facade);
+        answers.spawn(async move { client.get_json("/api/status").await });
+    }
+    while let Some(answer) = answers.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body["messages"]["up"], true, "{body}");
+    }
+    let checks = asked.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&checks),
+        "200 status requests made {checks} checks of messages"
+    );
+    server.abort();
 }
 
 #[tokio::test]
