@@ -6,7 +6,7 @@
 //!   ([`connection_settings!`]);
 //! - [`request_id`]: the one rule for `x-request-id`;
 //! - `grpc_deadline` (feature `grpc`): every gRPC call's deadline, the client's and the
-//!   server's;
+//!   server's; `grpc_one_message`: one request message for the methods that take one;
 //! - [`http_edge`]: JSON error answers and refusal of unservable paths, for the HTTP services;
 //! - [`telemetry`]: tracing to stderr with an `RUST_LOG`-style filter, and request spans that
 //!   never log a client's input unbounded;
@@ -21,6 +21,8 @@
 pub mod bounded;
 #[cfg(feature = "grpc")]
 pub mod grpc_deadline;
+#[cfg(feature = "grpc")]
+pub mod grpc_one_message;
 pub mod http_edge;
 pub mod metrics;
 pub mod random_id;

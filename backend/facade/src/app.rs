@@ -17,7 +17,9 @@ use axum::{
     routing::{get, post},
 };
 use http::{HeaderValue, Request, StatusCode, header};
-use msglog_common::{grpc_deadline::GrpcDeadlineLayer, server::Bound};
+use msglog_common::{
+    grpc_deadline::GrpcDeadlineLayer, grpc_one_message::OneMessageLayer, server::Bound,
+};
 use msglog_proto::{
     api::paths,
     v1::{self, message_log_server::MessageLogServer},
@@ -118,7 +120,7 @@ impl Application {
 }
 
 /// The gRPC API and reflection, each answering native gRPC and gRPC-web, with a span per call,
-/// a panic guard (`INTERNAL`) and a deadline: the client's `grpc-timeout`, and for unary calls
+/// a panic guard (`INTERNAL`), one request message for the API's methods, and a deadline: the client's `grpc-timeout`, and for unary calls
 /// the JSON routes' request timeout when that comes first (`DEADLINE_EXCEEDED`, also when the
 /// request's body stalls). Outside the JSON routes' compression and body limit: a `Watch`
 /// stays open for as long as its client wants, and each of its frames goes out as soon as it
@@ -150,6 +152,7 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
             .layer(deadline)
             .map_response(|response: Response<_>| response.map(tonic::body::Body::new))
             .layer(CatchPanicLayer::custom(grpc_panic_response))
+            .layer(OneMessageLayer::for_service("/msglog.v1.MessageLog/"))
             .service(routes.clone())
     };
     let unary = guarded(GrpcDeadlineLayer::at_most(request_timeout));

@@ -31,8 +31,9 @@ use crate::{
 pub(crate) enum Logged {
     /// Stored by this call.
     Stored,
-    /// Already held; nothing stored.
-    Duplicate,
+    /// Already held; nothing stored. With the id it is held under, when that is another id
+    /// (the same text held under another id).
+    Duplicate(Option<Uuid>),
 }
 
 /// A cheap-to-clone handle to the logging service.
@@ -118,7 +119,7 @@ impl LoggingClient {
                 };
                 let id = &id;
                 async move {
-                    let status = match self.batcher.submit(item, timeout).await {
+                    let answer = match self.batcher.submit(item, timeout).await {
                         Some(result) => result?,
                         // Logging is the original: the message goes alone.
                         None => {
@@ -140,12 +141,14 @@ impl LoggingClient {
                                 .await
                                 .map_err(|status| self.failed(replica, status))?
                                 .into_inner()
-                                .status
                         }
                     };
-                    match status.as_str() {
+                    match answer.status.as_str() {
                         STATUS_LOGGED => Ok(Logged::Stored),
-                        STATUS_DUPLICATE => Ok(Logged::Duplicate),
+                        // An id logging cannot give is no id (the original's logging gives none).
+                        STATUS_DUPLICATE => {
+                            Ok(Logged::Duplicate(Uuid::try_parse(&answer.held_id).ok()))
+                        }
                         other => Err(Status::internal(format!(
                             "unexpected LogMessage status {other:?}"
                         ))),
@@ -157,7 +160,7 @@ impl LoggingClient {
         .inspect(|logged| {
             self.metrics.logged(match logged.value {
                 Logged::Stored => "stored",
-                Logged::Duplicate => "duplicate",
+                Logged::Duplicate(_) => "duplicate",
             });
         })
     }

@@ -45,7 +45,7 @@ impl Sent {
     fn status(&self) -> (SendStatus, &'static str) {
         match self.logged {
             Logged::Stored => (SendStatus::Success, STATUS_LOGGED),
-            Logged::Duplicate => (SendStatus::Duplicate, STATUS_DUPLICATE),
+            Logged::Duplicate(_) => (SendStatus::Duplicate, STATUS_DUPLICATE),
         }
     }
 }
@@ -83,7 +83,7 @@ impl From<Sent> for v1::SendResponse {
             id: sent.id.to_string(),
             status: match sent.logged {
                 Logged::Stored => v1::SendStatus::Stored,
-                Logged::Duplicate => v1::SendStatus::Duplicate,
+                Logged::Duplicate(_) => v1::SendStatus::Duplicate,
             }
             .into(),
             attempts: sent.attempts,
@@ -197,16 +197,25 @@ async fn send_message(
         "message sent to logging"
     );
     // A random id is fresh: on its first attempt only a text rule can call it a duplicate.
-    if fresh_random_id && logged.value == Logged::Duplicate && logged.attempts == 1 {
+    if fresh_random_id
+        && let Logged::Duplicate(held) = logged.value
+        && logged.attempts == 1
+    {
         tracing::warn!(
             %id,
+            held = %held.map(|held| held.to_string()).unwrap_or_default(),
             "logging answered `Duplicate message ignored` for a fresh random id: it keys \
              duplicates on the text (`--dedup-by text`, its default), so equal texts are not kept \
              apart as this facade's `--dedup unique` asks; run logging with `--dedup-by id`"
         );
     }
     Ok(Sent {
-        id,
+        // A duplicate is answered with the id of the message held, which is another when the
+        // same text is held under another id.
+        id: match logged.value {
+            Logged::Duplicate(Some(held)) => held,
+            _ => id,
+        },
         logged: logged.value,
         attempts: logged.attempts,
     })

@@ -179,6 +179,9 @@ impl Application {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RequireTokenLayer::new(self.token))
             .layer(msglog_common::grpc_deadline::GrpcDeadlineLayer::client_only())
+            .layer(
+                msglog_common::grpc_one_message::OneMessageLayer::for_service("/LoggingService/"),
+            )
             .service(self.routes);
         let stop_streams = self.stop_streams;
         let admin = self.admin.map(|(bound, router)| {

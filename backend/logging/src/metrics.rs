@@ -70,7 +70,7 @@ impl Metrics {
         self.insert_latency.observe(started.elapsed().as_secs_f64());
         let outcome = match outcome {
             Ok(Inserted::Stored) => "stored",
-            Ok(Inserted::Duplicate) => "duplicate",
+            Ok(Inserted::Duplicate | Inserted::DuplicateOf(_)) => "duplicate",
             Err(StoreError::Conflict { .. }) => "conflict",
             Err(StoreError::Unavailable(_)) => "error",
         };

@@ -94,8 +94,8 @@ impl LoggingApi {
     }
 
     /// Checks and stores one message: what `LogMessage` answers, and each item of
-    /// `LogMessages`.
-    async fn store_message(&self, request: LogRequest) -> Result<&'static str, Status> {
+    /// `LogMessages` (the status, and the id the message is held under when it is another).
+    async fn store_message(&self, request: LogRequest) -> Result<(&'static str, String), Status> {
         let message = self.parse(request)?;
         let id = message.id;
         let started = Instant::now();
@@ -105,11 +105,15 @@ impl LoggingApi {
         match outcome {
             Ok(Inserted::Stored) => {
                 tracing::info!(%id, "message stored");
-                Ok(STATUS_LOGGED)
+                Ok((STATUS_LOGGED, String::new()))
             }
             Ok(Inserted::Duplicate) => {
                 tracing::info!(%id, "duplicate message ignored");
-                Ok(STATUS_DUPLICATE)
+                Ok((STATUS_DUPLICATE, String::new()))
+            }
+            Ok(Inserted::DuplicateOf(held)) => {
+                tracing::info!(%id, %held, "duplicate message ignored: the text is held");
+                Ok((STATUS_DUPLICATE, held.to_string()))
             }
             Err(error @ StoreError::Conflict { .. }) => {
                 tracing::warn!(%id, "id already used by another message");
@@ -167,9 +171,10 @@ impl LoggingService for LoggingApi {
         &self,
         request: Request<LogRequest>,
     ) -> Result<Response<LogResponse>, Status> {
-        let status = self.store_message(request.into_inner()).await?;
+        let (status, held_id) = self.store_message(request.into_inner()).await?;
         Ok(Response::new(LogResponse {
             status: status.to_owned(),
+            held_id,
         }))
     }
 
@@ -202,16 +207,19 @@ impl LoggingService for LoggingApi {
                     return LogResult {
                         code: tonic::Code::InvalidArgument as i32,
                         status: "the item has no message".to_owned(),
+                        held_id: String::new(),
                     };
                 };
                 match self.store_message(message).await {
-                    Ok(status) => LogResult {
+                    Ok((status, held_id)) => LogResult {
                         code: tonic::Code::Ok as i32,
                         status: status.to_owned(),
+                        held_id,
                     },
                     Err(status) => LogResult {
                         code: status.code() as i32,
                         status: status.message().to_owned(),
+                        held_id: String::new(),
                     },
                 }
             }

@@ -74,9 +74,11 @@ pub fn text_hash(text: &str) -> i64 {
 pub enum Inserted {
     /// The message was not held before and now is (durably, if the store is durable).
     Stored,
-    /// The same id with the same text was already held (or, under [`DedupBy::Text`], the same
-    /// text under any id); nothing changed.
+    /// The same id with the same text was already held; nothing changed.
     Duplicate,
+    /// Under [`DedupBy::Text`], the same text was already held under this other id; nothing
+    /// changed.
+    DuplicateOf(uuid::Uuid),
 }
 
 /// Why a store could not do what was asked.

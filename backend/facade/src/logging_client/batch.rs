@@ -23,7 +23,7 @@ use std::{
 
 use msglog_proto::{
     limits::PageBudget,
-    logging::{LogItem, LogMessagesRequest, LogResult, MAX_LOG_ITEMS},
+    logging::{LogItem, LogMessagesRequest, LogResponse, LogResult, MAX_LOG_ITEMS},
 };
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
@@ -50,7 +50,7 @@ struct Queued {
     /// When the attempt times out: the call's deadline is the latest of its items'.
     deadline: Instant,
     /// Where its result goes; closed when the attempt timed out or its request went away.
-    reply: oneshot::Sender<Result<String, Status>>,
+    reply: oneshot::Sender<Result<LogResponse, Status>>,
 }
 
 /// Hands attempts to the task that sends them (see the module documentation).
@@ -89,14 +89,14 @@ impl Batcher {
     }
 
     /// Sends `item` in the next call (which gives up `timeout` from now, unless a later item
-    /// in it may wait longer) and waits for its result: `LogResponse.status`, or the status the
-    /// item failed with. `None` when logging lacks
+    /// in it may wait longer) and waits for its result: what `LogMessage` would answer, or the
+    /// status the item failed with. `None` when logging lacks
     /// `LogMessages`: the caller sends the message alone, in the same attempt.
     pub(crate) async fn submit(
         &self,
         item: LogItem,
         timeout: Duration,
-    ) -> Option<Result<String, Status>> {
+    ) -> Option<Result<LogResponse, Status>> {
         if self.unsupported() {
             return None;
         }
@@ -273,9 +273,12 @@ async fn send(
 }
 
 /// One item's result as `LogMessage` would have answered it.
-fn item_result(result: LogResult) -> Result<String, Status> {
+fn item_result(result: LogResult) -> Result<LogResponse, Status> {
     match Code::from(result.code) {
-        Code::Ok => Ok(result.status),
+        Code::Ok => Ok(LogResponse {
+            status: result.status,
+            held_id: result.held_id,
+        }),
         code => Err(Status::new(code, result.status)),
     }
 }

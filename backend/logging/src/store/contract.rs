@@ -450,8 +450,8 @@ pub(crate) async fn by_text_a_text_held_under_any_id_is_a_duplicate(open: Opener
     );
     assert_eq!(
         store.insert(message(2, "a")).await.unwrap(),
-        Inserted::Duplicate,
-        "the same text under another id"
+        Inserted::DuplicateOf(Uuid::from_u128(1)),
+        "the same text under another id: the id it is held under"
     );
     assert_eq!(
         store.insert(message(1, "a")).await.unwrap(),
@@ -533,7 +533,8 @@ pub(crate) async fn by_text_texts_held_before_a_reopen_are_duplicates_after_it(o
     let store = open(dir.path().to_path_buf(), DedupBy::Text).await;
     assert_eq!(
         store.insert(message(3, "kept")).await.unwrap(),
-        Inserted::Duplicate
+        Inserted::DuplicateOf(Uuid::from_u128(1)),
+        "held under two ids: the first"
     );
     assert_eq!(
         store.insert(message(4, "new")).await.unwrap(),

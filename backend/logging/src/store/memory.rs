@@ -78,13 +78,13 @@ impl Store for MemoryStore {
         // under another rule).
         let hash = (self.dedup_by == DedupBy::Text).then(|| text_hash(message.text.as_str()));
         if let Some(hash) = hash {
-            let held = inner.by_text.get(&hash).is_some_and(|positions| {
+            let held = inner.by_text.get(&hash).and_then(|positions| {
                 positions
                     .iter()
-                    .any(|&position| inner.texts[position] == message.text.as_str())
+                    .find(|&&position| inner.texts[position] == message.text.as_str())
             });
-            if held {
-                return Ok(Inserted::Duplicate);
+            if let Some(&position) = held {
+                return Ok(Inserted::DuplicateOf(inner.ids[position]));
             }
         }
         let position = inner.texts.len();

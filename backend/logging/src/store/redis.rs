@@ -50,15 +50,17 @@ const TAIL_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The insert, atomically: `KEYS` are the seq counter, the stream, the id hash and the text
 /// hash; `ARGV` the id, the text and `1` for the text rule. Answers the new seq, `0` for a
-/// duplicate, `-1` for a conflict.
+/// duplicate of the same id, `-1` for a conflict, and the id the text is held under for a
+/// duplicate by the text rule.
 const INSERT: &str = r"
 local held = redis.call('HGET', KEYS[3], ARGV[1])
 if held then
   if held == ARGV[2] then return 0 end
   return -1
 end
-if ARGV[3] == '1' and redis.call('HEXISTS', KEYS[4], ARGV[2]) == 1 then
-  return 0
+if ARGV[3] == '1' then
+  local other = redis.call('HGET', KEYS[4], ARGV[2])
+  if other then return other end
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], '0-' .. seq, 'id', ARGV[1], 'text', ARGV[2])
@@ -308,7 +310,7 @@ async fn follow_tail(
 impl Store for RedisStore {
     async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
         let mut connection = self.connection()?;
-        let answer: i64 = self
+        let answer: redis::Value = self
             .insert
             .key(&self.keys.seq)
             .key(&self.keys.log)
@@ -324,6 +326,20 @@ impl Store for RedisStore {
             .invoke_async(&mut connection)
             .await
             .map_err(unavailable)?;
+        let answer = match answer {
+            redis::Value::Int(answer) => answer,
+            redis::Value::BulkString(held_under) => {
+                return Ok(match uuid::Uuid::try_parse_ascii(&held_under) {
+                    Ok(held_under) if held_under != message.id => Inserted::DuplicateOf(held_under),
+                    _ => Inserted::Duplicate,
+                });
+            }
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "unexpected answer to the insert: {other:?}"
+                )));
+            }
+        };
         match answer {
             0 => Ok(Inserted::Duplicate),
             -1 => Err(StoreError::Conflict { id: message.id }),

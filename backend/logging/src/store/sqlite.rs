@@ -425,8 +425,9 @@ fn write_batch(
              ON CONFLICT (id) DO NOTHING",
         )?;
         let mut find = transaction.prepare_cached("SELECT text FROM messages WHERE id = ?1")?;
-        let mut find_text = transaction
-            .prepare_cached("SELECT id FROM messages WHERE text_hash = ?1 AND text = ?2 LIMIT 1")?;
+        let mut find_text = transaction.prepare_cached(
+            "SELECT id FROM messages WHERE text_hash = ?1 AND text = ?2 ORDER BY rowid LIMIT 1",
+        )?;
         for write in batch {
             let NewMessage { id, text } = &write.message;
             let key = id.as_bytes().as_slice();
@@ -434,17 +435,22 @@ fn write_batch(
             // The text rule: a text held under any id is a duplicate, unless this id holds
             // another text (a conflict, as under the id rule). One indexed look-up; the rows
             // this batch inserted are seen, so one text in one batch is stored once too.
-            if dedup_by == DedupBy::Text
-                && find_text
-                    .query_row(params![hash, text.as_str()], |_| Ok(()))
+            let held_under = if dedup_by == DedupBy::Text {
+                find_text
+                    .query_row(params![hash, text.as_str()], |row| row.get::<_, Vec<u8>>(0))
                     .optional()?
-                    .is_some()
-            {
+            } else {
+                None
+            };
+            if let Some(held_under) = held_under {
                 let held: Option<String> =
                     find.query_row(params![key], |row| row.get(0)).optional()?;
+                let held_under = uuid::Uuid::from_slice(&held_under).unwrap_or_default();
                 results.push(match held {
                     Some(held) if held != text.as_str() => Err(StoreError::Conflict { id: *id }),
-                    _ => Ok(Inserted::Duplicate),
+                    Some(_) => Ok(Inserted::Duplicate),
+                    None if held_under == *id => Ok(Inserted::Duplicate),
+                    None => Ok(Inserted::DuplicateOf(held_under)),
                 });
                 continue;
             }
@@ -642,7 +648,7 @@ mod tests {
         let store = SqliteStore::open(&path, DedupBy::Text).unwrap();
         assert_eq!(
             store.insert(message(9, "oldest")).await.unwrap(),
-            Inserted::Duplicate,
+            Inserted::DuplicateOf(Uuid::from_u128(2)),
             "a text stored before the index is found by it"
         );
         assert_eq!(

@@ -38,11 +38,13 @@ impl OnLogMessages for CountingLogging {
             LogResult {
                 code: Code::Unavailable as i32,
                 status: "message store unavailable".to_owned(),
+                held_id: String::new(),
             }
         } else {
             LogResult {
                 code: 0,
                 status: STATUS_LOGGED.to_owned(),
+                held_id: String::new(),
             }
         };
         Ok(LogMessagesResponse {

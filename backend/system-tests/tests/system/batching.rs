@@ -41,6 +41,7 @@ impl OnLogMessages for GatedLogging {
                 .map(|_| LogResult {
                     code: 0,
                     status: STATUS_LOGGED.to_owned(),
+                    held_id: String::new(),
                 })
                 .collect(),
         })

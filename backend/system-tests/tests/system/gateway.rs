@@ -607,6 +607,62 @@ async fn the_clients_grpc_timeout_ends_a_watch_and_bounds_a_send() {
     assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
 }
 
+/// The `grpc-status` of a gRPC-web answer: in its headers (trailers only) or its trailer frame.
+async fn grpc_web_status(response: reqwest::Response) -> String {
+    if let Some(status) = response.headers().get("grpc-status") {
+        return status.to_str().unwrap().to_owned();
+    }
+    let mut frames = GrpcWebFrames::binary();
+    frames.push(&response.bytes().await.unwrap());
+    while let Some(frame) = frames.next_frame() {
+        if let msglog_common::testing::GrpcWebFrame::Trailers(trailers) = frame {
+            return trailers
+                .lines()
+                .find_map(|line| line.strip_prefix("grpc-status:"))
+                .unwrap()
+                .trim()
+                .to_owned();
+        }
+    }
+    panic!("no grpc-status")
+}
+
+#[tokio::test]
+async fn a_call_that_takes_one_message_refuses_a_second_and_stores_neither() {
+    let app = TestApp::spawn().await;
+    let message = |text: &str| {
+        grpc_frame(
+            &SendRequest {
+                text: text.to_owned(),
+                idempotency_key: String::new(),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let mut body = message("first of two");
+    body.extend(message("second of two"));
+    let response = app
+        .http
+        .post(app.url("/msglog.v1.MessageLog/Send"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc_web_status(response).await, "3", "INVALID_ARGUMENT");
+    // The same message alone is taken.
+    let response = app
+        .http
+        .post(app.url("/msglog.v1.MessageLog/Send"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(message("alone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc_web_status(response).await, "0");
+    assert_eq!(app.stored().await, ["alone"]);
+}
+
 #[tokio::test]
 async fn status_over_grpc_says_what_the_json_status_says() {
     let app = TestApp::spawn().await;

@@ -465,6 +465,7 @@ impl LoggingService for OriginalLogging {
             .push(request.into_inner().message);
         Ok(tonic::Response::new(LogResponse {
             status: "Message logged successfully".to_owned(),
+            held_id: String::new(),
         }))
     }
 

@@ -41,6 +41,7 @@ impl LoggingService for RecordingLogging {
         self.record(&request);
         Ok(Response::new(LogResponse {
             status: "Message logged successfully".to_owned(),
+            held_id: String::new(),
         }))
     }
 

@@ -6,7 +6,7 @@ use msglog_common::testing::LogAfterStart;
 
 use crate::helpers::{
     Client, TestApp, facade_settings, logging_settings, refused_addr, spawn_facade, spawn_logging,
-    spawn_logging_with, spawn_messages, start_facade_binary,
+    spawn_logging_with, spawn_messages, start_facade_binary, status_and_json,
 };
 
 #[tokio::test]
@@ -102,6 +102,7 @@ async fn a_unique_facade_in_front_of_a_logging_that_dedups_by_text_says_so_in_it
     );
     let (_, second) = client.post_message("same").await;
     assert_eq!(second["status"], "duplicate", "logging's rule decides");
+    assert_eq!(second["id"], first["id"], "the id of the message held");
     let warning = facade
         .wait_for_log_line(|line| line.contains("WARN") && line.contains("--dedup-by id"))
         .await;
@@ -162,4 +163,38 @@ async fn healthz_answers_ok() {
     let response = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn a_duplicate_is_answered_with_the_id_of_the_message_held() {
+    let app = TestApp::spawn().await;
+    // Stored under the id of its key; then the same text with no key: a duplicate by the text
+    // rule, of the message held under the key's id.
+    let keyed = app
+        .http
+        .post(app.url("/send_message"))
+        .header("idempotency-key", "first-send")
+        .json(&json!({ "message": "said once" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, first) = status_and_json(keyed).await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("success")));
+    let (status, again) = app.client().post_message("said once").await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(again["id"], first["id"], "the stored message's id");
+    // The gRPC door says the same.
+    let mut client = msglog_proto::v1::message_log_client::MessageLogClient::new(
+        crate::helpers::channel(&app.facade.url()).await,
+    );
+    let sent = client
+        .send(msglog_proto::v1::SendRequest {
+            text: "said once".to_owned(),
+            idempotency_key: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.id, first["id"].as_str().unwrap());
+    assert_eq!(app.stored().await, ["said once"]);
 }
