@@ -52,6 +52,8 @@ pub struct Application {
     router: Router,
     /// The live feed from logging, followed while serving.
     feed: Feed,
+    /// The admin port (`/metrics`), when asked for.
+    admin: Option<(Bound, Router)>,
 }
 
 impl Application {
@@ -70,29 +72,55 @@ impl Application {
         let requests = Arc::clone(&state.metrics.http);
         let request_timeout = Duration::from_millis(settings.request_timeout_ms);
         let grpc = grpc_routes(state.clone(), request_timeout)?;
-        let router = router(state, request_timeout, settings.max_compressions as usize)
-            .merge(grpc)
-            // For every door, outermost first: the request-id rule (the id returned in
-            // `x-request-id` and forwarded), every request counted and timed by its matched route
-            // (refusals included), the refusal of unknown hosts, and of unservable paths.
-            .layer(
-                tower::ServiceBuilder::new()
-                    .layer(msglog_common::request_id::RequestIdLayer)
-                    .layer(requests.layer())
-                    .layer(AllowedHosts::new(&settings.allowed_hosts).layer())
-                    .layer(msglog_common::http_edge::refuse_unservable_paths()),
-            );
+        let registry = Arc::clone(&state.metrics.registry);
+        let public_metrics = settings.admin_addr.is_none();
+        let router = router(
+            state,
+            request_timeout,
+            settings.max_compressions as usize,
+            public_metrics,
+        )
+        .merge(grpc)
+        // For every door, outermost first: the request-id rule (the id returned in
+        // `x-request-id` and forwarded), every request counted and timed by its matched route
+        // (refusals included), the refusal of unknown hosts, and of unservable paths.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(msglog_common::request_id::RequestIdLayer)
+                .layer(requests.layer())
+                .layer(AllowedHosts::new(&settings.allowed_hosts).layer())
+                .layer(msglog_common::http_edge::refuse_unservable_paths()),
+        );
         let bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
+        let admin = match settings.admin_addr {
+            Some(addr) => Some((
+                Bound::bind(
+                    addr,
+                    settings.connections.limits(),
+                    Duration::from_millis(settings.shutdown_grace_ms),
+                )
+                .await
+                .map_err(|error| error.context("cannot open the admin port"))?,
+                msglog_common::metrics::admin_router(registry),
+            )),
+            None => None,
+        };
         Ok(Self {
             bound,
             router,
             feed,
+            admin,
         })
+    }
+
+    /// Where the admin port listens, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(bound, _)| bound.addr())
     }
 
     /// Where the facade listens (the real port when the settings asked for port 0).
@@ -107,11 +135,24 @@ impl Application {
         tracing::info!(addr = %self.addr(), "facade listening (HTTP, gRPC and gRPC-web)");
         let follower = tokio::spawn(self.feed.clone().follow());
         let feed = self.feed;
+        let stopped = tokio_util::sync::CancellationToken::new();
+        let admin = self.admin.map(|(bound, router)| {
+            tracing::info!(addr = %bound.addr(), "admin port listening (/metrics)");
+            tokio::spawn(bound.serve(router, stopped.clone().cancelled_owned()))
+        });
         let shutdown = async move {
             shutdown.await;
             feed.stop();
+            stopped.cancel();
         };
         let served = self.bound.serve(self.router, shutdown).await;
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the admin port failed"),
+                Err(error) => tracing::error!(%error, "the admin port's task failed"),
+            }
+        }
         if let Err(error) = follower.await {
             tracing::error!(%error, "the live feed's task failed");
         }
@@ -120,9 +161,9 @@ impl Application {
 }
 
 /// The gRPC API and reflection, each answering native gRPC and gRPC-web, with a span per call,
-/// a panic guard (`INTERNAL`), one request message for the API's methods, and a deadline: the client's `grpc-timeout`, and for unary calls
-/// the JSON routes' request timeout when that comes first (`DEADLINE_EXCEEDED`, also when the
-/// request's body stalls). Outside the JSON routes' compression and body limit: a `Watch`
+/// a panic guard (`INTERNAL`), one request message for the API's methods, and a deadline: the
+/// client's `grpc-timeout`, and for unary calls the JSON routes' request timeout when that
+/// comes first (`DEADLINE_EXCEEDED`, also when the request's body stalls). Outside the JSON routes' compression and body limit: a `Watch`
 /// stays open for as long as its client wants, and each of its frames goes out as soon as it
 /// is made.
 fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Router> {
@@ -163,16 +204,25 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
         .route_service("/grpc.reflection.v1.ServerReflection/{*method}", streams))
 }
 
-/// The JSON routes and the page with their middleware, outermost first: a span per request
+/// The JSON routes and the page (and `/metrics` when it has no admin port of its own) with
+/// their middleware, outermost first: a span per request
 /// keyed by its route, a request timeout (a JSON 503), a panic guard (a JSON 500), the security
 /// headers, compression (at most `max_compressions` answers at once), and a body limit.
-fn router(state: AppState, request_timeout: Duration, max_compressions: usize) -> Router {
+fn router(
+    state: AppState,
+    request_timeout: Duration,
+    max_compressions: usize,
+    public_metrics: bool,
+) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let mut routes = Router::new()
         .route(paths::SEND_MESSAGE, post(original::send_message))
         .route(paths::GET_MESSAGES, get(original::get_messages))
-        .route(paths::HEALTHZ, get(routes::healthz))
-        .route(paths::METRICS, get(routes::metrics))
+        .route(paths::HEALTHZ, get(routes::healthz));
+    if public_metrics {
+        routes = routes.route(paths::METRICS, get(routes::metrics));
+    }
+    routes
         .nest(paths::API, api::router())
         .route("/", get(web::index))
         .route("/index.html", get(web::index))

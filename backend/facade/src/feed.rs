@@ -109,6 +109,9 @@ struct Buffer {
     live: bool,
     /// Why not, when not.
     detail: String,
+    /// The feed broke for a reason reconnecting does not mend (logging answers, but not with a
+    /// feed this facade can read): the status says so, not just "reconnecting".
+    stuck: bool,
     /// Changed when logging's log turned out to be another one (its store was replaced):
     /// watchers of the old one are ended, since their cursors mean nothing in the new one.
     epoch: u64,
@@ -125,6 +128,8 @@ pub(crate) struct FeedState {
     pub(crate) watchers: usize,
     /// The newest seq logging reported.
     pub(crate) newest_seq: u64,
+    /// Whether it cannot come up for a reason reconnecting does not mend.
+    pub(crate) stuck: bool,
 }
 
 /// The stream a `Watch` call answers with.
@@ -206,6 +211,7 @@ impl Feed {
             detail: buffer.detail.clone(),
             watchers: usize::try_from(self.shared.watchers.get()).unwrap_or(0),
             newest_seq: buffer.newest,
+            stuck: buffer.stuck,
         }
     }
 
@@ -288,6 +294,7 @@ impl Feed {
         buffer.live = true;
         self.shared.live.set(1);
         buffer.detail.clear();
+        buffer.stuck = false;
         for message in frame.messages {
             // Logging sends each seq once, after the cursor; anything else is ignored rather
             // than shown twice.
@@ -322,8 +329,11 @@ impl Feed {
         buffer.live = false;
         self.shared.live.set(0);
         let reason = &broke.reason;
+        buffer.stuck = broke.stuck;
         buffer.detail = if broke.no_feed {
             format!("logging has no live feed ({reason}); lists are read when asked for")
+        } else if broke.stuck {
+            format!("logging's live feed cannot be read ({reason}); trying again")
         } else {
             format!("logging unavailable, reconnecting ({reason})")
         };
@@ -379,13 +389,21 @@ struct Broke {
     /// Logging answered `UNIMPLEMENTED`: it has no live feed (the original's logging). The
     /// feed keeps asking, so a logging that gains one is followed.
     no_feed: bool,
+    /// Logging answered, with a failure that reconnecting does not mend (a feed too large to
+    /// read, say): health and status say so.
+    stuck: bool,
 }
 
 impl From<&Status> for Broke {
     fn from(status: &Status) -> Self {
+        let code = status.code();
         Self {
             reason: status_text(status),
-            no_feed: status.code() == tonic::Code::Unimplemented,
+            no_feed: code == tonic::Code::Unimplemented,
+            stuck: !matches!(
+                code,
+                tonic::Code::Unimplemented | tonic::Code::Cancelled | tonic::Code::Aborted
+            ) && !crate::retry::is_retryable(code),
         }
     }
 }
@@ -395,6 +413,7 @@ impl From<String> for Broke {
         Self {
             reason,
             no_feed: false,
+            stuck: false,
         }
     }
 }

@@ -286,6 +286,8 @@ impl Services {
     /// (up, detail) of the facade, logging and messages.
     fn states(self) -> ([(bool, String); 3], FeedState) {
         let logging = match self.logging {
+            // Serving, yet its live feed cannot be read: not up for what the page needs.
+            Ok(()) if self.feed.stuck => (false, format!("SERVING, but {}", self.feed.detail)),
             Ok(()) => (true, "SERVING".to_owned()),
             Err(detail) => (false, detail),
         };

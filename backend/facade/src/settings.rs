@@ -29,6 +29,11 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "FACADE_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
+    /// Address of an admin port that answers `GET /metrics` (Prometheus text), e.g.
+    /// `127.0.0.1:9080`; the public port then has no `/metrics`. Off by default: the metrics
+    /// are on the public port, as they were.
+    #[arg(long, env = "FACADE_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
     /// The logging service's gRPC address; several (the flag again, or a comma list in the
     /// environment variable) for replicas on a shared store, which take calls in turn.
     #[arg(

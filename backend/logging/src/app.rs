@@ -134,7 +134,7 @@ impl Application {
                 )
                 .await
                 .context("cannot open the admin port")?,
-                admin_router(Arc::new(registry)),
+                msglog_common::metrics::admin_router(Arc::new(registry)),
             )),
             None => None,
         };
@@ -205,19 +205,6 @@ impl Application {
         self.store.close().await;
         served
     }
-}
-
-/// The admin port: `GET /metrics`, with request ids and a JSON 404 for anything else.
-fn admin_router(registry: Arc<Registry>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", msglog_common::metrics::route(registry))
-        .fallback(|| async {
-            msglog_common::http_edge::json_error(
-                http::StatusCode::NOT_FOUND,
-                "the admin port answers GET /metrics only",
-            )
-        })
-        .layer(msglog_common::request_id::RequestIdLayer)
 }
 
 /// CORS for gRPC-web: only the named origins, only POST, with the headers gRPC-web sends and

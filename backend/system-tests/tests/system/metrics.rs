@@ -578,3 +578,32 @@ async fn the_originals_missing_list_is_an_error_only_where_nothing_answers_inste
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_facades_metrics_can_move_to_an_admin_port_off_the_public_one() {
+    let logging = crate::helpers::spawn_logging().await;
+    let mut settings = facade_settings(&logging.url(), "http://127.0.0.1:9");
+    settings.admin_addr = Some("127.0.0.1:0".parse().unwrap());
+    let app = facade_service::Application::build(&settings).await.unwrap();
+    let admin = app.admin_addr().expect("the admin port was asked for");
+    let facade = InProcess::spawn(app.addr(), |stop| app.run_until(stop));
+    let client = Client::new(&facade);
+    let (status, _) = client.post_message("counted").await;
+    assert_eq!(status, 200);
+    let public = reqwest::get(format!("{}/metrics", facade.url()))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "no metrics on the public port");
+    let metrics = Metrics::scrape(&format!("http://{admin}/metrics")).await;
+    assert!(
+        metrics.value(
+            "http_requests_total",
+            &[
+                ("method", "POST"),
+                ("route", "/send_message"),
+                ("status", "200")
+            ]
+        ) >= 1.0
+    );
+    facade.stop().await;
+}
