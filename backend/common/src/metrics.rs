@@ -257,6 +257,20 @@ where
     })
 }
 
+/// An admin port's router: `GET /metrics` from `registry`, with request ids, and a JSON 404
+/// for anything else. For a service whose metrics are kept off its public port.
+pub fn admin_router(registry: Arc<Registry>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", route(registry))
+        .fallback(|| async {
+            crate::http_edge::json_error(
+                http::StatusCode::NOT_FOUND,
+                "the admin port answers GET /metrics only",
+            )
+        })
+        .layer(crate::request_id::RequestIdLayer)
+}
+
 #[cfg(test)]
 mod tests {
     use axum::{Router, body::Body, routing::get};
@@ -322,18 +336,4 @@ mod tests {
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
-}
-
-/// An admin port's router: `GET /metrics` from `registry`, with request ids, and a JSON 404
-/// for anything else. For a service whose metrics are kept off its public port.
-pub fn admin_router(registry: Arc<Registry>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", route(registry))
-        .fallback(|| async {
-            crate::http_edge::json_error(
-                http::StatusCode::NOT_FOUND,
-                "the admin port answers GET /metrics only",
-            )
-        })
-        .layer(crate::request_id::RequestIdLayer)
 }
