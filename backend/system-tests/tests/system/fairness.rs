@@ -9,13 +9,13 @@ use std::{
     time::Duration,
 };
 
-use msglog_common::testing::LogAfterStart;
+use msglog_common::testing::{LogAfterStart, TempDir};
 use msglog_proto::v1::{
     SendRequest, WatchEvent, WatchRequest, message_log_client::MessageLogClient, watch_event::Event,
 };
 use tonic::{Code, transport::Channel};
 
-use crate::helpers::{TestApp, fill, logging_settings, spawn_logging_with, start_facade_binary};
+use crate::helpers::{TestApp, fill, start_facade_binary, start_logging};
 
 /// The flooding client's address.
 const FLOODER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -89,6 +89,10 @@ async fn a_client_over_its_rate_is_refused_with_429_and_another_is_untouched() {
         }
     }
     // Five at once, then two a second: most of twenty at once are refused.
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{refused} of 20 messages sent at once from one address refused");
+    }
     assert!(refused >= 12, "{refused} of 20 refused");
     for n in 0..5 {
         let response = post(&bystander, &base, &format!("bystander {n}")).await;
@@ -166,15 +170,21 @@ async fn a_storm_of_catch_up_watchers_is_held_to_its_share_and_bystanders_are_se
         .ok()
         .and_then(|share| share.parse().ok())
         .unwrap_or(50);
-    let logging = spawn_logging_with(&logging_settings("127.0.0.1:0".parse().unwrap(), &[])).await;
+    let dir = TempDir::new("msglog-storm");
+    let logging = start_logging(
+        &dir.join("messages.sqlite3"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await;
+    let logging_url = format!("http://{}", logging.addr);
     fill(
-        &logging.url(),
+        &logging_url,
         "a message of an ordinary length, number ",
         STORED as usize,
     )
     .await;
     let facade = start_facade_binary(
-        &logging.url(),
+        &logging_url,
         &[
             "--limit-loopback",
             "true",
@@ -220,6 +230,18 @@ async fn a_storm_of_catch_up_watchers_is_held_to_its_share_and_bystanders_are_se
         .into_iter()
         .map(|stream| tokio::spawn(read_all(stream, STORED + 1)))
         .collect();
+    // Logging's threads while the storm catches up, sampled (a figure, not a condition).
+    let logging_pid = logging.pid();
+    let most_threads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sampler = {
+        let most_threads = std::sync::Arc::clone(&most_threads);
+        tokio::spawn(async move {
+            loop {
+                most_threads.fetch_max(threads(logging_pid), std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
 
     // Meanwhile a bystander's messages are all stored, each within a second.
     for n in 0..100 {
@@ -241,6 +263,8 @@ async fn a_storm_of_catch_up_watchers_is_held_to_its_share_and_bystanders_are_se
     .await
     .expect("every watcher caught up within 300 s");
     let peak_kib = facade.rss_kib();
+    sampler.abort();
+    let logging_threads = most_threads.load(std::sync::atomic::Ordering::SeqCst);
     drop(clients);
     // Until the facade has closed every stream of the storm.
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -266,11 +290,26 @@ async fn a_storm_of_catch_up_watchers_is_held_to_its_share_and_bystanders_are_se
     #[allow(clippy::print_stderr)]
     {
         eprintln!(
-            "facade RSS: idle {idle_kib} KiB, after the catch-up {peak_kib} KiB, after the storm left {after_kib} KiB"
+            "{share} catch-up watchers of {STORED} messages: facade RSS idle {idle_kib} KiB, \
+             after the catch-up {peak_kib} KiB, after the storm left {after_kib} KiB; \
+             logging's threads at most {logging_threads}"
         );
     }
     assert!(
         after_kib < idle_kib + 32 * 1024,
         "RSS {after_kib} KiB after the storm, {idle_kib} KiB before"
     );
+}
+
+/// The threads of process `pid` now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|count| count.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
