@@ -257,9 +257,66 @@ where
     })
 }
 
+/// An admin port: `GET /metrics` on an address of its own, for a service whose metrics are kept
+/// off its public port.
+#[derive(Debug)]
+pub struct AdminPort {
+    bound: crate::server::Bound,
+    router: axum::Router,
+}
+
+/// An admin port being served (see [`AdminPort::serve_until`]).
+#[derive(Debug)]
+pub struct AdminTask(tokio::task::JoinHandle<anyhow::Result<()>>);
+
+impl AdminPort {
+    /// Binds `addr`, when one is given, with the service's connection `limits` and shutdown
+    /// `grace`, to serve `registry`.
+    pub async fn bind(
+        addr: Option<std::net::SocketAddr>,
+        limits: crate::server::ConnectionLimits,
+        grace: std::time::Duration,
+        registry: Arc<Registry>,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(addr) = addr else { return Ok(None) };
+        let bound = crate::server::Bound::bind(addr, limits, grace)
+            .await
+            .map_err(|error| error.context("cannot open the admin port"))?;
+        Ok(Some(Self {
+            bound,
+            router: admin_router(registry),
+        }))
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.bound.addr()
+    }
+
+    /// Serves it on a task of its own until `stop` resolves.
+    pub fn serve_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> AdminTask {
+        tracing::info!(addr = %self.addr(), "admin port listening (/metrics)");
+        AdminTask(tokio::spawn(self.bound.serve(self.router, stop)))
+    }
+}
+
+impl AdminTask {
+    /// Waits for the port to close, and logs how it failed if it did.
+    pub async fn finish(self) {
+        match self.0.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the admin port failed"),
+            Err(error) => tracing::error!(%error, "the admin port's task failed"),
+        }
+    }
+}
+
 /// An admin port's router: `GET /metrics` from `registry`, with request ids, and a JSON 404
-/// for anything else. For a service whose metrics are kept off its public port.
-pub fn admin_router(registry: Arc<Registry>) -> axum::Router {
+/// for anything else.
+fn admin_router(registry: Arc<Registry>) -> axum::Router {
     axum::Router::new()
         .route("/metrics", route(registry))
         .fallback(|| async {

@@ -18,7 +18,8 @@ use axum::{
 };
 use http::{HeaderValue, Request, StatusCode, header};
 use msglog_common::{
-    grpc_deadline::GrpcDeadlineLayer, grpc_one_message::OneMessageLayer, server::Bound,
+    grpc_deadline::GrpcDeadlineLayer, grpc_one_message::OneMessageLayer, metrics::AdminPort,
+    server::Bound,
 };
 use msglog_proto::{
     api::paths,
@@ -53,7 +54,7 @@ pub struct Application {
     /// The live feed from logging, followed while serving.
     feed: Feed,
     /// The admin port (`/metrics`), when asked for.
-    admin: Option<(Bound, Router)>,
+    admin: Option<AdminPort>,
 }
 
 impl Application {
@@ -97,19 +98,13 @@ impl Application {
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
-        let admin = match settings.admin_addr {
-            Some(addr) => Some((
-                Bound::bind(
-                    addr,
-                    settings.connections.limits(),
-                    Duration::from_millis(settings.shutdown_grace_ms),
-                )
-                .await
-                .map_err(|error| error.context("cannot open the admin port"))?,
-                msglog_common::metrics::admin_router(registry),
-            )),
-            None => None,
-        };
+        let admin = AdminPort::bind(
+            settings.admin_addr,
+            settings.connections.limits(),
+            Duration::from_millis(settings.shutdown_grace_ms),
+            registry,
+        )
+        .await?;
         Ok(Self {
             bound,
             router,
@@ -120,7 +115,7 @@ impl Application {
 
     /// Where the admin port listens, when there is one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|(bound, _)| bound.addr())
+        self.admin.as_ref().map(AdminPort::addr)
     }
 
     /// Where the facade listens (the real port when the settings asked for port 0).
@@ -136,10 +131,9 @@ impl Application {
         let follower = tokio::spawn(self.feed.clone().follow());
         let feed = self.feed;
         let stopped = tokio_util::sync::CancellationToken::new();
-        let admin = self.admin.map(|(bound, router)| {
-            tracing::info!(addr = %bound.addr(), "admin port listening (/metrics)");
-            tokio::spawn(bound.serve(router, stopped.clone().cancelled_owned()))
-        });
+        let admin = self
+            .admin
+            .map(|admin| admin.serve_until(stopped.clone().cancelled_owned()));
         let shutdown = async move {
             shutdown.await;
             feed.stop();
@@ -147,11 +141,7 @@ impl Application {
         };
         let served = self.bound.serve(self.router, shutdown).await;
         if let Some(admin) = admin {
-            match admin.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "the admin port failed"),
-                Err(error) => tracing::error!(%error, "the admin port's task failed"),
-            }
+            admin.finish().await;
         }
         if let Err(error) = follower.await {
             tracing::error!(%error, "the live feed's task failed");

@@ -49,35 +49,44 @@ pub(crate) fn client_ip(extensions: &http::Extensions) -> Option<std::net::IpAdd
         .map(|peer| peer.0.ip())
 }
 
-/// A message the client may send now: it is within its rate (`--write-rate`), or the request
-/// is answered 429 before its body is read.
+/// A request the client may make now: within its rate of `K` (`--write-rate`, `--status-rate`),
+/// or answered 429 before its body is read.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WithinWriteRate;
+pub(crate) struct WithinRate<K>(std::marker::PhantomData<K>);
 
-impl FromRequestParts<AppState> for WithinWriteRate {
-    type Rejection = AppError;
+/// Which rate a [`WithinRate`] takes from.
+pub(crate) trait RateOf {
+    /// The limit in `state`.
+    fn limit(state: &AppState) -> &crate::clients::RateLimit;
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        state
-            .write_rate
-            .take(client_ip(&parts.extensions))
-            .map(|()| Self)
-            .map_err(AppError::TooManyRequests)
+/// Messages sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Writes;
+
+impl RateOf for Writes {
+    fn limit(state: &AppState) -> &crate::clients::RateLimit {
+        &state.write_rate
     }
 }
 
-/// A status check the client may have now (`--status-rate`), or a 429.
+/// Status checks.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WithinStatusRate;
+pub(crate) struct StatusRequests;
 
-impl FromRequestParts<AppState> for WithinStatusRate {
+impl RateOf for StatusRequests {
+    fn limit(state: &AppState) -> &crate::clients::RateLimit {
+        &state.status_rate
+    }
+}
+
+impl<K: RateOf> FromRequestParts<AppState> for WithinRate<K> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        state
-            .status_rate
+        K::limit(state)
             .take(client_ip(&parts.extensions))
-            .map(|()| Self)
+            .map(|()| Self(std::marker::PhantomData))
             .map_err(AppError::TooManyRequests)
     }
 }

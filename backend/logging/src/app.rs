@@ -6,7 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use http::{HeaderName, HeaderValue, Method};
-use msglog_common::server::Bound;
+use msglog_common::{metrics::AdminPort, server::Bound};
 use msglog_proto::logging::{FILE_DESCRIPTOR_SET, logging_service_server::LoggingServiceServer};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ pub struct Application {
     /// wait out its grace period for them.
     stop_streams: CancellationToken,
     /// The admin port (`/metrics`), when asked for.
-    admin: Option<(Bound, axum::Router)>,
+    admin: Option<AdminPort>,
 }
 
 impl Application {
@@ -125,19 +125,13 @@ impl Application {
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
-        let admin = match settings.admin_addr {
-            Some(addr) => Some((
-                Bound::bind(
-                    addr,
-                    settings.connections.limits(),
-                    Duration::from_millis(settings.shutdown_grace_ms),
-                )
-                .await
-                .context("cannot open the admin port")?,
-                msglog_common::metrics::admin_router(Arc::new(registry)),
-            )),
-            None => None,
-        };
+        let admin = AdminPort::bind(
+            settings.admin_addr,
+            settings.connections.limits(),
+            Duration::from_millis(settings.shutdown_grace_ms),
+            Arc::new(registry),
+        )
+        .await?;
         Ok(Self {
             bound,
             routes,
@@ -152,7 +146,7 @@ impl Application {
 
     /// Where the admin port listens, when there is one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|(bound, _)| bound.addr())
+        self.admin.as_ref().map(AdminPort::addr)
     }
 
     /// Where the service listens (the real port when the settings asked for port 0).
@@ -184,22 +178,16 @@ impl Application {
             )
             .service(self.routes);
         let stop_streams = self.stop_streams;
-        let admin = self.admin.map(|(bound, router)| {
-            tracing::info!(addr = %bound.addr(), "admin port listening (/metrics)");
-            let stopped = stop_streams.clone().cancelled_owned();
-            tokio::spawn(bound.serve(router, stopped))
-        });
+        let admin = self
+            .admin
+            .map(|admin| admin.serve_until(stop_streams.clone().cancelled_owned()));
         let shutdown = async move {
             shutdown.await;
             stop_streams.cancel();
         };
         let served = self.bound.serve(service, shutdown).await;
         if let Some(admin) = admin {
-            match admin.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "the admin port failed"),
-                Err(error) => tracing::error!(%error, "the admin port's task failed"),
-            }
+            admin.finish().await;
         }
         self.stop_probe.stop();
         self.store.close().await;

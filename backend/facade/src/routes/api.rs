@@ -18,7 +18,7 @@ use super::PageRequest;
 use crate::{
     error::AppError,
     extract::{
-        MaybeIdempotencyKey, Query, RequestId, SendMessageBody, WithinStatusRate, WithinWriteRate,
+        MaybeIdempotencyKey, Query, RequestId, SendMessageBody, StatusRequests, WithinRate, Writes,
     },
     state::AppState,
 };
@@ -56,7 +56,7 @@ pub(crate) fn router() -> Router<AppState> {
 pub(crate) async fn send(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    _rate: WithinWriteRate,
+    _rate: WithinRate<Writes>,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<ApiSendMessageResponse>, AppError> {
@@ -116,7 +116,7 @@ pub(crate) async fn list(
 pub(crate) async fn status(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    _rate: WithinStatusRate,
+    _rate: WithinRate<StatusRequests>,
 ) -> Json<StatusResponse> {
     Json(super::services(&state, &request_id).await.into())
 }

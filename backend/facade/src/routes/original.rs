@@ -5,7 +5,7 @@ use msglog_proto::api::{GetMessagesResponse, SendMessageRequest, SendMessageResp
 
 use crate::{
     error::AppError,
-    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody, WithinWriteRate},
+    extract::{MaybeIdempotencyKey, RequestId, SendMessageBody, WithinRate, Writes},
     state::AppState,
 };
 
@@ -31,7 +31,7 @@ use crate::{
 pub(crate) async fn send_message(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    _rate: WithinWriteRate,
+    _rate: WithinRate<Writes>,
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<SendMessageResponse>, AppError> {

@@ -29,6 +29,7 @@ async fn missing_empty_blank_or_null_message_is_400_no_message_provided() {
         r#"{"message": ""}"#,
         r#"{"message": "   "}"#,
         r#"{"message": "\n\t"}"#,
+        r#"{"message": "\u200b\u2060\ufeff"}"#,
         r#"{"message": null}"#,
         r#"{"other": "x"}"#,
     ] {
@@ -64,6 +65,10 @@ async fn each_malformed_body_is_400_with_a_reason() {
             "message must be a JSON string, not a boolean",
         ),
         (br#"{"message": "unterminated"#.to_vec(), "malformed JSON"),
+        (
+            br#"{"message": "one", "message": "two"}"#.to_vec(),
+            r#"malformed JSON: the key "message" appears twice"#,
+        ),
         (b"not json at all".to_vec(), "malformed JSON"),
         (br#"["message", "x"]"#.to_vec(), "must be a JSON object"),
         (br#""just a string""#.to_vec(), "must be a JSON object"),
