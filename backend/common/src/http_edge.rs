@@ -1,5 +1,6 @@
-//! What the two HTTP services (facade, messages) do at their edge, written once: JSON error
-//! answers, and refusing paths no route or file can have before anything else looks at them.
+//! What the services do at their edge, written once: JSON error answers, refusing paths no
+//! route or file can have before anything else looks at them, and [`RefuseLayer`], which answers
+//! any request a rule refuses (a path, an unknown host, a missing token) before it goes in.
 
 use std::{
     future::Future,
@@ -74,11 +75,9 @@ impl<C> std::fmt::Debug for RefuseLayer<C> {
     }
 }
 
-impl<C> RefuseLayer<C>
-where
-    C: Fn(&http::Uri, &http::HeaderMap) -> Option<Response> + Clone,
-{
-    /// A layer that refuses what `check` answers.
+impl<C> RefuseLayer<C> {
+    /// A layer that refuses what `check` answers (`Fn(&Uri, &HeaderMap) -> Option<Response>`,
+    /// in the response type of the service it wraps).
     pub fn new(check: C) -> Self {
         Self { check }
     }
@@ -112,12 +111,12 @@ impl<S: std::fmt::Debug, C> std::fmt::Debug for Refuse<S, C> {
 
 impl<S, C, B> tower::Service<Request<B>> for Refuse<S, C>
 where
-    S: tower::Service<Request<B>, Response = Response>,
-    C: Fn(&http::Uri, &http::HeaderMap) -> Option<Response>,
+    S: tower::Service<Request<B>>,
+    C: Fn(&http::Uri, &http::HeaderMap) -> Option<S::Response>,
 {
-    type Response = Response;
+    type Response = S::Response;
     type Error = S::Error;
-    type Future = RefuseFuture<S::Future>;
+    type Future = RefuseFuture<S::Future, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -138,17 +137,17 @@ where
 pin_project_lite::pin_project! {
     /// A refusal, or the answer of the service inside.
     #[project = RefuseProjection]
-    pub enum RefuseFuture<F> {
+    pub enum RefuseFuture<F, R> {
         /// Refused (taken when polled).
-        Refused { response: Option<Response> },
+        Refused { response: Option<R> },
         /// Passed on.
         Passed { #[pin] inner: F },
     }
 }
 
-impl<F, E> Future for RefuseFuture<F>
+impl<F, R, E> Future for RefuseFuture<F, R>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<R, E>>,
 {
     type Output = F::Output;
 

@@ -18,7 +18,7 @@ use tower_http::{
 use msglog_common::secret::Secret;
 
 use crate::{
-    auth::RequireTokenLayer,
+    auth::require_token,
     health::{StopProbe, StoreHealth},
     metrics::Metrics,
     service::{LoggingApi, Watching},
@@ -171,7 +171,7 @@ impl Application {
             )
             .layer(cors(self.cors_origins))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(RequireTokenLayer::new(self.token))
+            .layer(require_token(self.token))
             .layer(msglog_common::grpc_deadline::GrpcDeadlineLayer::client_only())
             .layer(
                 msglog_common::grpc_one_message::OneMessageLayer::for_service("/LoggingService/"),
