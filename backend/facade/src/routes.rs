@@ -27,7 +27,7 @@ use crate::{
     feed::FeedState,
     ids::{DedupMode, IdempotencyKey},
     logging_client::Logged,
-    state::AppState,
+    state::{AppState, StatusChecks},
 };
 
 /// What became of a message sent to logging; each door encodes it in its own shape.
@@ -232,17 +232,6 @@ pub(crate) struct Services {
     feed: FeedState,
     /// Retries and failed calls to logging since start.
     calls: CallCounts,
-}
-
-/// A check of logging and messages, shared by the status answers of the second after it.
-#[derive(Debug, Clone)]
-pub(crate) struct StatusChecks {
-    /// When it was made.
-    at: tokio::time::Instant,
-    /// Logging's gRPC health check, or why it failed.
-    logging: Result<(), String>,
-    /// The messages service's text, or why there is none.
-    messages: Result<String, String>,
 }
 
 /// How long a check of the services answers status requests.

@@ -17,7 +17,6 @@ use crate::{
     messages_client::MessagesClient,
     metrics::{CallMetrics, Metrics},
     retry::RetryBudget,
-    routes::StatusChecks,
     settings::Settings,
 };
 
@@ -47,6 +46,17 @@ impl Default for Limits {
             max_message_bytes: crate::settings::DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
+}
+
+/// A check of logging and messages, shared by the status answers of the second after it.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusChecks {
+    /// When it was made.
+    pub(crate) at: tokio::time::Instant,
+    /// Logging's gRPC health check, or why it failed.
+    pub(crate) logging: Result<(), String>,
+    /// The messages service's text, or why there is none.
+    pub(crate) messages: Result<String, String>,
 }
 
 /// Everything a handler needs, behind one `Arc`: the router clones the state for every
