@@ -192,3 +192,39 @@ impl IntoResponse for AppError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: Code) -> RetryFailure {
+        RetryFailure {
+            status: tonic::Status::new(code, "what logging said"),
+            attempts: 1,
+            gave_up: GiveUp::NotRetryable,
+        }
+    }
+
+    #[test]
+    fn a_client_is_told_to_ask_again_only_for_what_asking_again_can_mend() {
+        for (code, read, write) in [
+            (Code::Unavailable, Code::Unavailable, Code::Unavailable),
+            (Code::DeadlineExceeded, Code::Unavailable, Code::Unavailable),
+            (Code::OutOfRange, Code::Internal, Code::Internal),
+            (Code::ResourceExhausted, Code::Internal, Code::Internal),
+            (Code::Internal, Code::Internal, Code::Internal),
+            (Code::Unimplemented, Code::FailedPrecondition, Code::Internal),
+            (Code::AlreadyExists, Code::Internal, Code::AlreadyExists),
+            (Code::InvalidArgument, Code::Internal, Code::InvalidArgument),
+        ] {
+            let listed = tonic::Status::from(AppError::GetMessages(failure(code)));
+            assert_eq!(listed.code(), read, "a read that failed with {code:?}");
+            let logged = tonic::Status::from(AppError::LogMessage {
+                failure: failure(code),
+                id: Uuid::nil(),
+                key: None,
+            });
+            assert_eq!(logged.code(), write, "a write that failed with {code:?}");
+        }
+    }
+}
