@@ -213,7 +213,11 @@ mod tests {
             (Code::OutOfRange, Code::Internal, Code::Internal),
             (Code::ResourceExhausted, Code::Internal, Code::Internal),
             (Code::Internal, Code::Internal, Code::Internal),
-            (Code::Unimplemented, Code::FailedPrecondition, Code::Internal),
+            (
+                Code::Unimplemented,
+                Code::FailedPrecondition,
+                Code::Internal,
+            ),
             (Code::AlreadyExists, Code::Internal, Code::AlreadyExists),
             (Code::InvalidArgument, Code::Internal, Code::InvalidArgument),
         ] {
