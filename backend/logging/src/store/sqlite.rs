@@ -625,6 +625,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_connection_logs_ahead_and_syncs_each_commit_to_disk() {
+        let dir = TempDir::new("msglog-sqlite-pragmas");
+        let path = dir.join("messages.sqlite3");
+        for writer in [true, false] {
+            let connection = open_connection(&path, writer).unwrap();
+            let mode: String = connection
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal", "writer {writer}");
+            // 2 is FULL: in WAL mode, every commit syncs the log before it returns.
+            let synchronous: i64 = connection
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(synchronous, 2, "writer {writer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_is_answered_only_once_its_commit_is_visible_to_another_connection() {
+        let dir = TempDir::new("msglog-sqlite-commit");
+        let path = dir.join("messages.sqlite3");
+        let store = SqliteStore::open(&path, DedupBy::Id).unwrap();
+        // A connection of its own, as another process would read the file.
+        let other = Connection::open(&path).unwrap();
+        for n in 1..=20_u128 {
+            let inserted = store.insert(message(n, &format!("m{n}"))).await.unwrap();
+            assert_eq!(inserted, Inserted::Stored);
+            let seen: i64 = other
+                .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(
+                seen, n as i64,
+                "message {n} answered before it was committed"
+            );
+        }
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn a_database_from_before_the_text_index_gets_it_and_its_texts_count() {
         let (_dir, path) = temp_db();

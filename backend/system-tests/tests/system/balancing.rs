@@ -19,11 +19,20 @@ use crate::{
     metrics::until_value,
 };
 
+/// What a stand-in was sent.
+#[derive(Default)]
+struct Seen {
+    /// Items.
+    items: AtomicUsize,
+    /// Items that were a retry (an attempt after the first).
+    retries: AtomicUsize,
+}
+
 /// A logging stand-in that counts the items it is sent and answers each stored, or each
 /// `UNAVAILABLE` (as a replica whose store fails) when `failing`.
 #[derive(Clone, Default)]
 struct CountingLogging {
-    items: Arc<AtomicUsize>,
+    seen: Arc<Seen>,
     failing: bool,
 }
 
@@ -33,7 +42,9 @@ impl OnLogMessages for CountingLogging {
         request: LogMessagesRequest,
     ) -> Result<LogMessagesResponse, Status> {
         let count = request.items.len();
-        self.items.fetch_add(count, Ordering::SeqCst);
+        self.seen.items.fetch_add(count, Ordering::SeqCst);
+        let retries = request.items.iter().filter(|item| item.attempt > 1).count();
+        self.seen.retries.fetch_add(retries, Ordering::SeqCst);
         let result = if self.failing {
             LogResult {
                 code: Code::Unavailable as i32,
@@ -58,7 +69,7 @@ impl OnLogMessages for CountingLogging {
 async fn three_replicas(
     failing: [bool; 3],
 ) -> (
-    Vec<(InProcess, HealthReporter, Arc<AtomicUsize>)>,
+    Vec<(InProcess, HealthReporter, Arc<Seen>)>,
     InProcess,
     InProcess,
 ) {
@@ -68,9 +79,9 @@ async fn three_replicas(
             failing,
             ..CountingLogging::default()
         };
-        let items = Arc::clone(&service.items);
+        let seen = Arc::clone(&service.seen);
         let (process, health) = spawn_logging_stand_in_with_health(LogMessagesOnly(service)).await;
-        replicas.push((process, health, items));
+        replicas.push((process, health, seen));
     }
     let messages = spawn_messages().await;
     let mut settings = facade_settings(&replicas[0].0.url(), &messages.url());
@@ -80,10 +91,10 @@ async fn three_replicas(
     (replicas, facade, messages)
 }
 
-fn counts(replicas: &[(InProcess, HealthReporter, Arc<AtomicUsize>)]) -> Vec<usize> {
+fn counts(replicas: &[(InProcess, HealthReporter, Arc<Seen>)]) -> Vec<usize> {
     replicas
         .iter()
-        .map(|(.., items)| items.load(Ordering::SeqCst))
+        .map(|(.., seen)| seen.items.load(Ordering::SeqCst))
         .collect()
 }
 
@@ -143,19 +154,47 @@ async fn an_attempt_that_fails_on_one_replica_is_retried_on_another() {
     // The first replica's store fails (its health check still says serving).
     let (replicas, facade, _messages) = three_replicas([true, false, false]).await;
     let client = Client::new(&facade);
+    let mut retried = 0;
     for n in 0..6 {
-        let (status, body) = client.post_message(&format!("message {n}")).await;
+        // The page's route: its answer says how many calls were made.
+        let response = client
+            .http
+            .post(format!("{}/api/messages", client.base))
+            .json(&serde_json::json!({ "message": format!("message {n}") }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = crate::helpers::status_and_json(response).await;
         assert_eq!(status, 200, "{body}");
+        let attempts = body["attempts"].as_u64().unwrap();
         assert!(
-            body["attempts"].as_u64().unwrap_or(1) <= 2,
+            attempts <= 2,
             "a retry went to the failing replica again: {body}"
         );
+        retried += usize::from(attempts == 2);
     }
     // Each message stored once, by the two working replicas; the failing one saw only first
-    // attempts.
+    // attempts, and each message it failed was retried on a working one.
     let [failed, second, third] = counts(&replicas)[..] else {
         unreachable!()
     };
     assert_eq!(second + third, 6);
     assert!(failed >= 1, "the failing replica took no turn");
+    assert_eq!(
+        retried, failed,
+        "each attempt the failing replica failed was retried once"
+    );
+    assert_eq!(
+        replicas[0].2.retries.load(Ordering::SeqCst),
+        0,
+        "no retry went to the failing replica"
+    );
+    let retries_elsewhere: usize = replicas[1..]
+        .iter()
+        .map(|(.., seen)| seen.retries.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!(
+        retries_elsewhere, failed,
+        "the retries went to the working replicas"
+    );
 }

@@ -184,9 +184,20 @@ async fn status_reports_each_service_up_or_down() {
         body["messages"],
         json!({"up": true, "detail": "not implemented yet"})
     );
-    // The live feed: followed from the start (live once connected), no watcher yet.
+    // The live feed: followed from the start, live once connected; no watcher yet.
     assert_eq!(body["feed"]["watchers"], 0, "{body}");
-    assert!(body["feed"]["live"].is_boolean(), "{body}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let (_, body) = app.client().get_json("/api/status").await;
+            if body["feed"]["live"] == true {
+                break;
+            }
+            assert_eq!(body["feed"]["live"], false, "{body}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the feed was live within 10 s");
 
     let messages = spawn_messages().await;
     let logging_url = format!("http://{}", refused_addr().await);
