@@ -25,8 +25,9 @@ use std::{
 /// The shutdown signal an in-process service is given.
 pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A service running in this process. Dropping it aborts it; [`InProcess::stop`] stops it
-/// gracefully and checks that it ended well.
+/// A service running in this process. Dropping it aborts it (and fails the test if it had
+/// ended with an error or a panic); [`InProcess::stop`] stops it gracefully and checks that it
+/// ended well.
 #[derive(Debug)]
 pub struct InProcess {
     /// Where it listens.
@@ -79,9 +80,30 @@ impl InProcess {
 }
 
 impl Drop for InProcess {
+    /// Aborts the service if it still runs; if it already ended with an error or a panic, the
+    /// test fails with it (unless it is failing already), rather than the end going unseen.
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let ended = match Pin::new(&mut task).poll(&mut context) {
+            std::task::Poll::Pending => {
+                task.abort();
+                return;
+            }
+            std::task::Poll::Ready(ended) => ended,
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => panic!(
+                "the service at {} ended with an error: {error:#}",
+                self.addr
+            ),
+            Err(error) => panic!("the service at {} failed: {error}", self.addr),
         }
     }
 }
@@ -89,13 +111,17 @@ impl Drop for InProcess {
 /// What to do with the process's log once it has said where it listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogAfterStart {
-    /// Keep reading it (discarding), so the process never blocks on a full pipe.
+    /// Keep reading it, so the process never blocks on a full pipe, keeping only the last
+    /// [`KEPT_LINES`] (printed if the test fails).
     Drain,
     /// Keep reading it into [`ServiceProcess::log_lines`], with the log at debug level.
     Capture,
     /// Close it, as when whatever read the log went away.
     Close,
 }
+
+/// Lines of a drained log kept, to print when a test fails.
+pub const KEPT_LINES: usize = 200;
 
 /// A process's log lines, as captured, and a signal for each new one.
 #[derive(Debug, Default)]
@@ -111,8 +137,11 @@ pub struct ServiceProcess {
     child: Option<Child>,
     /// Where it listens, as it logged it.
     pub addr: SocketAddr,
-    /// The log lines read so far, with [`LogAfterStart::Capture`], and a signal for each new one.
+    /// The log lines read so far, with [`LogAfterStart::Capture`] (the last ones with
+    /// [`LogAfterStart::Drain`]), and a signal for each new one.
     log: std::sync::Arc<CapturedLog>,
+    /// What was started, to name it.
+    binary: String,
 }
 
 impl ServiceProcess {
@@ -156,7 +185,15 @@ impl ServiceProcess {
                 if let Some(addr) = found {
                     match log {
                         LogAfterStart::Drain => {
-                            std::thread::spawn(move || lines.for_each(drop));
+                            std::thread::spawn(move || {
+                                for line in lines.map_while(Result::ok) {
+                                    let mut kept = captured.lines.lock().unwrap();
+                                    if kept.len() == KEPT_LINES {
+                                        kept.remove(0);
+                                    }
+                                    kept.push(line);
+                                }
+                            });
                         }
                         LogAfterStart::Capture => {
                             std::thread::spawn(move || {
@@ -182,6 +219,7 @@ impl ServiceProcess {
             child: Some(child),
             addr,
             log: log_lines,
+            binary: binary.to_owned(),
         }
     }
 
@@ -277,10 +315,34 @@ impl ServiceProcess {
 }
 
 impl Drop for ServiceProcess {
+    /// Kills the process if it still runs. If the test is failing, prints the process's last
+    /// log lines; if the process had exited with a failure nobody asked for, fails the test.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let exited = child.try_wait().ok().flatten();
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = || self.log_lines().join("\n");
+        if std::thread::panicking() {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "{} (pid {}), its last log lines:\n{}",
+                    self.binary,
+                    child.id(),
+                    log()
+                );
+            }
+            return;
+        }
+        if let Some(status) = exited.filter(|status| !status.success()) {
+            panic!(
+                "{} exited with {status} during the test:\n{}",
+                self.binary,
+                log()
+            );
         }
     }
 }
@@ -775,4 +837,64 @@ pub async fn closing_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Statu
         }
     });
     ended.await.expect("the stream ends within 10 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_service_that_ended_with_an_error_fails_the_test_that_drops_it() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let failed = InProcess::spawn(addr, |_stop| async {
+            Err(anyhow::anyhow!("the store would not open"))
+        });
+        let running = InProcess::spawn(addr, |stop| async move {
+            stop.await;
+            Ok(())
+        });
+        // Until the failing one has ended.
+        while !failed.task.as_ref().is_some_and(|task| task.is_finished()) {
+            tokio::task::yield_now().await;
+        }
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(failed)));
+        let message = dropped.expect_err("dropping it fails the test");
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("the store would not open"), "{message}");
+        // One still running is aborted quietly.
+        drop(running);
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exited_with_a_failure_fails_the_test_that_drops_it_with_its_log() {
+        let mut process = ServiceProcess::start(
+            "sh",
+            [
+                "-c",
+                "echo 'listening addr=127.0.0.1:9' >&2; echo 'the store would not open' >&2; exit 3",
+            ],
+            LogAfterStart::Drain,
+        )
+        .await;
+        // Until it has exited (and its last line was read).
+        while process
+            .child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().ok().flatten().is_none())
+            || process.log_lines().is_empty()
+        {
+            tokio::task::yield_now().await;
+        }
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(process)));
+        let message = dropped.expect_err("dropping it fails the test");
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("exit status: 3"), "{message}");
+        assert!(message.contains("the store would not open"), "{message}");
+    }
 }
