@@ -56,15 +56,25 @@ export async function startStack() {
   };
   const loggingArgs = (addr) => ['--addr', addr, '--data-dir', dataDir];
   const stack = { services };
-  stack.logging = await run('logging-service', loggingArgs('127.0.0.1:0'));
-  stack.messages = await run('messages-service', ['--addr', '127.0.0.1:0']);
+  stack.stop = async () => {
+    await Promise.all(services.map(stopService));
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   const facadeArgs = (addr) => [
     '--addr', addr,
     '--logging-url', `http://${stack.logging.addr}`,
     '--messages-url', `http://${stack.messages.addr}`,
     '--static-dir', staticDir,
   ];
-  stack.facade = await run('facade-service', facadeArgs('127.0.0.1:0'));
+  try {
+    stack.logging = await run('logging-service', loggingArgs('127.0.0.1:0'));
+    stack.messages = await run('messages-service', ['--addr', '127.0.0.1:0']);
+    stack.facade = await run('facade-service', facadeArgs('127.0.0.1:0'));
+  } catch (error) {
+    // Whatever did start is stopped: a failed start leaves no process behind.
+    await stack.stop();
+    throw error;
+  }
   stack.url = `http://${stack.facade.addr}/`;
   stack.restartLogging = async () => {
     stack.logging = await run('logging-service', loggingArgs(stack.logging.addr));
@@ -77,10 +87,6 @@ export async function startStack() {
     const response = await fetch(`http://${stack.facade.addr}/get_messages`);
     assert.equal(response.status, 200);
     return (await response.json()).logged_messages;
-  };
-  stack.stop = async () => {
-    await Promise.all(services.map(stopService));
-    rmSync(dataDir, { recursive: true, force: true });
   };
   return stack;
 }
@@ -125,15 +131,16 @@ export async function launchBrowser() {
 /** Starts the stack and a browser, runs `body`, saves artifacts if it throws, stops all. */
 export async function withStack(label, body) {
   const stack = await startStack();
-  const chrome = await launchBrowser();
+  let chrome;
   try {
+    chrome = await launchBrowser();
     await body(stack, chrome);
     assert.deepEqual(chrome.scriptErrors(), [], 'no script errors');
   } catch (error) {
-    await chrome.saveArtifacts(label, stack.services);
+    await chrome?.saveArtifacts(label, stack.services);
     throw error;
   } finally {
-    await chrome.browser.close();
+    await chrome?.browser.close();
     await stack.stop();
   }
 }

@@ -50,12 +50,21 @@ async function generatedStubs() {
   return import(path.join(out, 'msglog/v1/message_log_pb.js'));
 }
 
-/** Reads a watch until `until(seen)` holds, collecting what came. */
+/**
+ * Reads a watch until `until(seen)` holds, collecting what came. Each read races the deadline,
+ * so a watch that hangs fails the test rather than the run.
+ */
 async function readUntil(events, seen, until) {
-  const deadline = setTimeout(() => assert.fail(`not seen within ${WAIT} ms: ${JSON.stringify(seen, big)}`), WAIT);
+  let deadline;
+  const expired = new Promise((_, reject) => {
+    deadline = setTimeout(
+      () => reject(new Error(`not seen within ${WAIT} ms: ${JSON.stringify(seen, big)}`)),
+      WAIT,
+    );
+  });
   try {
     while (!until(seen)) {
-      const { value, done } = await events.next();
+      const { value, done } = await Promise.race([events.next(), expired]);
       assert.ok(!done, 'the watch ended');
       const { case: kind, value: body } = value.event;
       if (kind === 'message') seen.messages.push(body);
