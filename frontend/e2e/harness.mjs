@@ -146,7 +146,34 @@ export async function withStack(label, body) {
 }
 
 // The page, read from the DOM.
-export const feed = (p, state) => p.locator(`.feed[data-feed="${state}"]`).waitFor({ timeout: WAIT });
+/**
+ * Waits until the feed's note reads as a person reads it: `live` is "Live", `interrupted` is
+ * "Interrupted: <why>" or "Reconnecting: <why>", with a reason.
+ */
+export const feed = (p, state) =>
+  p.waitForFunction(
+    (wanted) => {
+      const note = document.querySelector('.feed');
+      if (!note || note.offsetParent === null) return false;
+      const text = note.innerText.trim();
+      return wanted === 'live' ? text === 'Live' : /^(Interrupted|Reconnecting): \S/.test(text);
+    },
+    state,
+    { timeout: WAIT },
+  );
+/** Waits until the status strip shows `service` as `state` (`up`, `down`), in its text. */
+export const pill = (p, service, state) =>
+  p.waitForFunction(
+    ([name, wanted]) =>
+      [...document.querySelectorAll('.status .pill')].some(
+        (pill) =>
+          pill.offsetParent !== null &&
+          pill.querySelector('.name')?.innerText.trim() === name &&
+          pill.querySelector('.state')?.innerText.trim() === wanted,
+      ),
+    [service, state],
+    { timeout: WAIT },
+  );
 export const listHas = (p, text, timeout = WAIT) =>
   p.waitForFunction(
     (wanted) => [...document.querySelectorAll('ol.list li')].some((li) => li.textContent === wanted),

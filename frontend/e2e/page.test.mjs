@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  WAIT, assertWhole, feed, listHas, listTexts, outboxEmpty, outboxShows, pendingTexts, send,
+  WAIT, assertWhole, feed, listHas, listTexts, outboxEmpty, outboxShows, pendingTexts, pill, send,
   skipUnlessReady, stopService, withStack,
 } from './harness.mjs';
 
@@ -21,7 +21,6 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
   await withStack('page', async (stack, chrome) => {
     const page = await chrome.open('A');
     const other = await chrome.open('B');
-    const pill = (service, state) => page.locator(`.pill[data-service="${service}"][data-state="${state}"]`);
     const post = async (text) => {
       const response = await fetch(`http://${stack.facade.addr}/send_message`, {
         method: 'POST',
@@ -33,9 +32,9 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
 
     await page.goto(stack.url);
     await other.goto(stack.url);
-    await pill('facade', 'up').waitFor({ timeout: WAIT });
-    await pill('logging', 'up').waitFor({ timeout: WAIT });
-    await pill('messages', 'up').waitFor({ timeout: WAIT });
+    await pill(page, 'facade', 'up');
+    await pill(page, 'logging', 'up');
+    await pill(page, 'messages', 'up');
     await page.getByText('not implemented yet').waitFor({ timeout: WAIT });
     await feed(page, 'live');
     await feed(other, 'live');
@@ -78,7 +77,7 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     const pending = page.locator('.pending[data-code="UNAVAILABLE"]');
     assert.match(await pending.textContent(), /Not stored yet \(\d+ attempts?\): Logging service error: UNAVAILABLE/);
     assert.match(await page.locator('.outbox-summary').textContent(), /1 message waiting to be stored · oldest \d+ s ago/);
-    await pill('logging', 'down').waitFor({ timeout: WAIT });
+    await pill(page, 'logging', 'down');
     await listHas(other, first);
     // The strip counts the failed call (the facade's counts since it started).
     const calls = page.locator('.calls');
@@ -89,7 +88,7 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     // outbox is sent by itself, and page B's list is whole: everything once, in order.
     await stack.restartLogging();
     await feed(other, 'live');
-    await pill('logging', 'up').waitFor({ timeout: WAIT });
+    await pill(page, 'logging', 'up');
     await outboxEmpty(page);
     await page.locator('[data-outcome="success"]').waitFor({ timeout: WAIT });
     await listHas(other, kept);
