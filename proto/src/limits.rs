@@ -114,20 +114,73 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_never_larger_on_the_wire_than_counted() {
-        for text_bytes in [0, 1, 100, 127, 128, 16_383, 16_384, 65_536, 1 << 21] {
+    fn a_message_is_counted_as_large_as_it_can_be_on_the_wire_and_no_larger() {
+        // The largest seq makes the count exact (any smaller one encodes shorter), for any
+        // text a message can have: never an empty one, which would encode shorter too.
+        for text_bytes in [1, 100, 127, 128, 16_383, 16_384, 65_536, 1 << 21] {
             let page = ListMessagesResponse {
                 messages: vec![message(text_bytes)],
                 next_cursor: None,
                 texts: vec![],
             };
-            assert!(
-                page.encoded_len() <= encoded_message_bytes(text_bytes),
-                "{text_bytes}: {} > {}",
+            assert_eq!(
                 page.encoded_len(),
-                encoded_message_bytes(text_bytes)
+                encoded_message_bytes(text_bytes),
+                "{text_bytes}"
             );
         }
+    }
+
+    #[test]
+    fn varints_take_a_byte_per_seven_bits() {
+        for (value, len) in [
+            (0, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (usize::MAX, 10),
+        ] {
+            assert_eq!(varint_len(value), len, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_page_takes_a_message_that_fills_it_exactly() {
+        let first = 1000;
+        let second = (0..PAGE_BYTES)
+            .find(|&len| {
+                encoded_message_bytes(first) + encoded_message_bytes(len) == PAGE_BYTES
+            })
+            .expect("a text that fills the page exactly");
+        assert_eq!(PageBudget::fitting([first, second, 0]), 2);
+    }
+
+    #[test]
+    fn a_call_filled_as_a_page_fits_what_logging_decodes() {
+        use crate::logging::{LogItem, LogMessagesRequest, LogRequest};
+        let item = |text_bytes: usize| LogItem {
+            message: Some(LogRequest {
+                id: "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11".to_owned(),
+                message: "x".repeat(text_bytes),
+            }),
+            request_id: "r".repeat(128),
+            attempt: u32::MAX,
+        };
+        for (max_text, count) in [(64 * 1024, 1000), (16, 1000), (1 << 20, 3)] {
+            let mut budget = PageBudget::new();
+            let items: Vec<_> = (0..count)
+                .map(|_| max_text)
+                .take_while(|&len| budget.admit(len))
+                .map(item)
+                .collect();
+            let encoded = LogMessagesRequest { items }.encoded_len();
+            assert!(
+                encoded <= log_call_decoding_limit(max_text, count),
+                "{max_text} x {count}: {encoded}"
+            );
+        }
+        assert!(log_call_decoding_limit(64 * 1024, 1000) >= page_decoding_limit(64 * 1024));
     }
 
     #[test]

@@ -210,6 +210,14 @@ mod tests {
     }
 
     #[test]
+    fn a_text_reads_back_as_itself_every_way() {
+        let text = MessageText::parse("  a\u{0}b 😀 ".to_owned(), 100).unwrap();
+        assert_eq!(text.as_ref(), "  a\u{0}b 😀 ");
+        assert_eq!(text.to_string(), "  a\u{0}b 😀 ");
+        assert_eq!(text.as_str(), text.as_ref());
+    }
+
+    #[test]
     fn text_is_kept_exactly_as_sent() {
         let text = "  a\u{0}b\u{7}c 😀\u{200B}  ".to_owned();
         let parsed = MessageText::parse(text.clone(), 100);
