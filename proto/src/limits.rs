@@ -149,9 +149,7 @@ mod tests {
     fn a_page_takes_a_message_that_fills_it_exactly() {
         let first = 1000;
         let second = (0..PAGE_BYTES)
-            .find(|&len| {
-                encoded_message_bytes(first) + encoded_message_bytes(len) == PAGE_BYTES
-            })
+            .find(|&len| encoded_message_bytes(first) + encoded_message_bytes(len) == PAGE_BYTES)
             .expect("a text that fills the page exactly");
         assert_eq!(PageBudget::fitting([first, second, 0]), 2);
     }
