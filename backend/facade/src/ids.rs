@@ -151,6 +151,17 @@ mod tests {
     }
 
     #[test]
+    fn each_key_has_an_id_of_its_own_and_reads_back_as_sent() {
+        let (a, b) = (
+            IdempotencyKey::parse(b"order-42").unwrap(),
+            IdempotencyKey::parse(b"order-43").unwrap(),
+        );
+        assert_eq!(a.as_str(), "order-42");
+        let rule = IdRule::new(DedupMode::Content, None);
+        assert_ne!(rule.id(Some(&a), &text("x")), rule.id(Some(&b), &text("x")));
+    }
+
+    #[test]
     fn a_rule_keeps_the_mode_it_was_made_with() {
         for mode in [DedupMode::Content, DedupMode::Unique] {
             assert_eq!(IdRule::new(mode, None).mode(), mode);
