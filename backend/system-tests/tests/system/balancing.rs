@@ -13,7 +13,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     helpers::{
-        Client, InProcess, LogMessagesOnly, OnLogMessages, facade_settings, spawn_facade,
+        Client, InProcess, StandIn, StandInLogging, facade_settings, spawn_facade,
         spawn_logging_stand_in_with_health, spawn_messages,
     },
     metrics::until_value,
@@ -36,7 +36,7 @@ struct CountingLogging {
     failing: bool,
 }
 
-impl OnLogMessages for CountingLogging {
+impl StandInLogging for CountingLogging {
     async fn log_messages(
         &self,
         request: LogMessagesRequest,
@@ -80,7 +80,7 @@ async fn three_replicas(
             ..CountingLogging::default()
         };
         let seen = Arc::clone(&service.seen);
-        let (process, health) = spawn_logging_stand_in_with_health(LogMessagesOnly(service)).await;
+        let (process, health) = spawn_logging_stand_in_with_health(StandIn(service)).await;
         replicas.push((process, health, seen));
     }
     let messages = spawn_messages().await;

@@ -9,8 +9,8 @@ use tonic::Status;
 
 use crate::{
     helpers::{
-        Client, LogMessagesOnly, OnLogMessages, facade_settings, spawn_facade,
-        spawn_logging_stand_in, spawn_messages,
+        Client, StandIn, StandInLogging, facade_settings, spawn_facade, spawn_logging_stand_in,
+        spawn_messages,
     },
     metrics::{Metrics, until_value},
 };
@@ -23,7 +23,7 @@ struct GatedLogging {
     gate: Arc<Semaphore>,
 }
 
-impl OnLogMessages for GatedLogging {
+impl StandInLogging for GatedLogging {
     async fn log_messages(
         &self,
         request: LogMessagesRequest,
@@ -52,7 +52,7 @@ impl OnLogMessages for GatedLogging {
 async fn messages_that_arrive_while_calls_are_out_go_together_in_the_next() {
     let (arrived, mut calls) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(0));
-    let logging = spawn_logging_stand_in(LogMessagesOnly(GatedLogging {
+    let logging = spawn_logging_stand_in(StandIn(GatedLogging {
         arrived,
         gate: Arc::clone(&gate),
     }))

@@ -37,22 +37,38 @@ pub async fn spawn_logging_stand_in(
     spawn_logging_stand_in_with_health(service).await.0
 }
 
-/// What a logging stand-in does with a `LogMessages` call, the one way the facade stores
-/// messages; see [`LogMessagesOnly`].
-pub trait OnLogMessages: Send + Sync + 'static {
-    /// The answer to one call.
+/// What a logging stand-in answers: `LogMessages` (the one way the facade stores messages),
+/// `ListMessages` and the opening of `WatchMessages`; each refused `UNIMPLEMENTED` unless the
+/// stand-in says otherwise. See [`StandIn`].
+pub trait StandInLogging: Send + Sync + 'static {
+    /// The answer to one `LogMessages` call.
     fn log_messages(
         &self,
-        request: LogMessagesRequest,
-    ) -> impl Future<Output = Result<LogMessagesResponse, Status>> + Send;
+        _request: LogMessagesRequest,
+    ) -> impl Future<Output = Result<LogMessagesResponse, Status>> + Send {
+        async { Err(Status::unimplemented("not used")) }
+    }
+
+    /// The answer to one `ListMessages` call.
+    fn list_messages(
+        &self,
+        _request: ListMessagesRequest,
+    ) -> impl Future<Output = Result<ListMessagesResponse, Status>> + Send {
+        async { Err(Status::unimplemented("not used")) }
+    }
+
+    /// Whether a `WatchMessages` call opens (an empty stream) or fails, and how.
+    fn open_watch(&self) -> Result<(), Status> {
+        Err(Status::unimplemented("not used"))
+    }
 }
 
-/// A logging stand-in that answers `LogMessages` with its [`OnLogMessages`] and refuses every
-/// other method.
-pub struct LogMessagesOnly<H>(pub H);
+/// A logging service made of a [`StandInLogging`]; `LogMessage` (which the facade never calls:
+/// it batches) and `GetMessages` are refused.
+pub struct StandIn<H>(pub H);
 
 #[tonic::async_trait]
-impl<H: OnLogMessages> LoggingService for LogMessagesOnly<H> {
+impl<H: StandInLogging> LoggingService for StandIn<H> {
     async fn log_message(
         &self,
         _request: tonic::Request<LogRequest>,
@@ -81,9 +97,12 @@ impl<H: OnLogMessages> LoggingService for LogMessagesOnly<H> {
 
     async fn list_messages(
         &self,
-        _request: tonic::Request<ListMessagesRequest>,
+        request: tonic::Request<ListMessagesRequest>,
     ) -> Result<tonic::Response<ListMessagesResponse>, Status> {
-        Err(Status::unimplemented("not used"))
+        self.0
+            .list_messages(request.into_inner())
+            .await
+            .map(tonic::Response::new)
     }
 
     type WatchMessagesStream = tokio_stream::Empty<Result<WatchMessagesResponse, Status>>;
@@ -92,7 +111,8 @@ impl<H: OnLogMessages> LoggingService for LogMessagesOnly<H> {
         &self,
         _request: tonic::Request<WatchMessagesRequest>,
     ) -> Result<tonic::Response<Self::WatchMessagesStream>, Status> {
-        Err(Status::unimplemented("not used"))
+        self.0.open_watch()?;
+        Ok(tonic::Response::new(tokio_stream::empty()))
     }
 }
 

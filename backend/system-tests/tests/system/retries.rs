@@ -213,70 +213,47 @@ async fn a_retry_after_a_lost_answer_leaves_exactly_one_copy() {
 /// A logging whose reads always fail and whose writes fail on each message's first attempt.
 struct FailingReadsFlakyWrites;
 
-#[tonic::async_trait]
-impl msglog_proto::logging::logging_service_server::LoggingService for FailingReadsFlakyWrites {
-    async fn log_message(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::LogRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::LogResponse>, tonic::Status> {
-        Err(tonic::Status::internal("the facade batches"))
-    }
-
+impl crate::helpers::StandInLogging for FailingReadsFlakyWrites {
     async fn log_messages(
         &self,
-        request: tonic::Request<msglog_proto::logging::LogMessagesRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::LogMessagesResponse>, tonic::Status> {
+        request: msglog_proto::logging::LogMessagesRequest,
+    ) -> Result<msglog_proto::logging::LogMessagesResponse, tonic::Status> {
         let results = request
-            .into_inner()
             .items
             .iter()
-            .map(|item| msglog_proto::logging::LogResult {
-                code: if item.attempt == 1 {
-                    tonic::Code::Unavailable as i32
+            .map(|item| {
+                let (code, status) = if item.attempt == 1 {
+                    (tonic::Code::Unavailable, "message store unavailable")
                 } else {
-                    tonic::Code::Ok as i32
-                },
-                status: if item.attempt == 1 {
-                    "message store unavailable".to_owned()
-                } else {
-                    msglog_proto::logging::STATUS_LOGGED.to_owned()
-                },
-                held_id: String::new(),
+                    (tonic::Code::Ok, msglog_proto::logging::STATUS_LOGGED)
+                };
+                msglog_proto::logging::LogResult {
+                    code: code as i32,
+                    status: status.to_owned(),
+                    held_id: String::new(),
+                }
             })
             .collect();
-        Ok(tonic::Response::new(
-            msglog_proto::logging::LogMessagesResponse { results },
-        ))
-    }
-
-    async fn get_messages(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::Empty>,
-    ) -> Result<tonic::Response<msglog_proto::logging::MessagesResponse>, tonic::Status> {
-        Err(tonic::Status::unavailable("message store unavailable"))
+        Ok(msglog_proto::logging::LogMessagesResponse { results })
     }
 
     async fn list_messages(
         &self,
-        _request: tonic::Request<msglog_proto::logging::ListMessagesRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::ListMessagesResponse>, tonic::Status> {
+        _request: msglog_proto::logging::ListMessagesRequest,
+    ) -> Result<msglog_proto::logging::ListMessagesResponse, tonic::Status> {
         Err(tonic::Status::unavailable("message store unavailable"))
     }
 
-    type WatchMessagesStream =
-        tokio_stream::Empty<Result<msglog_proto::logging::WatchMessagesResponse, tonic::Status>>;
-
-    async fn watch_messages(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::WatchMessagesRequest>,
-    ) -> Result<tonic::Response<Self::WatchMessagesStream>, tonic::Status> {
+    fn open_watch(&self) -> Result<(), tonic::Status> {
         Err(tonic::Status::unavailable("message store unavailable"))
     }
 }
 
 #[tokio::test]
 async fn failing_reads_leave_the_writes_their_retries() {
-    let logging = crate::helpers::spawn_logging_stand_in(FailingReadsFlakyWrites).await;
+    let logging =
+        crate::helpers::spawn_logging_stand_in(crate::helpers::StandIn(FailingReadsFlakyWrites))
+            .await;
     let mut settings = facade_settings(&logging.url(), "http://127.0.0.1:9");
     // Short reads, so the failing ones are over quickly.
     settings.read_attempt_timeout_ms = 200;

@@ -328,45 +328,15 @@ async fn the_openapi_document_is_served_with_the_limits_in_force() {
 /// were larger than the facade could decode).
 struct UnreadableFeed;
 
-#[tonic::async_trait]
-impl msglog_proto::logging::logging_service_server::LoggingService for UnreadableFeed {
-    async fn log_message(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::LogRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::LogResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    async fn log_messages(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::LogMessagesRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::LogMessagesResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    async fn get_messages(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::Empty>,
-    ) -> Result<tonic::Response<msglog_proto::logging::MessagesResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
+impl crate::helpers::StandInLogging for UnreadableFeed {
     async fn list_messages(
         &self,
-        _request: tonic::Request<msglog_proto::logging::ListMessagesRequest>,
-    ) -> Result<tonic::Response<msglog_proto::logging::ListMessagesResponse>, tonic::Status> {
-        Ok(tonic::Response::new(
-            msglog_proto::logging::ListMessagesResponse::default(),
-        ))
+        _request: msglog_proto::logging::ListMessagesRequest,
+    ) -> Result<msglog_proto::logging::ListMessagesResponse, tonic::Status> {
+        Ok(msglog_proto::logging::ListMessagesResponse::default())
     }
 
-    type WatchMessagesStream =
-        tokio_stream::Empty<Result<msglog_proto::logging::WatchMessagesResponse, tonic::Status>>;
-
-    async fn watch_messages(
-        &self,
-        _request: tonic::Request<msglog_proto::logging::WatchMessagesRequest>,
-    ) -> Result<tonic::Response<Self::WatchMessagesStream>, tonic::Status> {
+    fn open_watch(&self) -> Result<(), tonic::Status> {
         Err(tonic::Status::out_of_range(
             "decoded message length too large",
         ))
@@ -375,7 +345,8 @@ impl msglog_proto::logging::logging_service_server::LoggingService for Unreadabl
 
 #[tokio::test]
 async fn status_tells_when_logging_serves_but_its_live_feed_cannot_be_read() {
-    let logging = crate::helpers::spawn_logging_stand_in(UnreadableFeed).await;
+    let logging =
+        crate::helpers::spawn_logging_stand_in(crate::helpers::StandIn(UnreadableFeed)).await;
     let facade = spawn_facade(facade_settings(&logging.url(), "http://127.0.0.1:9")).await;
     let client = Client::new(&facade);
     let body = tokio::time::timeout(std::time::Duration::from_secs(10), async {
