@@ -49,19 +49,19 @@ impl AllowedHosts {
         if self.any {
             return true;
         }
-        let name = strip_port(host).trim_end_matches('.').to_ascii_lowercase();
+        let name = strip_port(host).trim_end_matches('.');
         let ip = name
             .strip_prefix('[')
             .and_then(|rest| rest.strip_suffix(']'))
-            .unwrap_or(&name);
-        if ip.parse::<IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost") {
+            .unwrap_or(name);
+        if ip.parse::<IpAddr>().is_ok() || is_or_ends_with(name, "localhost", ".localhost") {
             return true;
         }
         self.names
             .iter()
             .any(|allowed| match allowed.strip_prefix('.') {
-                Some(parent) => name.ends_with(allowed.as_str()) || name == parent,
-                None => name == *allowed,
+                Some(parent) => is_or_ends_with(name, parent, allowed),
+                None => name.eq_ignore_ascii_case(allowed),
             })
     }
 
@@ -96,6 +96,15 @@ impl AllowedHosts {
             })
         })
     }
+}
+
+/// Whether `name` is `exact` or ends with `suffix`, ignoring ASCII case (host names compare
+/// so; `exact` and `suffix` are lower case), without a lower-cased copy per request.
+fn is_or_ends_with(name: &str, exact: &str, suffix: &str) -> bool {
+    let name = name.as_bytes();
+    name.eq_ignore_ascii_case(exact.as_bytes())
+        || (name.len() >= suffix.len()
+            && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes()))
 }
 
 /// `host` without its port: `name:8080` → `name`, `[::1]:8080` → `[::1]`.
