@@ -4,6 +4,7 @@
 //!   connection limits (header-read and idle timeouts, HTTP/2 keep-alive, a connection cap that
 //!   keeps room for new clients) and a bounded graceful drain; the flags that set the limits
 //!   ([`connection_settings!`]);
+//! - `tls` (feature `tls`): HTTPS for [`server`], from PEM files, HTTP/2 by ALPN;
 //! - [`request_id`]: the one rule for `x-request-id`;
 //! - `grpc_deadline` (feature `grpc`): every gRPC call's deadline, the client's and the
 //!   server's; `grpc_one_message`: one request message for the methods that take one;
@@ -33,6 +34,8 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::net::SocketAddr;
 

@@ -20,6 +20,11 @@
 //!   open connection is busy and moving is the new one refused. The cap is kept below the process's
 //!   file-descriptor limit, leaving descriptors for outgoing calls and for the store.
 //!
+//! With the `tls` feature a listener can serve HTTPS ([`Bound::with_tls`]): HTTP/2 or HTTP/1.1
+//! as the client's ALPN asks, under the same limits. A handshake counts as the request head: one
+//! not finished within the header-read timeout is closed, and a connection still shaking hands
+//! is idle (the first to make room for a new one).
+//!
 //! On shutdown the listener closes at once, every connection is asked to finish gracefully
 //! (HTTP/1.1 after its current answer, HTTP/2 with GOAWAY), and whatever is still open after
 //! the grace period is dropped.
@@ -214,6 +219,29 @@ pub struct Bound {
     limits: ConnectionLimits,
     /// How long open connections may take to finish after the shutdown signal.
     grace: Duration,
+    /// What each connection goes through before HTTP.
+    transport: Transport,
+}
+
+/// How an accepted connection becomes a stream of HTTP.
+#[derive(Clone, Default)]
+enum Transport {
+    /// As it is: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+    #[default]
+    Plain,
+    /// After a TLS handshake; the protocol by ALPN.
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain => f.write_str("Plain"),
+            #[cfg(feature = "tls")]
+            Self::Tls(_) => f.write_str("Tls"),
+        }
+    }
 }
 
 impl Bound {
@@ -229,7 +257,16 @@ impl Bound {
             listener,
             limits,
             grace,
+            transport: Transport::Plain,
         })
+    }
+
+    /// Serves HTTPS with `acceptor` (see [`crate::tls::acceptor`]) rather than plain HTTP.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.transport = Transport::Tls(acceptor);
+        self
     }
 
     /// Where it listens.
@@ -243,7 +280,15 @@ impl Bound {
         service: impl HttpService,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
-        serve(self.listener, service, self.limits, shutdown, self.grace).await
+        serve_over(
+            self.listener,
+            self.transport,
+            service,
+            self.limits,
+            shutdown,
+            self.grace,
+        )
+        .await
     }
 }
 
@@ -253,6 +298,17 @@ impl Bound {
 /// closed or the grace period has run out (the rest are dropped).
 pub async fn serve<S: HttpService>(
     listener: TcpListener,
+    service: S,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    serve_over(listener, Transport::Plain, service, limits, shutdown, grace).await
+}
+
+async fn serve_over<S: HttpService>(
+    listener: TcpListener,
+    transport: Transport,
     service: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
@@ -303,7 +359,8 @@ pub async fn serve<S: HttpService>(
         }
         let _ = stream.set_nodelay(true);
         let entry = registry.insert();
-        let connection = serve_connection(
+        let connection = accept_connection(
+            transport.clone(),
             Arc::clone(&builder),
             stream,
             Peer(peer),
@@ -351,16 +408,60 @@ fn is_connection_error(error: &std::io::Error) -> bool {
     )
 }
 
-/// Serves one connection, closing it when the limits say so or the server stops.
-async fn serve_connection<S: HttpService>(
+/// Serves one accepted connection: over TLS once its handshake is done, when the listener
+/// serves HTTPS.
+#[allow(clippy::too_many_arguments)]
+async fn accept_connection<S: HttpService>(
+    transport: Transport,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     peer: Peer,
     service: S,
     limits: ConnectionLimits,
     state: Arc<ConnectionState>,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
+    match transport {
+        Transport::Plain => {
+            serve_connection(builder, stream, peer, service, limits, state, stopping).await;
+        }
+        #[cfg(feature = "tls")]
+        Transport::Tls(acceptor) => {
+            let mut stopped = stopping.clone();
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            let stream = tokio::select! {
+                finished = handshake => match finished {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = %peer.0, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer.0, "TLS handshake not finished within the header-read timeout");
+                        return;
+                    }
+                },
+                Ok(_) = stopped.wait_for(|stop| *stop) => return,
+                () = state.evict.notified() => return,
+            };
+            serve_connection(builder, stream, peer, service, limits, state, stopping).await;
+        }
+    }
+}
+
+/// Serves one connection, closing it when the limits say so or the server stops.
+async fn serve_connection<S: HttpService, I>(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: I,
+    peer: Peer,
+    service: S,
+    limits: ConnectionLimits,
+    state: Arc<ConnectionState>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let tracked = Tracked {
         inner: service,
         state: Arc::clone(&state),

@@ -49,6 +49,8 @@ use crate::{
 pub struct Application {
     /// The bound listener, with its connection limits.
     bound: Bound,
+    /// The HTTPS listener, when there is a certificate.
+    secure: Option<Bound>,
     /// Every route with its middleware.
     router: Router,
     /// The live feed from logging, followed while serving.
@@ -98,6 +100,19 @@ impl Application {
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
+        let secure = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = msglog_common::tls::acceptor(cert, key)?;
+                let bound = Bound::bind(
+                    settings.tls_addr,
+                    settings.connections.limits(),
+                    Duration::from_millis(settings.shutdown_grace_ms),
+                )
+                .await?;
+                Some(bound.with_tls(acceptor))
+            }
+            _ => None,
+        };
         let admin = AdminPort::bind(
             settings.admin_addr,
             settings.connections.limits(),
@@ -107,6 +122,7 @@ impl Application {
         .await?;
         Ok(Self {
             bound,
+            secure,
             router,
             feed,
             admin,
@@ -123,30 +139,48 @@ impl Application {
         self.bound.addr()
     }
 
+    /// Where the facade listens for HTTPS, when it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.secure.as_ref().map(Bound::addr)
+    }
+
     /// Follows logging's live feed and serves until `shutdown` resolves, then ends the watch
     /// streams (so they do not hold up the drain) and lets in-flight requests finish (bounded
     /// by the grace period).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr(), "facade listening (HTTP, gRPC and gRPC-web)");
+        if let Some(addr) = self.tls_addr() {
+            tracing::info!(tls_addr = %addr, "facade listening for HTTPS (HTTP/2 and HTTP/1.1)");
+        }
         let follower = tokio::spawn(self.feed.clone().follow());
         let feed = self.feed;
         let stopped = tokio_util::sync::CancellationToken::new();
         let admin = self
             .admin
             .map(|admin| admin.serve_until(stopped.clone().cancelled_owned()));
+        let secure = self.secure.map(|secure| {
+            tokio::spawn(secure.serve(self.router.clone(), stopped.clone().cancelled_owned()))
+        });
         let shutdown = async move {
             shutdown.await;
             feed.stop();
             stopped.cancel();
         };
         let served = self.bound.serve(self.router, shutdown).await;
+        let served_secure = match secure {
+            Some(task) => task
+                .await
+                .map_err(|error| anyhow::anyhow!("the HTTPS listener's task failed: {error}"))
+                .and_then(|served| served),
+            None => Ok(()),
+        };
         if let Some(admin) = admin {
             admin.finish().await;
         }
         if let Err(error) = follower.await {
             tracing::error!(%error, "the live feed's task failed");
         }
-        served
+        served.and(served_secure)
     }
 }
 

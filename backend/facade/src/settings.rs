@@ -29,6 +29,17 @@ pub struct Settings {
     /// Address to listen on.
     #[arg(long, env = "FACADE_ADDR", default_value = "0.0.0.0:8080")]
     pub addr: SocketAddr,
+    /// Where to listen for HTTPS (every door: the page, the JSON routes, gRPC and gRPC-web;
+    /// HTTP/2 or HTTP/1.1 by ALPN), when `--tls-cert` and `--tls-key` are given. The plain
+    /// `--addr` keeps serving HTTP.
+    #[arg(long, env = "FACADE_TLS_ADDR", default_value = "0.0.0.0:8443")]
+    pub tls_addr: SocketAddr,
+    /// The HTTPS certificate chain (PEM, the server's certificate first); with `--tls-key`.
+    #[arg(long, env = "FACADE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The HTTPS certificate's private key (PEM); with `--tls-cert`.
+    #[arg(long, env = "FACADE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Address of an admin port that answers `GET /metrics` (Prometheus text), e.g.
     /// `127.0.0.1:9080`; the public port then has no `/metrics`. Off by default: the metrics
     /// are on the public port, as they were.
@@ -243,6 +254,8 @@ mod tests {
             &["f", "--retry-backoff-multiplier", "0.5"],
             &["f", "--dedup", "sometimes"],
             &["f", "--addr", "nowhere"],
+            &["f", "--tls-cert", "cert.pem"],
+            &["f", "--tls-key", "key.pem"],
         ] {
             assert!(Settings::try_parse_from(args).is_err(), "{args:?}");
         }

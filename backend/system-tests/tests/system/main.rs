@@ -18,6 +18,7 @@ mod reads;
 mod replicas;
 mod retries;
 mod squatting;
+mod tls;
 mod tracing_ids;
 mod validation;
 mod walkthrough;
