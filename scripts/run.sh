@@ -7,6 +7,9 @@
 #   PROFILE=dev scripts/run.sh      # debug build instead of release
 #   RUST_LOG=debug scripts/run.sh   # every retry attempt and request in detail
 #   SKIP_PAGE=1 scripts/run.sh      # services only, without installing tools or building the page
+#   MSGLOG_TLS=1 scripts/run.sh     # the facade on HTTPS too (https://localhost:8443/, HTTP/2),
+#                                   # with a certificate made for this machine in data/tls
+#                                   # (or FACADE_TLS_CERT and FACADE_TLS_KEY of your own)
 #   LOGGING_REPLICAS=3 LOGGING_STORE=redis scripts/run.sh
 #                                   # Redis (installed if missing; its data in data/redis) and three
 #                                   # logging replicas on it (:8081, :8084, :8085), the facade
@@ -67,6 +70,12 @@ fi
 
 [ -z "${start_redis:-}" ] || scripts/setup.sh redis
 
+if [ "${MSGLOG_TLS:-0}" = 1 ] && [ -z "${FACADE_TLS_CERT:-}" ]; then
+  scripts/dev_cert.sh data/tls
+  export FACADE_TLS_CERT=$PWD/data/tls/cert.pem FACADE_TLS_KEY=$PWD/data/tls/key.pem
+fi
+[ -z "${FACADE_TLS_CERT:-}" ] || export FACADE_TLS_ADDR=${FACADE_TLS_ADDR:-0.0.0.0:8443}
+
 echo "==> building the services ($PROFILE)"
 cargo build --locked --profile "$PROFILE" --bin logging-service --bin messages-service --bin facade-service
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -126,10 +135,12 @@ for n in $(seq 1 "$LOGGING_REPLICAS"); do
 done
 wait_healthy "http://127.0.0.1:$(port "$MESSAGES_ADDR")/healthz"
 wait_healthy "http://127.0.0.1:$(port "$FACADE_ADDR")/healthz"
+[ -z "${FACADE_TLS_CERT:-}" ] || wait_healthy "https://localhost:$(port "$FACADE_TLS_ADDR")/healthz" --insecure
 
 cat <<INFO
 
   page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
+$([ -z "${FACADE_TLS_CERT:-}" ] || echo "            https://localhost:$(port "$FACADE_TLS_ADDR")/  (HTTPS and HTTP/2: every tab on one connection)")
   facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/;
                                    gRPC and gRPC-web: msglog.v1.MessageLog)
   logging   $(for n in $(seq 1 "$LOGGING_REPLICAS"); do printf 'grpc://localhost:%s ' "$(replica_port "$n")"; done)(gRPC and gRPC-web;

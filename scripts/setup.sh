@@ -72,6 +72,8 @@ setup_browser() {
     say "installing playwright-core from npm"
     npm ci --prefix frontend --no-audit --no-fund
   fi
+  # A local certificate for the page over HTTPS (scripts/dev_cert.sh).
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
   if [ -x /usr/bin/chromium ]; then
     say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
     return
@@ -94,6 +96,8 @@ apt_install() {
 setup_connect() {
   need npm "install Node.js 20 and npm (apt-get install nodejs npm)"
   command -v protoc >/dev/null 2>&1 || apt_install protobuf-compiler
+  # A local certificate for the HTTPS tests (scripts/dev_cert.sh).
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
   # Connect for Node and protoc-gen-es, as pinned in its package-lock.json.
   if [ ! -d backend/system-tests/connect/node_modules/@connectrpc/connect-node ]; then
     say "installing the Connect client and protoc-gen-es from npm"

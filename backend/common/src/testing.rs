@@ -178,7 +178,7 @@ impl ServiceProcess {
                 let line = line.unwrap();
                 let found = line
                     .split_once("listening")
-                    .and_then(|(_, rest)| rest.split_once("addr="))
+                    .and_then(|(_, rest)| rest.split_once(" addr="))
                     .and_then(|(_, rest)| rest.split_whitespace().next())
                     .and_then(|addr| addr.parse::<SocketAddr>().ok());
                 seen.push(line);

@@ -148,9 +148,16 @@ impl Application {
     /// streams (so they do not hold up the drain) and lets in-flight requests finish (bounded
     /// by the grace period).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr(), "facade listening (HTTP, gRPC and gRPC-web)");
-        if let Some(addr) = self.tls_addr() {
-            tracing::info!(tls_addr = %addr, "facade listening for HTTPS (HTTP/2 and HTTP/1.1)");
+        match self.tls_addr() {
+            // One line, so whoever waits for it learns both addresses at once.
+            Some(tls_addr) => tracing::info!(
+                %tls_addr,
+                addr = %self.addr(),
+                "facade listening (HTTP, gRPC and gRPC-web; HTTPS with HTTP/2 too)"
+            ),
+            None => {
+                tracing::info!(addr = %self.addr(), "facade listening (HTTP, gRPC and gRPC-web)")
+            }
         }
         let follower = tokio::spawn(self.feed.clone().follow());
         let feed = self.feed;

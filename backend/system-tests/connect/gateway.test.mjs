@@ -1,7 +1,8 @@
 // The facade's gRPC API (msglog.v1.MessageLog) driven by a client no one on the project wrote:
-// Connect for Node, over its gRPC (HTTP/2) and gRPC-web (HTTP/1.1) transports, with stubs that
-// protoc-gen-es generates from proto/msglog/v1/message_log.proto. Send, List, Watch, Status,
-// and the errors, against the real binaries.
+// Connect for Node, over its gRPC (HTTP/2) and gRPC-web (HTTP/1.1) transports, on the plain port
+// and on the HTTPS port (TLS with a certificate from scripts/dev_cert.sh, trusted as the only
+// CA), with stubs that protoc-gen-es generates from proto/msglog/v1/message_log.proto. Send,
+// List, Watch, Status, and the errors, against the real binaries.
 //
 // Run by scripts/test.sh (which installs protoc, runs `npm ci` here and builds the binaries).
 // Alone: cd backend/system-tests/connect && npm ci && node --test
@@ -10,7 +11,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -92,20 +94,30 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
   const { MessageLog, SendStatus, Direction } = await generatedStubs();
 
   const services = [];
+  const certDir = mkdtempSync(path.join(tmpdir(), 'msglog-connect-tls-'));
   try {
+    execFileSync(path.join(root, 'scripts/dev_cert.sh'), [certDir]);
+    const ca = readFileSync(path.join(certDir, 'cert.pem'));
     const logging = await startService(binDir, 'logging-service', ['--addr', '127.0.0.1:0', '--store', 'memory']);
     services.push(logging);
     const facade = await startService(binDir, 'facade-service', [
       '--addr', '127.0.0.1:0',
       '--logging-url', `http://${logging.addr}`,
       '--messages-url', 'http://127.0.0.1:9',
+      '--tls-addr', '127.0.0.1:0',
+      '--tls-cert', path.join(certDir, 'cert.pem'),
+      '--tls-key', path.join(certDir, 'key.pem'),
     ]);
     services.push(facade);
     const baseUrl = `http://${facade.addr}`;
+    assert.ok(facade.tlsAddr, 'the facade says where it serves HTTPS');
+    const secureUrl = `https://localhost:${facade.tlsAddr.split(':').pop()}`;
 
     const transports = {
       grpc: createGrpcTransport({ baseUrl }),
       'grpc-web': createGrpcWebTransport({ baseUrl, httpVersion: '1.1' }),
+      'grpc over TLS': createGrpcTransport({ baseUrl: secureUrl, nodeOptions: { ca } }),
+      'grpc-web over TLS': createGrpcWebTransport({ baseUrl: secureUrl, httpVersion: '1.1', nodeOptions: { ca } }),
     };
     let stored = [];
     for (const [name, transport] of Object.entries(transports)) {
@@ -127,7 +139,7 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
       const again = await client.send({ text });
       assert.equal(again.status, SendStatus.DUPLICATE, `${name}: the same text is the same message`);
       assert.equal(again.id, sent.id);
-      const keyed = await client.send({ text: `${text}, keyed`, idempotencyKey: `key-${name}` });
+      const keyed = await client.send({ text: `${text}, keyed`, idempotencyKey: `key-${name.replaceAll(' ', '-')}` });
       assert.equal(keyed.status, SendStatus.STORED);
 
       await readUntil(events, seen, (s) => s.messages.length >= 2);
@@ -150,7 +162,7 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
       for (const [request, code, says] of [
         [{ text: '   ' }, Code.InvalidArgument, /empty/],
         [{ text: 'x', idempotencyKey: 'has space' }, Code.InvalidArgument, /Idempotency-Key/],
-        [{ text: 'another text', idempotencyKey: `key-${name}` }, Code.AlreadyExists, /already used/],
+        [{ text: 'another text', idempotencyKey: `key-${name.replaceAll(' ', '-')}` }, Code.AlreadyExists, /already used/],
       ]) {
         await assert.rejects(client.send(request), (error) => {
           assert.ok(error instanceof ConnectError, String(error));
@@ -168,8 +180,13 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
       assert.equal(status.messages.up, false, 'no messages service in this test');
       assert.equal(status.feed.live, true);
     }
-    assert.equal(stored.length, 4, 'two messages per transport, nothing doubled');
+    assert.equal(stored.length, 8, 'two messages per transport, nothing doubled');
+
+    // A client that trusts nobody here is refused at the handshake: the certificate matters.
+    const untrusting = createClient(MessageLog, createGrpcTransport({ baseUrl: secureUrl }));
+    await assert.rejects(untrusting.status({}), (error) => /certificate/i.test(String(error.cause ?? error.message)));
   } finally {
     await Promise.all(services.map(stopService));
+    rmSync(certDir, { recursive: true, force: true });
   }
 });
