@@ -5,6 +5,7 @@
 // Settings: MSGLOG_BIN_DIR (target/debug), MSGLOG_STATIC_DIR (frontend/dist),
 // CHROMIUM (/usr/bin/chromium), E2E_ARTIFACTS (target/e2e).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -44,9 +45,10 @@ export function skipUnlessReady(t) {
 /**
  * The three services: logging on SQLite in a data directory of its own, messages, and the
  * facade serving the built page. `restartLogging()` and `restartFacade()` start one again on
- * its address after `stopService`.
+ * its address after `stopService`. Options: `tls` also serves HTTPS (`stack.secureUrl`), with a
+ * certificate from scripts/dev_cert.sh; `facadeArgs` are more flags for the facade.
  */
-export async function startStack() {
+export async function startStack({ tls = false, facadeArgs: extraFacadeArgs = [] } = {}) {
   const services = [];
   const dataDir = mkdtempSync(path.join(tmpdir(), 'msglog-e2e-'));
   const run = async (name, args) => {
@@ -65,8 +67,13 @@ export async function startStack() {
     '--logging-url', `http://${stack.logging.addr}`,
     '--messages-url', `http://${stack.messages.addr}`,
     '--static-dir', staticDir,
+    ...(tls
+      ? ['--tls-addr', '127.0.0.1:0', '--tls-cert', path.join(dataDir, 'tls/cert.pem'), '--tls-key', path.join(dataDir, 'tls/key.pem')]
+      : []),
+    ...extraFacadeArgs,
   ];
   try {
+    if (tls) execFileSync(path.join(root, 'scripts/dev_cert.sh'), [path.join(dataDir, 'tls')]);
     stack.logging = await run('logging-service', loggingArgs('127.0.0.1:0'));
     stack.messages = await run('messages-service', ['--addr', '127.0.0.1:0']);
     stack.facade = await run('facade-service', facadeArgs('127.0.0.1:0'));
@@ -76,11 +83,18 @@ export async function startStack() {
     throw error;
   }
   stack.url = `http://${stack.facade.addr}/`;
+  if (tls) stack.secureUrl = `https://localhost:${stack.facade.tlsAddr.split(':').pop()}/`;
   stack.restartLogging = async () => {
     stack.logging = await run('logging-service', loggingArgs(stack.logging.addr));
   };
   stack.restartFacade = async () => {
     stack.facade = await run('facade-service', facadeArgs(stack.facade.addr));
+  };
+  /** A sample of the facade's /metrics (its first line starting `sample `, e.g. `watchers`). */
+  stack.metric = async (sample) => {
+    const text = await (await fetch(`http://${stack.facade.addr}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+    return Number(line?.split(' ')[1] ?? 0);
   };
   /** What logging holds, through the original's route. */
   stack.logged = async () => {
@@ -91,8 +105,8 @@ export async function startStack() {
   return stack;
 }
 
-/** Headless Chromium, every page's console and errors collected. */
-export async function launchBrowser() {
+/** Headless Chromium (with more command-line `args` when given), every page's console and errors collected. */
+export async function launchBrowser(args = []) {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -100,6 +114,7 @@ export async function launchBrowser() {
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...args,
     ],
   });
   const consoleLines = [];
@@ -128,12 +143,15 @@ export async function launchBrowser() {
   return { browser, open, scriptErrors, saveArtifacts };
 }
 
-/** Starts the stack and a browser, runs `body`, saves artifacts if it throws, stops all. */
-export async function withStack(label, body) {
-  const stack = await startStack();
+/**
+ * Starts the stack (with `options`, see startStack) and a browser (with `options.browserArgs`),
+ * runs `body`, saves artifacts if it throws, stops all.
+ */
+export async function withStack(label, body, options = {}) {
+  const stack = await startStack(options);
   let chrome;
   try {
-    chrome = await launchBrowser();
+    chrome = await launchBrowser(options.browserArgs);
     await body(stack, chrome);
     assert.deepEqual(chrome.scriptErrors(), [], 'no script errors');
   } catch (error) {

@@ -13,6 +13,7 @@
 //!
 //! - `api`: the generated gRPC-web client, and its errors for a person;
 //! - `live`: the live list over gRPC-web (`List` and `Watch`);
+//! - `tabs`: one live feed per browser: the tab that leads watches and relays to the others;
 //! - `outbox`: every message sent, kept in the browser's storage until it is stored, sent in
 //!   order with its idempotency key;
 //! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file;
@@ -25,32 +26,76 @@ mod outbox;
 mod pending;
 mod send_form;
 mod status_strip;
+mod tabs;
 
 use std::time::Duration;
 
 use leptos::prelude::*;
 
 use crate::{
-    live::LiveList, message_list::MessageList, outbox::Outbox, pending::Pending,
-    send_form::SendForm, status_strip::StatusStrip,
+    live::LiveList,
+    message_list::MessageList,
+    outbox::Outbox,
+    pending::Pending,
+    send_form::SendForm,
+    status_strip::StatusStrip,
+    tabs::{Relay, Tabs},
 };
 
-/// How often the status strip checks the services by itself. It also checks after each send
-/// and whenever the live feed changes state.
+/// How often the status strip checks the services by itself (in the tab that leads, which
+/// shares the answer). Any tab also checks after each of its sends and whenever the live feed
+/// changes state.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// The whole page.
 #[component]
 pub fn App() -> impl IntoView {
     let list = LiveList::new();
-    list.start();
-    let outbox = Outbox::start();
+    // The last status check's answer (`None` until the first one).
+    let status = RwSignal::new(None);
+    let tabs = Tabs::start(move |tabs, relay| match relay {
+        Relay::Message(message) => {
+            list.append(message);
+            list.mark_live();
+        }
+        Relay::Feed(feed) => list.feed.set(feed),
+        Relay::Reset => list.reset(),
+        Relay::Status(answer) => status.set(Some(Ok(answer))),
+        Relay::Hello if tabs.leads() => {
+            tabs.send(&Relay::Feed(list.feed.get_untracked()));
+            if let Some(Ok(answer)) = status.get_untracked() {
+                tabs.send(&Relay::Status(answer));
+            }
+        }
+        _ => {}
+    });
+    list.start(tabs);
+    // The lead changed: the list's task starts or stops its watch, and a new leader looks
+    // for messages nobody sends.
+    // The leader tells the other tabs of every change of the feed's state.
+    Effect::new(move |_| {
+        let feed = list.feed.get();
+        if tabs.leads() {
+            tabs.send(&Relay::Feed(feed));
+        }
+    });
+    let outbox = Outbox::start(tabs.id, tabs.leading.into());
+    Effect::new(move |_| {
+        tabs.leading.track();
+        list.wake();
+        outbox.wake();
+    });
     // A refused message's text, taken out of the outbox to be edited in the box.
     let editing = RwSignal::new(None::<String>);
 
     let (tick, set_tick) = signal(0_u64);
     let refresh = move || set_tick.update(|tick| *tick += 1);
-    if let Err(error) = set_interval_with_handle(refresh, STATUS_EVERY) {
+    let periodic = move || {
+        if tabs.leads() {
+            refresh();
+        }
+    };
+    if let Err(error) = set_interval_with_handle(periodic, STATUS_EVERY) {
         leptos::logging::error!("cannot start the status timer: {error:?}");
     }
     // A break or a return of the feed is news about the services: check them now. A return
@@ -58,7 +103,9 @@ pub fn App() -> impl IntoView {
     Effect::new(move |previous: Option<bool>| {
         let live = list.feed.with(|feed| *feed == live::Feed::Live);
         if previous.is_some_and(|was| was != live) {
-            refresh();
+            if tabs.leads() {
+                refresh();
+            }
             if live {
                 outbox.wake();
             }
@@ -71,11 +118,16 @@ pub fn App() -> impl IntoView {
             refresh();
         }
     });
-    // The last status check's answer (`None` until the first one).
-    let status = RwSignal::new(None);
+    // Each answer goes to the other tabs too.
     Effect::new(move |_| {
         tick.track();
-        leptos::task::spawn_local(async move { status.set(Some(api::status().await)) });
+        leptos::task::spawn_local(async move {
+            let answer = api::status().await;
+            if let Ok(answer) = &answer {
+                tabs.send(&Relay::Status(answer.clone()));
+            }
+            status.set(Some(answer));
+        });
     });
     let from_service = Signal::derive(move || match status.get() {
         Some(Ok(status)) => status
@@ -90,7 +142,12 @@ pub fn App() -> impl IntoView {
             <h1>"msglog"</h1>
             <StatusStrip status=status />
         </header>
-        <main class="content">
+        // Which tab holds the live feed, for whoever inspects the page.
+        <main
+            class="content"
+            data-tab=move || if tabs.leading.get() { "leads" } else { "follows" }
+            data-sharing=format!("{:?}", tabs.sharing).to_lowercase()
+        >
             <SendForm outbox=outbox editing=editing />
             <MessageList list=list from_service=from_service>
                 <Pending outbox=outbox editing=editing />

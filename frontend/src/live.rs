@@ -1,17 +1,28 @@
 //! The live list: the newest page from `List`, older pages on demand, and every new message
 //! from `Watch`, over gRPC-web to the page's own origin (the facade).
 //!
-//! The watch resumes from the last seq shown whenever it breaks (the facade or logging
-//! restarted, the network dropped), with back-off, so the list ends whole: no gap, no double.
-//! The facade tells the page when its own feed from logging is interrupted; the page shows it.
+//! Only the tab that leads (see [`crate::tabs`]) holds a `Watch`; it relays each message to
+//! the other tabs, which add it as if they had watched. The watch resumes from the last seq
+//! shown whenever it breaks (the facade or logging restarted, the network dropped), with
+//! back-off, and a tab that takes over the lead resumes from its own last seq, so every list
+//! ends whole: no gap, no double. The facade tells the page when its own feed from logging is
+//! interrupted; the page shows it.
 
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::{
+    StreamExt as _,
+    future::{Either, select},
+};
 use leptos::prelude::*;
 use msglog_proto::v1::{Direction, ListRequest, StoredMessage, WatchRequest, watch_event::Event};
 
-use crate::api::{Api, ApiError, client};
+pub(crate) use crate::tabs::Feed;
+use crate::{
+    api::{Api, ApiError, client},
+    tabs::{Relay, Tabs},
+};
 
 /// Messages per page of the list.
 const PAGE: u32 = 50;
@@ -22,20 +33,6 @@ const SILENCE: Duration = Duration::from_secs(45);
 /// Back-off between reconnections: doubles from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-
-/// Whether the list is up to date.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Feed {
-    /// Opening the first time.
-    Connecting,
-    /// New messages arrive as they are stored.
-    Live,
-    /// The page lost its stream from the facade; why, for a person. The list shown is what
-    /// arrived before.
-    Reconnecting(String),
-    /// The facade lost its feed from logging (it says why), and resumes it by itself.
-    Interrupted(String),
-}
 
 /// The list's state, shared by the view and the tasks that fill it.
 #[derive(Debug, Clone, Copy)]
@@ -52,12 +49,26 @@ pub(crate) struct LiveList {
     pub(crate) feed: RwSignal<Feed>,
     /// Whether the first page has loaded.
     pub(crate) loaded: RwSignal<bool>,
+    /// Wakes the task that fills the list: the lead changed, or the log was replaced.
+    wake: StoredValue<UnboundedSender<()>>,
+    woken: StoredValue<Option<UnboundedReceiver<()>>, LocalStorage>,
+}
+
+/// Why a watch ended.
+enum Ended {
+    /// It broke; why, for a person.
+    Broke(String),
+    /// This tab no longer leads, or the list must be loaded again.
+    Woken,
 }
 
 impl LiveList {
     /// An empty list; [`LiveList::start`] fills it.
     pub(crate) fn new() -> Self {
+        let (wake, woken) = unbounded();
         Self {
+            wake: StoredValue::new(wake),
+            woken: StoredValue::new_local(Some(woken)),
             messages: RwSignal::new(Vec::new()),
             older: RwSignal::new(None),
             loading_older: RwSignal::new(false),
@@ -67,22 +78,54 @@ impl LiveList {
         }
     }
 
-    /// Loads the newest page, then follows the watch for as long as the page is open.
-    pub(crate) fn start(self) {
-        leptos::task::spawn_local(async move { self.run().await });
+    /// Loads the newest page, then follows the watch while this tab leads (and the relay
+    /// while another does) for as long as the page is open.
+    pub(crate) fn start(self, tabs: Tabs) {
+        let Some(woken) = self.woken.try_update_value(Option::take).flatten() else {
+            return;
+        };
+        leptos::task::spawn_local(async move { self.run(tabs, woken).await });
     }
 
-    async fn run(self) {
+    /// Wakes the task: the lead changed.
+    pub(crate) fn wake(self) {
+        self.wake.with_value(|wake| {
+            let _ = wake.unbounded_send(());
+        });
+    }
+
+    /// The log was replaced (a store started afresh): what is shown belongs to the old one.
+    /// Loads the new one's newest page.
+    pub(crate) fn reset(self) {
+        self.loaded.set(false);
+        self.wake();
+    }
+
+    async fn run(self, tabs: Tabs, mut woken: UnboundedReceiver<()>) {
         let mut client = client();
         let mut failures = 0_u32;
         loop {
-            let broke = if self.loaded.get_untracked() {
-                self.follow(&mut client, &mut failures).await
-            } else {
+            let broke = if !self.loaded.get_untracked() {
                 match self.load_newest(&mut client).await {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        // The leader answers with the feed's state as it sees it.
+                        if !tabs.leads() {
+                            tabs.send(&Relay::Hello);
+                        }
+                        continue;
+                    }
                     Err(reason) => reason,
                 }
+            } else if tabs.leads() {
+                match self.follow(&mut client, &mut failures, tabs, &mut woken).await {
+                    Ended::Woken => continue,
+                    Ended::Broke(reason) => reason,
+                }
+            } else {
+                // Another tab leads: its relay fills the list, until this tab leads or the
+                // list must be loaded again.
+                let _ = woken.next().await;
+                continue;
             };
             failures = failures.saturating_add(1);
             self.feed.set(Feed::Reconnecting(broke));
@@ -102,39 +145,63 @@ impl LiveList {
             .map_err(|status| describe(&status))?
             .into_inner();
         self.older.set(page.next_cursor);
-        self.messages.set(page.messages);
+        self.messages.update(|messages| {
+            // What the relay brought while the page loaded, if newer, stays after it.
+            let last = page.messages.last().map_or(0, |m| m.seq);
+            let newer: Vec<_> = messages.drain(..).filter(|m| m.seq > last).collect();
+            *messages = page.messages;
+            messages.extend(newer);
+        });
         self.loaded.set(true);
         Ok(())
     }
 
-    /// Watches from the last seq shown until the stream breaks; returns why.
-    async fn follow(&self, client: &mut Api, failures: &mut u32) -> String {
+    /// Watches from the last seq shown, relaying to the other tabs, until the stream breaks
+    /// or the task is woken (this tab no longer leads, or the list must be loaded again).
+    async fn follow(
+        &self,
+        client: &mut Api,
+        failures: &mut u32,
+        tabs: Tabs,
+        woken: &mut UnboundedReceiver<()>,
+    ) -> Ended {
         let after_seq = self
             .messages
             .with_untracked(|messages| messages.last().map_or(0, |m| m.seq));
         let mut stream = match client.watch(WatchRequest { after_seq }).await {
             Ok(response) => response.into_inner(),
-            Err(status) => return describe(&status),
+            Err(status) => return Ended::Broke(describe(&status)),
         };
         loop {
             let next = std::pin::pin!(stream.message());
             let silence = std::pin::pin!(gloo_timers::future::sleep(SILENCE));
-            let event = match select(next, silence).await {
-                Either::Left((Ok(Some(event)), _)) => event,
-                Either::Left((Ok(None), _)) => return "the live feed ended".to_owned(),
-                Either::Left((Err(status), _)) => {
-                    if status.code() == tonic::Code::Aborted {
-                        // The log was replaced (a store started afresh): what is shown belongs
-                        // to the old one. Load the new one's newest page.
-                        self.loaded.set(false);
-                    }
-                    return describe(&status);
+            let event = match select(select(next, silence), woken.next()).await {
+                Either::Left((Either::Left((Ok(Some(event)), _)), _)) => event,
+                Either::Left((Either::Left((Ok(None), _)), _)) => {
+                    return Ended::Broke("the live feed ended".to_owned());
                 }
-                Either::Right(_) => return "the live feed went silent".to_owned(),
+                Either::Left((Either::Left((Err(status), _)), _)) => {
+                    if status.code() == tonic::Code::Aborted {
+                        // The log was replaced: every tab loads the new one's newest page.
+                        self.loaded.set(false);
+                        tabs.send(&Relay::Reset);
+                    }
+                    return Ended::Broke(describe(&status));
+                }
+                Either::Left((Either::Right(_), _)) => {
+                    return Ended::Broke("the live feed went silent".to_owned());
+                }
+                Either::Right(_) => {
+                    if tabs.leads() && self.loaded.get_untracked() {
+                        continue;
+                    }
+                    return Ended::Woken;
+                }
             };
             *failures = 0;
             match event.event {
                 Some(Event::Message(message)) => {
+                    tabs.send(&Relay::Message(message.clone()));
                     self.append(message);
                     self.mark_live();
                 }
@@ -148,7 +215,7 @@ impl LiveList {
 
     /// A heartbeat or a message: the stream is alive, and unless the facade said its own feed
     /// is interrupted, the list is live.
-    fn mark_live(&self) {
+    pub(crate) fn mark_live(&self) {
         if self
             .feed
             .with_untracked(|feed| matches!(feed, Feed::Connecting | Feed::Reconnecting(_)))
@@ -158,7 +225,7 @@ impl LiveList {
     }
 
     /// Adds a new message at the end, once, keeping at most [`KEEP`] on screen.
-    fn append(&self, message: StoredMessage) {
+    pub(crate) fn append(&self, message: StoredMessage) {
         let mut dropped = None;
         self.messages.update(|messages| {
             if messages.last().is_some_and(|last| last.seq >= message.seq) {

@@ -13,8 +13,11 @@
 //!
 //! Tabs of the page share the storage. Every change re-reads it first and changes only the
 //! entry it is about, so one tab never brings back what another removed, and each tab shows
-//! the others' changes (the `storage` event). Two tabs may both send the oldest message: its
-//! key makes the second send a duplicate, not a second copy.
+//! the others' changes (the `storage` event). Each message is sent by the tab it was typed in
+//! (its owner, written in the entry with each attempt), not by every tab that shows it. A tab
+//! that closes hands its messages back; the tab that leads the live feed sends those, and any
+//! whose owner has not tried for [`ABANDONED`] (a tab that crashed or was frozen). Should two
+//! tabs still send one message, its key makes the second send a duplicate, not a second copy.
 
 use std::time::Duration;
 
@@ -37,6 +40,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// Back-off between sends of a message that failed: doubles from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// A message whose owner has not tried it for this long (longer than any send and back-off)
+/// is taken over by the tab that leads.
+const ABANDONED: Duration = Duration::from_secs(60);
+/// While other tabs' messages wait, how often the tab that leads looks for abandoned ones.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
 
 /// One message waiting to be stored, as kept in storage (protobuf, written in hex: the page
 /// already speaks protobuf, and carries no JSON code).
@@ -63,6 +71,21 @@ pub(crate) struct Entry {
     /// The facade refused it: it is not sent again.
     #[prost(bool, tag = "7")]
     pub(crate) refused: bool,
+    /// The tab that sends it (its id, see [`crate::tabs`]); 0 when none does.
+    #[prost(uint64, tag = "8")]
+    pub(crate) owner: u64,
+    /// When its owner last began to send it, in milliseconds since the epoch.
+    #[prost(uint64, tag = "9")]
+    pub(crate) tried_ms: u64,
+}
+
+impl Entry {
+    /// Whether the tab `tab` sends it now: its own, or (when that tab leads) one nobody sends
+    /// or whose owner has not tried it for [`ABANDONED`].
+    fn sent_by(&self, tab: u64, leads: bool, now_ms: u64) -> bool {
+        let abandoned = now_ms.saturating_sub(self.tried_ms) > ABANDONED.as_millis() as u64;
+        !self.refused && (self.owner == tab || leads && (self.owner == 0 || abandoned))
+    }
 }
 
 /// The outbox as kept in storage.
@@ -94,17 +117,24 @@ pub(crate) struct Outbox {
     pub(crate) last: RwSignal<Option<Sent>>,
     /// Wakes the sending task.
     wake: StoredValue<UnboundedSender<()>>,
+    /// This tab's id.
+    tab: u64,
+    /// Whether this tab leads (and so sends the messages nobody else does).
+    leading: Signal<bool>,
 }
 
 impl Outbox {
-    /// The outbox as storage holds it, and the task that sends it.
-    pub(crate) fn start() -> Self {
+    /// The outbox as storage holds it, and the task that sends this tab's part of it (tab
+    /// `tab`, leading when `leading` says).
+    pub(crate) fn start(tab: u64, leading: Signal<bool>) -> Self {
         let (wake, woken) = unbounded();
         let outbox = Self {
             entries: RwSignal::new(load()),
             sending: RwSignal::new(None),
             last: RwSignal::new(None),
             wake: StoredValue::new(wake),
+            tab,
+            leading,
         };
         leptos::task::spawn_local(outbox.run(woken));
         // Another tab changed the outbox: show it, and send what it added.
@@ -116,16 +146,27 @@ impl Outbox {
         });
         // Back online: try at once rather than at the end of the back-off.
         let _ = window_event_listener(leptos::ev::online, move |_| outbox.wake());
+        // Closing: this tab's messages go back to whoever leads.
+        let _ = window_event_listener(leptos::ev::pagehide, move |_| {
+            outbox.change(|entries| {
+                for entry in entries.iter_mut().filter(|entry| entry.owner == tab) {
+                    entry.owner = 0;
+                }
+            });
+        });
         outbox
     }
 
     /// Puts a message in the outbox under a new key, and sends it as soon as those before it
     /// have gone.
     pub(crate) fn push(self, text: String) {
+        let now = js_sys::Date::now() as u64;
         let entry = Entry {
             key: new_key(),
             text,
-            created_ms: js_sys::Date::now() as u64,
+            created_ms: now,
+            owner: self.tab,
+            tried_ms: now,
             ..Entry::default()
         };
         self.change(|entries| entries.push(entry));
@@ -181,16 +222,33 @@ impl Outbox {
     async fn run(self, mut woken: UnboundedReceiver<()>) {
         let mut backoff = RETRY_FIRST;
         loop {
-            let next = self
-                .entries
-                .with_untracked(|entries| entries.iter().find(|entry| !entry.refused).cloned());
+            let (now, leads) = (js_sys::Date::now() as u64, self.leading.get_untracked());
+            let (next, others) = self.entries.with_untracked(|entries| {
+                let next = entries.iter().find(|entry| entry.sent_by(self.tab, leads, now));
+                (next.cloned(), entries.iter().any(|entry| !entry.refused))
+            });
             let Some(entry) = next else {
-                // Nothing to send: wait for something to be put in.
-                if woken.next().await.is_none() {
+                // Nothing of this tab's to send: wait for something to be put in, or (leading,
+                // while other tabs' messages wait) look again for abandoned ones.
+                let news = if leads && others {
+                    let timer = std::pin::pin!(gloo_timers::future::sleep(LOOK_AGAIN));
+                    match select(timer, woken.next()).await {
+                        Either::Left(_) => Some(()),
+                        Either::Right((news, _)) => news,
+                    }
+                } else {
+                    woken.next().await
+                };
+                if news.is_none() {
                     return;
                 }
                 continue;
             };
+            // This tab sends it now: the others leave it alone.
+            self.update(&entry.key, |entry| {
+                entry.owner = self.tab;
+                entry.tried_ms = js_sys::Date::now() as u64;
+            });
             self.sending.set(Some(entry.key.clone()));
             let result = send(&entry).await;
             self.sending.set(None);
