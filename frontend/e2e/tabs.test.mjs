@@ -194,3 +194,48 @@ test('twelve tabs on an origin that is not a secure context elect one feed', asy
     },
   );
 });
+
+test('without BroadcastChannel, each tab watches only while shown and resumes whole when shown again', async (t) => {
+  if (skipUnlessReady(t)) return;
+  await withStack('tabs-alone', async (stack, chrome) => {
+    const context = await chrome.browser.newContext();
+    // A browser from before BroadcastChannel; whether the tab is shown is set by the test (a
+    // headless browser shows every tab), and told to the page as the browser tells it.
+    await context.addInitScript(() => {
+      delete window.BroadcastChannel;
+      let hidden = false;
+      Object.defineProperty(Document.prototype, 'hidden', { get: () => hidden });
+      Object.defineProperty(Document.prototype, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
+      window.setHidden = (value) => {
+        hidden = value;
+        document.dispatchEvent(new Event('visibilitychange'));
+      };
+    });
+    const tabs = [];
+    for (let i = 0; i < 3; i++) {
+      const tab = await chrome.open(`alone${i + 1}`, context);
+      await tab.goto(stack.url);
+      await feed(tab, 'live');
+      tabs.push(tab);
+    }
+    assert.equal(await tabs[0].locator('main').getAttribute('data-sharing'), 'alone');
+    await until(async () => (await watchers(stack)) === 3, 'a watch per shown tab');
+
+    // Two tabs go to the background: their streams close.
+    await tabs[1].evaluate(() => window.setHidden(true));
+    await tabs[2].evaluate(() => window.setHidden(true));
+    await until(async () => (await watchers(stack)) === 1, 'only the shown tab watches');
+    const texts = Array.from({ length: 5 }, (_, i) => `while in the background ${i}`);
+    for (const text of texts) await post(stack, text);
+    await listHas(tabs[0], texts[4]);
+
+    // Shown again: each resumes from its last seq and ends whole.
+    for (const tab of tabs.slice(1)) {
+      await tab.evaluate(() => window.setHidden(false));
+      await listHas(tab, texts[4]);
+      assert.deepEqual((await listTexts(tab)).slice(-5), texts);
+      await assertWhole(tab);
+    }
+    await until(async () => (await watchers(stack)) === 3, 'every shown tab watches again');
+  });
+});
