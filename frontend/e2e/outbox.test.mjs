@@ -109,6 +109,8 @@ test('a facade that hangs: the send times out, waits, and is stored once after a
     const text = 'sent to a facade that hangs';
     try {
       await send(page, text);
+      // Past 5 s the page says it is still waiting.
+      await page.locator('p.waiting').waitFor({ timeout: WAIT });
       await page.locator('.pending[data-code="DEADLINE_EXCEEDED"]').waitFor({ timeout: 30_000 });
       assert.match(await page.locator('[data-outcome="error"]').textContent(), /did not answer within 15 s/);
     } finally {

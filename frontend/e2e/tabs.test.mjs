@@ -239,3 +239,41 @@ test('without BroadcastChannel, each tab watches only while shown and resumes wh
     await until(async () => (await watchers(stack)) === 3, 'every shown tab watches again');
   });
 });
+
+test('a request the browser holds back is told to the person', async (t) => {
+  if (skipUnlessReady(t)) return;
+  await withStack('tabs-held', async (stack, chrome) => {
+    const context = await chrome.browser.newContext();
+    const tab = await chrome.open('held', context);
+    await tab.goto(stack.url);
+    await feed(tab, 'live');
+    // Something else of this site (another app's streams, say) takes the browser's other five
+    // HTTP/1.1 connections to it: five watches opened by hand, held open.
+    await tab.evaluate(async () => {
+      window.holders = new AbortController();
+      const frame = new Uint8Array(5); // an empty WatchRequest, framed
+      await Promise.all(
+        Array.from({ length: 5 }, () =>
+          fetch('/msglog.v1.MessageLog/Watch', {
+            method: 'POST',
+            headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+            body: frame,
+            signal: window.holders.signal,
+          }),
+        ),
+      );
+    });
+    await until(async () => (await watchers(stack)) === 6, 'six streams hold the six connections');
+    // A send now waits in the browser, which says nothing; the page says so.
+    const text = 'held back by the browser';
+    await send(tab, text);
+    const notice = tab.locator('p.waiting');
+    await notice.waitFor({ timeout: WAIT });
+    assert.match(await notice.innerText(), /Still waiting for the server to answer/);
+    // The connections free up: the send goes through, and the notice goes.
+    await tab.evaluate(() => window.holders.abort());
+    await listHas(tab, text);
+    await notice.waitFor({ state: 'detached', timeout: WAIT });
+    assert.deepEqual(await stack.logged(), [text]);
+  });
+});

@@ -2,7 +2,10 @@
 //! the generated client on the browser's fetch. The page speaks nothing else, so it carries no
 //! JSON code.
 
-use std::fmt;
+use std::{fmt, future::Future, time::Duration};
+
+use futures_util::future::{Either, select};
+use leptos::prelude::*;
 
 use msglog_proto::v1::{
     SendRequest, SendResponse, StatusRequest, StatusResponse, message_log_client::MessageLogClient,
@@ -11,6 +14,45 @@ use tonic_web_wasm_client::Client;
 
 /// The generated client, on the page's origin.
 pub(crate) type Api = MessageLogClient<Client>;
+
+/// A call unanswered for this long is shown as waiting (see [`waiting`]).
+const SLOW: Duration = Duration::from_secs(5);
+
+thread_local! {
+    // Counted, not owned by a view: it lives as long as the page.
+    static WAITING: ArcRwSignal<u32> = ArcRwSignal::new(0);
+}
+
+/// Calls to the facade that have waited longer than [`SLOW`] for an answer, now. A browser
+/// holds back requests to a site beyond its few connections, and says nothing: the page says
+/// it instead.
+pub(crate) fn waiting() -> ArcRwSignal<u32> {
+    WAITING.with(ArcRwSignal::clone)
+}
+
+/// Counts one call in [`waiting`] until it is answered (or given up).
+struct Waiting(ArcRwSignal<u32>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.update(|count| *count = count.saturating_sub(1));
+    }
+}
+
+/// `call`, counted in [`waiting`] from [`SLOW`] after it began until its answer.
+pub(crate) async fn noticed<T>(call: impl Future<Output = T>) -> T {
+    let mut call = std::pin::pin!(call);
+    let slow = std::pin::pin!(gloo_timers::future::sleep(SLOW));
+    match select(call.as_mut(), slow).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(((), _)) => {
+            let waiting = waiting();
+            waiting.update(|count| *count += 1);
+            let _counted = Waiting(waiting);
+            call.await
+        }
+    }
+}
 
 /// A client of the facade that served the page.
 pub(crate) fn client() -> Api {
@@ -94,10 +136,10 @@ pub(crate) async fn send(text: String, idempotency_key: String) -> Result<SendRe
         text,
         idempotency_key,
     };
-    Ok(client().send(request).await?.into_inner())
+    Ok(noticed(client().send(request)).await?.into_inner())
 }
 
 /// `Status`: the services at a glance.
 pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
-    Ok(client().status(StatusRequest {}).await?.into_inner())
+    Ok(noticed(client().status(StatusRequest {})).await?.into_inner())
 }

@@ -148,6 +148,16 @@ pub fn App() -> impl IntoView {
             data-tab=move || if tabs.leading.get() { "leads" } else { "follows" }
             data-sharing=format!("{:?}", tabs.sharing).to_lowercase()
         >
+            {move || {
+                (api::waiting().get() > 0)
+                    .then(|| {
+                        view! {
+                            <p class="waiting" role="status">
+                                "Still waiting for the server to answer. If many tabs of this site are open, the browser may be holding this tab's requests back: closing some can help."
+                            </p>
+                        }
+                    })
+            }}
             <SendForm outbox=outbox editing=editing />
             <MessageList list=list from_service=from_service>
                 <Pending outbox=outbox editing=editing />

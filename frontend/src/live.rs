@@ -20,7 +20,7 @@ use msglog_proto::v1::{Direction, ListRequest, StoredMessage, WatchRequest, watc
 
 pub(crate) use crate::tabs::Feed;
 use crate::{
-    api::{Api, ApiError, client},
+    api::{Api, ApiError, client, noticed},
     tabs::{Relay, Tabs},
 };
 
@@ -135,13 +135,12 @@ impl LiveList {
 
     /// The newest page, shown in place of anything shown before.
     async fn load_newest(&self, client: &mut Api) -> Result<(), String> {
-        let page = client
-            .list(ListRequest {
-                cursor: 0,
-                limit: PAGE,
-                direction: Direction::Backward.into(),
-            })
-            .await
+        let page = noticed(client.list(ListRequest {
+            cursor: 0,
+            limit: PAGE,
+            direction: Direction::Backward.into(),
+        }))
+        .await
             .map_err(|status| describe(&status))?
             .into_inner();
         self.older.set(page.next_cursor);
@@ -168,7 +167,7 @@ impl LiveList {
         let after_seq = self
             .messages
             .with_untracked(|messages| messages.last().map_or(0, |m| m.seq));
-        let mut stream = match client.watch(WatchRequest { after_seq }).await {
+        let mut stream = match noticed(client.watch(WatchRequest { after_seq })).await {
             Ok(response) => response.into_inner(),
             Err(status) => return Ended::Broke(describe(&status)),
         };
@@ -253,13 +252,12 @@ impl LiveList {
         }
         self.loading_older.set(true);
         leptos::task::spawn_local(async move {
-            let page = client()
-                .list(ListRequest {
-                    cursor,
-                    limit: PAGE,
-                    direction: Direction::Backward.into(),
-                })
-                .await;
+            let page = noticed(client().list(ListRequest {
+                cursor,
+                limit: PAGE,
+                direction: Direction::Backward.into(),
+            }))
+            .await;
             match page {
                 Ok(page) => {
                     let page = page.into_inner();
