@@ -36,6 +36,10 @@ work=$(mktemp -d)
 log=$work/run.log
 use_free_ports "$work"
 base=http://$FACADE_ADDR
+# HTTPS too, as the README shows it (MSGLOG_TLS=1), its certificate in the work directory.
+export MSGLOG_TLS=1 FACADE_TLS_ADDR=127.0.0.1:$(free_port)
+export FACADE_TLS_CERT=$work/tls/cert.pem FACADE_TLS_KEY=$work/tls/key.pem
+scripts/dev_cert.sh "$work/tls"
 
 # Job control on: run.sh gets a process group of its own, which receives SIGINT as a
 # terminal's Ctrl-C would deliver it (to run.sh and the services it started alike).
@@ -91,6 +95,9 @@ status=$(printf '\x00\x00\x00\x00\x00' | curl -sS -X POST --data-binary @- \
   "$base/msglog.v1.MessageLog/Status" | tr -d '\000-\010\016-\037\200-\377')
 check "the gateway answers gRPC-web on the facade's port" contains "$status" "grpc-status:0"
 check "the gateway's Status reports the messages service" contains "$status" "not implemented yet"
+secure=$(curl -sS --http2 --cacert "$FACADE_TLS_CERT" -w ' %{http_version}' "https://localhost:${FACADE_TLS_ADDR##*:}/get_messages")
+check "MSGLOG_TLS=1: the same log over HTTPS, by HTTP/2" test "$secure" = \
+  '{"logged_messages":["msg2","different message"],"message_from_service":"not implemented yet"} 2'
 
 # Ctrl-C: run.sh stops the three services and exits cleanly.
 kill -INT -- "-$run_pid"

@@ -2,9 +2,8 @@
 //! the generated client on the browser's fetch. The page speaks nothing else, so it carries no
 //! JSON code.
 
-use std::{fmt, future::Future, time::Duration};
+use std::{cell::Cell, fmt, rc::Rc, time::Duration};
 
-use futures_util::future::{Either, select};
 use leptos::prelude::*;
 
 use msglog_proto::v1::{
@@ -30,26 +29,34 @@ pub(crate) fn waiting() -> ArcRwSignal<u32> {
     WAITING.with(ArcRwSignal::clone)
 }
 
-/// Counts one call in [`waiting`] until it is answered (or given up).
-struct Waiting(ArcRwSignal<u32>);
+/// Held while a call waits for its answer: from [`SLOW`] on, the call counts in [`waiting`]
+/// until this is dropped. (A guard rather than a wrapper of the call's future: one piece of
+/// code for every call, where a generic wrapper would be compiled again for each.)
+pub(crate) struct Noticed(Rc<Cell<u8>>);
 
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.update(|count| *count = count.saturating_sub(1));
-    }
+/// Not yet counted; counted; answered.
+const PENDING: u8 = 0;
+const COUNTED: u8 = 1;
+const ANSWERED: u8 = 2;
+
+/// Starts noticing a call that begins now.
+pub(crate) fn notice() -> Noticed {
+    let state = Rc::new(Cell::new(PENDING));
+    let timer = Rc::clone(&state);
+    leptos::task::spawn_local(async move {
+        gloo_timers::future::sleep(SLOW).await;
+        if timer.get() == PENDING {
+            timer.set(COUNTED);
+            waiting().update(|count| *count += 1);
+        }
+    });
+    Noticed(state)
 }
 
-/// `call`, counted in [`waiting`] from [`SLOW`] after it began until its answer.
-pub(crate) async fn noticed<T>(call: impl Future<Output = T>) -> T {
-    let mut call = std::pin::pin!(call);
-    let slow = std::pin::pin!(gloo_timers::future::sleep(SLOW));
-    match select(call.as_mut(), slow).await {
-        Either::Left((answer, _)) => answer,
-        Either::Right(((), _)) => {
-            let waiting = waiting();
-            waiting.update(|count| *count += 1);
-            let _counted = Waiting(waiting);
-            call.await
+impl Drop for Noticed {
+    fn drop(&mut self) {
+        if self.0.replace(ANSWERED) == COUNTED {
+            waiting().update(|count| *count = count.saturating_sub(1));
         }
     }
 }
@@ -136,10 +143,12 @@ pub(crate) async fn send(text: String, idempotency_key: String) -> Result<SendRe
         text,
         idempotency_key,
     };
-    Ok(noticed(client().send(request)).await?.into_inner())
+    let _noticed = notice();
+    Ok(client().send(request).await?.into_inner())
 }
 
 /// `Status`: the services at a glance.
 pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
-    Ok(noticed(client().status(StatusRequest {})).await?.into_inner())
+    let _noticed = notice();
+    Ok(client().status(StatusRequest {}).await?.into_inner())
 }

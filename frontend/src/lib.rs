@@ -146,7 +146,7 @@ pub fn App() -> impl IntoView {
         <main
             class="content"
             data-tab=move || if tabs.leading.get() { "leads" } else { "follows" }
-            data-sharing=format!("{:?}", tabs.sharing).to_lowercase()
+            data-sharing=tabs.sharing.name()
         >
             {move || {
                 (api::waiting().get() > 0)

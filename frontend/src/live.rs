@@ -20,7 +20,7 @@ use msglog_proto::v1::{Direction, ListRequest, StoredMessage, WatchRequest, watc
 
 pub(crate) use crate::tabs::Feed;
 use crate::{
-    api::{Api, ApiError, client, noticed},
+    api::{Api, ApiError, client, notice},
     tabs::{Relay, Tabs},
 };
 
@@ -117,7 +117,10 @@ impl LiveList {
                     Err(reason) => reason,
                 }
             } else if tabs.leads() {
-                match self.follow(&mut client, &mut failures, tabs, &mut woken).await {
+                match self
+                    .follow(&mut client, &mut failures, tabs, &mut woken)
+                    .await
+                {
                     Ended::Woken => continue,
                     Ended::Broke(reason) => reason,
                 }
@@ -135,14 +138,16 @@ impl LiveList {
 
     /// The newest page, shown in place of anything shown before.
     async fn load_newest(&self, client: &mut Api) -> Result<(), String> {
-        let page = noticed(client.list(ListRequest {
-            cursor: 0,
-            limit: PAGE,
-            direction: Direction::Backward.into(),
-        }))
-        .await
-            .map_err(|status| describe(&status))?
-            .into_inner();
+        let noticed = notice();
+        let page = client
+            .list(ListRequest {
+                cursor: 0,
+                limit: PAGE,
+                direction: Direction::Backward.into(),
+            })
+            .await;
+        drop(noticed);
+        let page = page.map_err(|status| describe(&status))?.into_inner();
         self.older.set(page.next_cursor);
         self.messages.update(|messages| {
             // What the relay brought while the page loaded, if newer, stays after it.
@@ -167,7 +172,10 @@ impl LiveList {
         let after_seq = self
             .messages
             .with_untracked(|messages| messages.last().map_or(0, |m| m.seq));
-        let mut stream = match noticed(client.watch(WatchRequest { after_seq })).await {
+        let noticed = notice();
+        let opened = client.watch(WatchRequest { after_seq }).await;
+        drop(noticed);
+        let mut stream = match opened {
             Ok(response) => response.into_inner(),
             Err(status) => return Ended::Broke(describe(&status)),
         };
@@ -252,12 +260,15 @@ impl LiveList {
         }
         self.loading_older.set(true);
         leptos::task::spawn_local(async move {
-            let page = noticed(client().list(ListRequest {
-                cursor,
-                limit: PAGE,
-                direction: Direction::Backward.into(),
-            }))
-            .await;
+            let noticed = notice();
+            let page = client()
+                .list(ListRequest {
+                    cursor,
+                    limit: PAGE,
+                    direction: Direction::Backward.into(),
+                })
+                .await;
+            drop(noticed);
             match page {
                 Ok(page) => {
                     let page = page.into_inner();

@@ -224,7 +224,9 @@ impl Outbox {
         loop {
             let (now, leads) = (js_sys::Date::now() as u64, self.leading.get_untracked());
             let (next, others) = self.entries.with_untracked(|entries| {
-                let next = entries.iter().find(|entry| entry.sent_by(self.tab, leads, now));
+                let next = entries
+                    .iter()
+                    .find(|entry| entry.sent_by(self.tab, leads, now));
                 (next.cloned(), entries.iter().any(|entry| !entry.refused))
             });
             let Some(entry) = next else {

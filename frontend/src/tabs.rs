@@ -158,6 +158,17 @@ pub(crate) enum Sharing {
     Alone,
 }
 
+impl Sharing {
+    /// Its name, as the page shows it to whoever inspects it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Lock => "lock",
+            Self::Election => "election",
+            Self::Alone => "alone",
+        }
+    }
+}
+
 /// This tab's part in sharing the feed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tabs {
@@ -219,7 +230,10 @@ impl Tabs {
                     Some(Relay::Lead { term, id }) => tabs.heard_lead(&election, term, id),
                     Some(Relay::Quit { id }) => tabs.heard_quit(&election, id),
                     Some(relay) => {
-                        if relay == Relay::Hello && sharing == Sharing::Election && tabs.leads() {
+                        if matches!(relay, Relay::Hello)
+                            && sharing == Sharing::Election
+                            && tabs.leads()
+                        {
                             tabs.send(&Relay::Lead {
                                 term: election.term.get(),
                                 id: election.id,

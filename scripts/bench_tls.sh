@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# What HTTPS costs: POST /send_message at concurrency 32 (wrk: HTTP/1.1 with keep-alive, so
+# one handshake per connection) on the facade's plain port and on its HTTPS port, in the same
+# run, RUNS times each, alternating; prints each run and the medians. Logging on memory, so
+# the store does not hide the cost; every POST a new message (--dedup unique).
+#
+#   scripts/bench_tls.sh                  # RUNS=3, DURATION=10 s
+#   RUNS=5 DURATION=8 scripts/bench_tls.sh
+#
+# Uses wrk (Debian package; installed if missing), openssl (scripts/dev_cert.sh), the release
+# build, and ports BENCH_BASE_PORT..+4 (default 19180..19184).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+
+. scripts/bench_lib.sh
+bench_ports 19180
+tls_port=$((BASE_PORT + 4))
+require_curl
+ensure_wrk
+build_release
+bench_workdir
+post_script "$work/post.lua"
+scripts/dev_cert.sh "$work/tls"
+
+"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory --dedup-by id & pids+=($!)
+"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
+  --tls-addr "127.0.0.1:$tls_port" --tls-cert "$work/tls/cert.pem" --tls-key "$work/tls/key.pem" \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
+pids+=($!)
+wait_for "$facade/healthz"
+wait_for_post() {
+  for _ in $(seq 1 200); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$1/send_message" \
+      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "$1 did not answer a POST" >&2; exit 1
+}
+wait_for_post "$facade"
+wait_for_post "https://localhost:$tls_port"
+
+# Runs wrk (2 threads, 32 connections) for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms".
+load() {
+  wrk -t2 -c32 -d2s -s "$work/post.lua" "$1/send_message" >/dev/null
+  wrk -t2 -c32 -d"${DURATION}s" --latency -s "$work/post.lua" "$1/send_message" > "$work/wrk.txt"
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+      return v
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx|Socket errors/ { bad = 1 }
+    END { if (bad) { print "errors during the run" > "/dev/stderr"; exit 1 } printf "%s %s %s\n", rps, p50, p99 }
+  ' "$work/wrk.txt"
+}
+
+printf '%-6s %-8s %10s %8s %8s\n' run door 'req/s' 'p50 ms' 'p99 ms'
+for run in $(seq 1 "$RUNS"); do
+  for door in http https; do
+    if [ "$door" = http ]; then url=$facade; else url=https://localhost:$tls_port; fi
+    read -r rps p50 p99 <<<"$(load "$url")"
+    printf '%-6s %-8s %10.0f %8.2f %8.2f\n' "$run" "$door" "$rps" "$p50" "$p99"
+    echo "$door $rps $p50 $p99" >> "$work/all.txt"
+  done
+done
+echo
+awk '
+  { n[$1]++; rps[$1, n[$1]] = $2; p50[$1, n[$1]] = $3; p99[$1, n[$1]] = $4 }
+  function median(a, door, count,   i, j, t, v) {
+    for (i = 1; i <= count; i++) v[i] = a[door, i]
+    for (i = 1; i <= count; i++) for (j = i + 1; j <= count; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return count % 2 ? v[(count + 1) / 2] : (v[count / 2] + v[count / 2 + 1]) / 2
+  }
+  END {
+    for (door in n) { r[door] = median(rps, door, n[door]); a[door] = median(p50, door, n[door]); b[door] = median(p99, door, n[door]) }
+    printf "medians of %d runs, POST c=32:\n", n["http"]
+    printf "  http   %8.0f req/s  p50 %.2f ms  p99 %.2f ms\n", r["http"], a["http"], b["http"]
+    printf "  https  %8.0f req/s  p50 %.2f ms  p99 %.2f ms\n", r["https"], a["https"], b["https"]
+    printf "  HTTPS serves %.1f %% of the plain port'"'"'s requests/s\n", 100 * r["https"] / r["http"]
+  }
+' "$work/all.txt"
