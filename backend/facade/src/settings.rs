@@ -70,6 +70,10 @@ pub struct Settings {
     /// variable serves both), presented on every call.
     #[arg(long, env = "LOGGING_TOKEN_FILE")]
     pub logging_token_file: Option<PathBuf>,
+    /// The CA (PEM) that signed logging's certificate, for `https://` logging URLs (logging run
+    /// with `--tls-cert`); without it, such URLs are checked against the system's roots.
+    #[arg(long, env = "LOGGING_CA_FILE")]
+    pub logging_ca_file: Option<PathBuf>,
     /// A file holding the deployment's secret (at least 16 visible ASCII characters), which
     /// keys the ids made from texts and `Idempotency-Key`s, so nobody without it can store a
     /// guessed id first. Give every facade of a deployment the same file, and keep it: ids made

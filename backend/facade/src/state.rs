@@ -129,6 +129,15 @@ impl AppState {
         let call_settings = CallSettings {
             max_message_bytes: settings.max_message_bytes,
             token: read_secret(&settings.logging_token_file, "--logging-token-file")?,
+            ca: settings
+                .logging_ca_file
+                .as_deref()
+                .map(|path| {
+                    std::fs::read(path).with_context(|| {
+                        format!("--logging-ca-file: cannot read {}", path.display())
+                    })
+                })
+                .transpose()?,
         };
         let logging = LoggingClient::new(
             &settings.logging_urls,

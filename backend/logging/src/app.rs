@@ -31,6 +31,8 @@ use crate::{
 pub struct Application {
     /// The bound listener, with its connection limits.
     bound: Bound,
+    /// Whether it serves TLS.
+    secure: bool,
     /// gRPC (LoggingService, health, reflection when asked for); served behind the client's
     /// deadline, the token when one is required, gRPC-web, CORS, tracing and request ids.
     routes: tonic::service::Routes,
@@ -119,12 +121,20 @@ impl Application {
             );
         }
 
-        let bound = Bound::bind(
+        let mut bound = Bound::bind(
             settings.addr,
             settings.connections.limits(),
             Duration::from_millis(settings.shutdown_grace_ms),
         )
         .await?;
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(msglog_common::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let secure = tls.is_some();
+        if let Some(acceptor) = tls {
+            bound = bound.with_tls(acceptor);
+        }
         let admin = AdminPort::bind(
             settings.admin_addr,
             settings.connections.limits(),
@@ -134,6 +144,7 @@ impl Application {
         .await?;
         Ok(Self {
             bound,
+            secure,
             routes,
             cors_origins,
             token,
@@ -157,7 +168,11 @@ impl Application {
     /// Serves until `shutdown` resolves, ends the watch streams, lets in-flight calls finish
     /// (bounded by the grace period), then commits what the store has queued and closes it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.addr(), "logging service listening (gRPC and gRPC-web)");
+        tracing::info!(
+            addr = %self.addr(),
+            tls = self.secure,
+            "logging service listening (gRPC and gRPC-web)"
+        );
         let service = tower::ServiceBuilder::new()
             .layer(msglog_common::request_id::RequestIdLayer)
             .layer(

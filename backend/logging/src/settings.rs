@@ -26,6 +26,14 @@ pub struct Settings {
     /// facade on another machine), require a token (`--token-file`).
     #[arg(long, env = "LOGGING_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
+    /// Serve TLS on `--addr` with this certificate chain (PEM, the server's first; with
+    /// `--tls-key`): gRPC over HTTP/2 and gRPC-web, by ALPN. The facade then calls
+    /// `https://` with `--logging-ca-file`. Off by default (loopback needs none).
+    #[arg(long, env = "LOGGING_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); with `--tls-cert`.
+    #[arg(long, env = "LOGGING_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// A file holding the bearer token every caller must present (`authorization: Bearer
     /// TOKEN`; at least 16 visible ASCII characters): calls without it are refused
     /// `UNAUTHENTICATED`, all but the health check. None by default: on loopback only this

@@ -36,6 +36,19 @@ pub(crate) struct CallSettings {
     pub(crate) max_message_bytes: usize,
     /// The token logging requires, presented on every call but the health check.
     pub(crate) token: Option<Secret>,
+    /// How `https://` replicas are trusted: their CA (PEM), or the system's roots when `None`.
+    pub(crate) ca: Option<Vec<u8>>,
+}
+
+impl CallSettings {
+    /// TLS for an `https://` replica (HTTP/2 by ALPN, the name checked against the URL's host).
+    fn tls(&self) -> tonic::transport::ClientTlsConfig {
+        let config = tonic::transport::ClientTlsConfig::new();
+        match &self.ca {
+            Some(ca) => config.ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+            None => config.with_native_roots(),
+        }
+    }
 }
 
 /// Puts the token in every call's metadata (`authorization: Bearer TOKEN`), when there is one.
@@ -141,7 +154,11 @@ impl Replicas {
         let list = urls
             .iter()
             .map(|url| {
-                let channel = Endpoint::from_shared(url.clone())?
+                let mut endpoint = Endpoint::from_shared(url.clone())?;
+                if endpoint.uri().scheme_str() == Some("https") {
+                    endpoint = endpoint.tls_config(calls.tls())?;
+                }
+                let channel = endpoint
                     // A refused or silent connect fails within one attempt's time, not the OS's.
                     .connect_timeout(connect_timeout)
                     .tcp_nodelay(true)

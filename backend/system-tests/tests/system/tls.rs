@@ -1,7 +1,8 @@
 //! HTTPS on the facade: every door (the JSON routes, gRPC, gRPC-web) over TLS with HTTP/2 or
 //! HTTP/1.1 as ALPN chooses, from a client that trusts only a CA made for the test; a
 //! handshake that never finishes closed after the header-read timeout; shutdown with watchers
-//! open over TLS ending within the grace period; the plain port serving as before.
+//! open over TLS ending within the grace period; the plain port serving as before. And the
+//! facade calling logging over TLS, trusting logging's CA and nothing else.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -25,7 +26,9 @@ use tokio_rustls::{
     rustls::{ClientConfig, RootCertStore, pki_types::ServerName},
 };
 
-use crate::helpers::{facade_settings, logging_settings, spawn_logging_with, spawn_messages};
+use crate::helpers::{
+    facade_settings, logging_settings, spawn_facade, spawn_logging_with, spawn_messages,
+};
 
 /// A CA made for the test, and a certificate it signed for `localhost` and 127.0.0.1, written
 /// as PEM files.
@@ -51,6 +54,7 @@ impl TestCa {
         let dir = TempDir::new("msglog-tls");
         std::fs::write(dir.join("cert.pem"), cert.pem() + &ca.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
         let mut roots = RootCertStore::empty();
         roots.add(ca.der().clone()).unwrap();
         Self { dir, roots }
@@ -339,4 +343,49 @@ async fn shutdown_with_watchers_open_over_tls_ends_within_the_grace_period() {
         let status = closing_status(&mut watch).await;
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facade_calls_logging_over_tls_trusting_its_ca_only() {
+    let ca = TestCa::new();
+    let cert = ca.dir.join("cert.pem").display().to_string();
+    let key = ca.dir.join("key.pem").display().to_string();
+    let logging = spawn_logging_with(&logging_settings(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--tls-cert", &cert, "--tls-key", &key],
+    ))
+    .await;
+    let logging_url = format!("https://localhost:{}", logging.addr.port());
+    let messages = spawn_messages().await;
+
+    // With logging's CA: messages are stored and listed, and the live feed follows over TLS.
+    let mut settings = facade_settings(&logging_url, &messages.url());
+    settings.logging_ca_file = Some(ca.dir.join("ca.pem"));
+    let facade = spawn_facade(settings).await;
+    let client = crate::helpers::Client::new(&facade);
+    let (status, body) = client.post_message("over TLS to logging").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(client.stored().await, ["over TLS to logging"]);
+    let (status, body) = client.get_json("/api/status").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["logging"]["up"], true, "{body}");
+    assert_eq!(body["feed"]["live"], true, "{body}");
+
+    // Without it (the system's roots, which never signed the test's CA): refused at the
+    // handshake, so nothing is stored and the answer says logging is unavailable.
+    let untrusting = spawn_facade(facade_settings(&logging_url, &messages.url())).await;
+    let (status, body) = crate::helpers::Client::new(&untrusting)
+        .post_message("to an untrusted logging")
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.to_string().contains("UNAVAILABLE"), "{body}");
+    assert_eq!(client.stored().await, ["over TLS to logging"]);
+
+    // A plain-text client of a TLS logging gets nothing either.
+    let plain = facade_settings(&format!("http://{}", logging.addr), &messages.url());
+    let plain = spawn_facade(plain).await;
+    let (status, _) = crate::helpers::Client::new(&plain)
+        .post_message("in clear")
+        .await;
+    assert_eq!(status, 500);
 }
