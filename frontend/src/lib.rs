@@ -70,8 +70,6 @@ pub fn App() -> impl IntoView {
         _ => {}
     });
     list.start(tabs);
-    // The lead changed: the list's task starts or stops its watch, and a new leader looks
-    // for messages nobody sends.
     // The leader tells the other tabs of every change of the feed's state.
     Effect::new(move |_| {
         let feed = list.feed.get();
@@ -80,6 +78,8 @@ pub fn App() -> impl IntoView {
         }
     });
     let outbox = Outbox::start(tabs.id, tabs.leading.into());
+    // The lead changed: the list's task starts or stops its watch, and a new leader looks
+    // for messages nobody sends.
     Effect::new(move |_| {
         tabs.leading.track();
         list.wake();
