@@ -118,6 +118,14 @@ test('twelve tabs on plain HTTP share one feed; the leader closes while messages
     const { tabs } = figures;
     assert.equal(await tabs[0].locator('main').getAttribute('data-sharing'), 'lock');
 
+    // The periodic status check (every 10 s) is the leader's, shared: over 10.5 s the twelve
+    // tabs make one or two, not twelve.
+    const statusCalls = () => stack.metric('http_requests_total{method="POST",route="/msglog.v1.MessageLog/Status",status="200"}');
+    const before = await statusCalls();
+    await new Promise((resolve) => setTimeout(resolve, 10_500));
+    const made = (await statusCalls()) - before;
+    assert.ok(made >= 1 && made <= 2, `status checks in 10.5 s with ${TABS} tabs: ${made}`);
+
     // The leader closes while 20 messages are posted over 2 s: another tab leads within 1 s,
     // and every remaining tab ends with every message once, in order.
     const leaderAt = (await Promise.all(tabs.map((tab) => tab.locator('main[data-tab="leads"]').count()))).indexOf(1);
