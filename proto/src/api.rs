@@ -132,6 +132,11 @@ pub struct PagedMessage {
     pub id: String,
     /// Its text, exactly as sent.
     pub text: String,
+    /// When it was stored: milliseconds since the Unix epoch, by logging's clock at the commit
+    /// (a duplicate keeps the first time). Absent when not known (stored before logging kept
+    /// times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at_ms: Option<u64>,
 }
 
 /// Answer of `GET /api/messages` with HTTP 200.

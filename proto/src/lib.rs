@@ -55,6 +55,7 @@ impl From<logging::LoggedMessage> for v1::StoredMessage {
             seq: message.seq,
             id: message.id,
             text: message.message,
+            stored_at_ms: message.stored_at_ms,
         }
     }
 }
@@ -89,6 +90,7 @@ mod tests {
                 seq: 7,
                 id: "5f0e9d1c-2b3a-4c5d-8e7f-a1b2c3d4e5f6".to_owned(),
                 text: "hello".to_owned(),
+                stored_at_ms: 1_796_428_800_000,
             })),
         };
         let decoded = WatchEvent::decode(event.encode_to_vec().as_slice()).expect("decodes");

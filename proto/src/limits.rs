@@ -18,14 +18,15 @@ pub const PAGE_BYTES: usize = 1 << 20;
 const PAGE_OVERHEAD: usize = 64;
 
 /// Bytes a message with a text of `text_bytes` takes in a repeated field of a page, at most:
-/// its tag and length, a seq (a varint of up to 10 bytes), an id (a 36-character UUID) and the
-/// text, each with a tag and a length.
+/// its tag and length, a seq and the time it was stored (varints of up to 10 bytes each), an id
+/// (a 36-character UUID) and the text, each with a tag (and the id and text with a length).
 pub const fn encoded_message_bytes(text_bytes: usize) -> usize {
     const TAG: usize = 1;
     const SEQ: usize = TAG + 10;
+    const STORED_AT: usize = TAG + 10;
     const ID: usize = TAG + 1 + 36;
     let text = TAG + varint_len(text_bytes) + text_bytes;
-    let body = SEQ + ID + text;
+    let body = SEQ + ID + text + STORED_AT;
     TAG + varint_len(body) + body
 }
 
@@ -110,6 +111,7 @@ mod tests {
             seq: u64::MAX,
             id: "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11".to_owned(),
             message: "x".repeat(text_bytes),
+            stored_at_ms: u64::MAX,
         }
     }
 

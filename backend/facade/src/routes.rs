@@ -144,6 +144,7 @@ impl From<Page> for MessagesPage {
                     seq: message.seq,
                     id: message.id,
                     text: message.message,
+                    stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
                 })
                 .collect(),
             next_cursor: page.next_cursor,

@@ -107,6 +107,18 @@ pub struct Stored {
     pub id: Uuid,
     /// Its text.
     pub text: String,
+    /// When the store stored it, in milliseconds since the Unix epoch by this process's clock,
+    /// taken as it was committed; `None` when not known (a row from before times were kept).
+    pub stored_at_ms: Option<u64>,
+}
+
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Where a page of messages starts (not included).

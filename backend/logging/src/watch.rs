@@ -188,6 +188,7 @@ pub(crate) fn logged(stored: Stored) -> LoggedMessage {
         seq: stored.seq,
         id: stored.id.to_string(),
         message: stored.text,
+        stored_at_ms: stored.stored_at_ms.unwrap_or(0),
     }
 }
 

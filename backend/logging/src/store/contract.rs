@@ -35,7 +35,8 @@ macro_rules! store_contract_tests {
             a_subscriber_that_never_reads_holds_up_no_writer,
             by_text_a_text_held_under_any_id_is_a_duplicate,
             by_text_one_text_sent_under_64_ids_at_once_is_stored_once,
-            by_id_equal_texts_under_other_ids_are_separate_messages
+            by_id_equal_texts_under_other_ids_are_separate_messages,
+            each_message_keeps_the_time_it_was_stored_and_a_duplicate_keeps_the_first
         );
     };
     ($($how:ident)+, durable) => {
@@ -44,7 +45,8 @@ macro_rules! store_contract_tests {
             messages_and_ids_survive_a_reopen,
             seqs_survive_a_reopen_and_go_on_growing,
             a_reopened_store_starts_its_subscribers_at_its_newest_seq,
-            by_text_texts_held_before_a_reopen_are_duplicates_after_it
+            by_text_texts_held_before_a_reopen_are_duplicates_after_it,
+            times_survive_a_reopen
         );
     };
     (@module $module:ident, $how:tt, $($promise:ident),+) => {
@@ -210,6 +212,64 @@ pub(crate) async fn after_close_every_call_fails_cleanly(open: Opener<'_>) {
         store.list().await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+/// Each message's time, read back through a page, in seq order.
+async fn times(store: &dyn Store) -> Vec<Option<u64>> {
+    let page = store.page(Cursor::After(0), 1000).await.unwrap();
+    page.into_iter().map(|stored| stored.stored_at_ms).collect()
+}
+
+pub(crate) async fn each_message_keeps_the_time_it_was_stored_and_a_duplicate_keeps_the_first(
+    open: Opener<'_>,
+) {
+    let (_dir, store) = fresh_with(open, DedupBy::Text).await;
+    let mut subscription = store.subscribe();
+    let before = super::now_ms();
+    store.insert(message(1, "a")).await.unwrap();
+    let after = super::now_ms();
+    let first = times(&*store).await;
+    let Some(at) = first[0] else {
+        panic!("no time kept: {first:?}")
+    };
+    assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+    // As subscribers are told it, too.
+    assert_eq!(
+        subscription.committed.recv().await.unwrap().stored_at_ms,
+        Some(at)
+    );
+
+    // Later: the same id again, and the same text under another id. Both duplicates; the
+    // first time stays.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(
+        store.insert(message(1, "a")).await.unwrap(),
+        Inserted::Duplicate
+    );
+    assert_eq!(
+        store.insert(message(2, "a")).await.unwrap(),
+        Inserted::DuplicateOf(Uuid::from_u128(1))
+    );
+    assert_eq!(times(&*store).await, first);
+    // A new message gets its own, later time.
+    store.insert(message(3, "b")).await.unwrap();
+    let both = times(&*store).await;
+    assert_eq!(both[0], Some(at));
+    assert!(both[1].is_some_and(|later| later >= at + 5), "{both:?}");
+}
+
+pub(crate) async fn times_survive_a_reopen(open: Opener<'_>) {
+    let (dir, store) = fresh(open).await;
+    for n in 0..3 {
+        store.insert(message(n, &format!("m{n}"))).await.unwrap();
+    }
+    let kept = times(&*store).await;
+    assert!(kept.iter().all(Option::is_some), "{kept:?}");
+    store.close().await;
+    drop(store);
+    let store = open(dir.path().to_path_buf(), DedupBy::Id).await;
+    assert_eq!(times(&*store).await, kept);
+    store.close().await;
 }
 
 pub(crate) async fn messages_and_ids_survive_a_reopen(open: Opener<'_>) {

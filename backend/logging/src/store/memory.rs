@@ -37,6 +37,8 @@ struct MemoryInner {
     ids: Vec<Uuid>,
     /// Texts in insertion order.
     texts: Vec<String>,
+    /// When each was stored (milliseconds since the epoch), in insertion order.
+    stored_at: Vec<u64>,
     /// Set by [`Store::close`]: nothing is served after it.
     closed: bool,
 }
@@ -90,10 +92,12 @@ impl Store for MemoryStore {
         let position = inner.texts.len();
         let seq = position as u64 + 1;
         let text = message.text.into_inner();
+        let stored_at = super::now_ms();
         let published = self.publisher.wants_messages().then(|| Stored {
             seq,
             id: message.id,
             text: text.clone(),
+            stored_at_ms: Some(stored_at),
         });
         inner.index.insert(message.id, position);
         if let Some(hash) = hash {
@@ -101,6 +105,7 @@ impl Store for MemoryStore {
         }
         inner.ids.push(message.id);
         inner.texts.push(text);
+        inner.stored_at.push(stored_at);
         self.publisher.publish(published, seq);
         Ok(Inserted::Stored)
     }
@@ -130,6 +135,7 @@ impl Store for MemoryStore {
                 seq: position as u64 + 1,
                 id: inner.ids[position],
                 text: inner.texts[position].clone(),
+                stored_at_ms: Some(inner.stored_at[position]),
             })
             .collect())
     }

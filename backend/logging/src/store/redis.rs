@@ -49,7 +49,8 @@ const READ_COUNT: usize = 1000;
 const TAIL_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The insert, atomically: `KEYS` are the seq counter, the stream, the id hash and the text
-/// hash; `ARGV` the id, the text and `1` for the text rule. Answers the new seq, `0` for a
+/// hash; `ARGV` the id, the text, `1` for the text rule, and the time of the insert (this
+/// logging's clock, milliseconds since the epoch), kept in the entry as `at`. Answers the new seq, `0` for a
 /// duplicate of the same id, `-1` for a conflict, and the id the text is held under for a
 /// duplicate by the text rule.
 const INSERT: &str = r"
@@ -63,7 +64,7 @@ if ARGV[3] == '1' then
   if other then return other end
 end
 local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], '0-' .. seq, 'id', ARGV[1], 'text', ARGV[2])
+redis.call('XADD', KEYS[2], '0-' .. seq, 'id', ARGV[1], 'text', ARGV[2], 'at', ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSETNX', KEYS[4], ARGV[2], ARGV[1])
 return seq
@@ -225,7 +226,14 @@ fn stored(entry: &StreamId) -> Result<Stored, StoreError> {
         .and_then(|id| Uuid::try_parse(&id).ok())
         .ok_or_else(malformed)?;
     let text = entry.get::<String>("text").ok_or_else(malformed)?;
-    Ok(Stored { seq, id, text })
+    // Entries written before times were kept have none.
+    let stored_at_ms = entry.get::<u64>("at");
+    Ok(Stored {
+        seq,
+        id,
+        text,
+        stored_at_ms,
+    })
 }
 
 /// Follows the log from `after`: blocking reads of what comes next, each message told to
@@ -323,6 +331,7 @@ impl Store for RedisStore {
             } else {
                 "0"
             })
+            .arg(super::now_ms())
             .invoke_async(&mut connection)
             .await
             .map_err(unavailable)?;

@@ -45,7 +45,10 @@ const SCHEMA: &str = "
         id        BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
         text      TEXT NOT NULL,
         -- `text_hash(text)`, for the text rule's O(1) look-up (see `migrate`).
-        text_hash INTEGER
+        text_hash INTEGER,
+        -- When it was stored, in milliseconds since the epoch (NULL: stored before times
+        -- were kept; see `migrate`).
+        stored_at INTEGER
     );
     -- Insertion order is rowid order: rows are never deleted, so rowids only grow.
     -- One row, rewritten by the health probe: proof that a write can be committed.
@@ -234,9 +237,19 @@ fn open_connection(path: &Path, writer: bool) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-/// Brings a database written before the text index up to date: adds the `text_hash` column,
-/// fills it for every row, and indexes it. Idempotent; a no-op on a current database.
+/// Brings a database written by an earlier version up to date: adds the `stored_at` column
+/// (the rows already there keep no time: it was never recorded), and the `text_hash` column,
+/// filled for every row and indexed. Idempotent; a no-op on a current database.
 fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let has_time: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'stored_at'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_time {
+        tracing::info!("adding the time of storing to the message database");
+        connection.execute_batch("ALTER TABLE messages ADD COLUMN stored_at INTEGER")?;
+    }
     let has_hash: bool = connection.query_row(
         "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'text_hash'",
         [],
@@ -421,13 +434,16 @@ fn write_batch(
         // Insert first: a new id (the common case) costs one statement. Only when the id is
         // already held is its text read, to tell a duplicate from a conflict.
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO messages (id, text, text_hash) VALUES (?1, ?2, ?3)
+            "INSERT INTO messages (id, text, text_hash, stored_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO NOTHING",
         )?;
         let mut find = transaction.prepare_cached("SELECT text FROM messages WHERE id = ?1")?;
         let mut find_text = transaction.prepare_cached(
             "SELECT id FROM messages WHERE text_hash = ?1 AND text = ?2 ORDER BY rowid LIMIT 1",
         )?;
+        // The batch's time: it commits at once after these statements.
+        let now = super::now_ms();
+        let now_sql = i64::try_from(now).unwrap_or(i64::MAX);
         for write in batch {
             let NewMessage { id, text } = &write.message;
             let key = id.as_bytes().as_slice();
@@ -454,7 +470,7 @@ fn write_batch(
                 });
                 continue;
             }
-            if insert.execute(params![key, text.as_str(), hash])? == 1 {
+            if insert.execute(params![key, text.as_str(), hash, now_sql])? == 1 {
                 // Rowids grow within the one writer, so the last is the largest.
                 let seq = u64::try_from(transaction.last_insert_rowid()).unwrap_or_default();
                 stored.last_rowid = Some(seq);
@@ -463,6 +479,7 @@ fn write_batch(
                         seq,
                         id: *id,
                         text: text.as_str().to_owned(),
+                        stored_at_ms: Some(now),
                     });
                 }
                 results.push(Ok(Inserted::Stored));
@@ -538,11 +555,11 @@ impl Store for SqliteStore {
             // rowid b-tree.
             let (sql, bound) = match cursor {
                 Cursor::After(seq) => (
-                    "SELECT rowid, id, text FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                    "SELECT rowid, id, text, stored_at FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
                     seq,
                 ),
                 Cursor::Before(seq) => (
-                    "SELECT rowid, id, text FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+                    "SELECT rowid, id, text, stored_at FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
                     seq,
                 ),
             };
@@ -556,6 +573,9 @@ impl Store for SqliteStore {
                         seq: u64::try_from(seq).unwrap_or_default(),
                         id: uuid::Uuid::from_slice(&id).unwrap_or_default(),
                         text: row.get(2)?,
+                        stored_at_ms: row
+                            .get::<_, Option<i64>>(3)?
+                            .and_then(|at| u64::try_from(at).ok()),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -705,6 +725,56 @@ mod tests {
             )
             .unwrap();
         assert_eq!(unhashed, 0);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_times_were_kept_opens_its_rows_keep_no_time_and_new_ones_do() {
+        let (_dir, path) = temp_db();
+        {
+            // The previous version's schema, with rows and its index.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (
+                     id        BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+                     text      TEXT NOT NULL,
+                     text_hash INTEGER
+                 );
+                 CREATE INDEX messages_by_text_hash ON messages (text_hash);",
+            )
+            .unwrap();
+            for (n, text) in [(1_u128, "kept before"), (2, "also before")] {
+                old.execute(
+                    "INSERT INTO messages (id, text, text_hash) VALUES (?1, ?2, ?3)",
+                    params![
+                        Uuid::from_u128(n).as_bytes().as_slice(),
+                        text,
+                        text_hash(text)
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path, DedupBy::Text).unwrap();
+        assert_eq!(
+            store.insert(message(9, "kept before")).await.unwrap(),
+            Inserted::DuplicateOf(Uuid::from_u128(1))
+        );
+        let before = crate::store::now_ms();
+        store.insert(message(10, "new")).await.unwrap();
+        let page = store.page(Cursor::After(0), 10).await.unwrap();
+        let texts: Vec<_> = page.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["kept before", "also before", "new"]);
+        assert_eq!(page[0].stored_at_ms, None, "never recorded");
+        assert_eq!(page[1].stored_at_ms, None);
+        assert!(
+            page[2].stored_at_ms.is_some_and(|at| at >= before),
+            "{page:?}"
+        );
+        store.close().await;
+        // Opening it again changes nothing.
+        let store = SqliteStore::open(&path, DedupBy::Text).unwrap();
+        assert_eq!(store.page(Cursor::After(0), 10).await.unwrap(), page);
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

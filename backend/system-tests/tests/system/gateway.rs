@@ -154,6 +154,65 @@ async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
     assert_eq!(texts_of(&seen_late.messages), ["over JSON"]);
 }
 
+/// Milliseconds since the epoch, now.
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_door_tells_when_each_message_was_stored_and_the_originals_route_stays_as_it_was() {
+    let app = TestApp::spawn().await;
+    let mut client = gateway(&app.facade).await;
+    let mut watcher = watch(&mut client, 0).await;
+    let before = now_ms();
+    send(&mut client, "first").await;
+    app.client().post_message("second").await;
+    // A duplicate keeps the first one's time.
+    app.client().post_message("first").await;
+    let after = now_ms();
+
+    let listed = client
+        .list(ListRequest {
+            cursor: 0,
+            limit: 10,
+            direction: Direction::Forward.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    assert_eq!(texts_of(&listed), ["first", "second"]);
+    for message in &listed {
+        assert!(
+            (before..=after).contains(&message.stored_at_ms),
+            "{before} <= {} <= {after}",
+            message.stored_at_ms
+        );
+    }
+    assert!(listed[0].stored_at_ms <= listed[1].stored_at_ms);
+    // The same times through the JSON page and the live feed.
+    assert_eq!(walk_json(&app.client(), false).await, listed);
+    let mut seen = Seen::default();
+    read_until(&mut watcher, &mut seen, |seen| seen.messages.len() == 2).await;
+    assert_eq!(seen.messages, listed);
+    // The original's list is texts only, as it was.
+    let (status, body) = app.client().get_messages().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "logged_messages": ["first", "second"],
+            "message_from_service": "not implemented yet"
+        })
+    );
+}
+
 #[tokio::test]
 async fn bad_requests_get_the_right_grpc_status() {
     let app = TestApp::spawn_with(|settings| settings.max_message_bytes = 16).await;
@@ -368,6 +427,8 @@ pub(crate) async fn walk_json(client: &Client, backward: bool) -> Vec<StoredMess
                 seq: m["seq"].as_u64().unwrap(),
                 id: m["id"].as_str().unwrap().to_owned(),
                 text: m["text"].as_str().unwrap().to_owned(),
+                // Absent when unknown, as the gRPC doors' 0.
+                stored_at_ms: m["stored_at_ms"].as_u64().unwrap_or(0),
             })
             .collect();
         (messages, page["next_cursor"].as_u64())
