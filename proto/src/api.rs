@@ -201,6 +201,9 @@ pub struct StatusResponse {
     /// The facade's calls to logging since it started.
     #[serde(default)]
     pub calls: CallCounts,
+    /// The longest message text the facade takes, in UTF-8 bytes (`--max-message-bytes`).
+    #[serde(default)]
+    pub max_message_bytes: u64,
 }
 
 /// The facade's calls to logging since it started, as `/api/status` reports them (the same

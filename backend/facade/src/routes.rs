@@ -233,6 +233,8 @@ pub(crate) struct Services {
     feed: FeedState,
     /// Retries and failed calls to logging since start.
     calls: CallCounts,
+    /// The longest text taken, in UTF-8 bytes.
+    max_message_bytes: u64,
 }
 
 /// How long a check of the services answers status requests.
@@ -269,6 +271,7 @@ pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
             retries: state.calls.retries_since_start(),
             errors: state.calls.failures_since_start(),
         },
+        max_message_bytes: state.limits.max_message_bytes as u64,
     }
 }
 
@@ -291,7 +294,7 @@ impl Services {
 
 impl From<Services> for StatusResponse {
     fn from(services: Services) -> Self {
-        let calls = services.calls;
+        let (calls, max_message_bytes) = (services.calls, services.max_message_bytes);
         let ([facade, logging, messages], feed) = services.states();
         let state = |(up, detail)| ServiceStatus { up, detail };
         Self {
@@ -305,13 +308,14 @@ impl From<Services> for StatusResponse {
                 newest_seq: feed.newest_seq,
             },
             calls,
+            max_message_bytes,
         }
     }
 }
 
 impl From<Services> for v1::StatusResponse {
     fn from(services: Services) -> Self {
-        let calls = services.calls;
+        let (calls, max_message_bytes) = (services.calls, services.max_message_bytes);
         let ([facade, logging, messages], feed) = services.states();
         let state = |(up, detail)| Some(v1::ServiceState { up, detail });
         Self {
@@ -328,6 +332,7 @@ impl From<Services> for v1::StatusResponse {
                 retries: calls.retries,
                 errors: calls.errors,
             }),
+            max_message_bytes,
         }
     }
 }

@@ -160,10 +160,13 @@ async fn the_api_sends_lists_and_says_how_many_attempts_it_took() {
     let (status, list) =
         status_and_json(app.http.get(app.url("/api/messages")).send().await.unwrap()).await;
     assert_eq!(status, 200);
+    // When it was stored: a time of logging's, in milliseconds since the epoch.
+    let stored_at = list["messages"][0]["stored_at_ms"].as_u64().unwrap();
+    assert!(stored_at > 1_700_000_000_000, "{list}");
     assert_eq!(
         list,
         json!({
-            "messages": [{"seq": 1, "id": first["id"], "text": "from the page"}],
+            "messages": [{"seq": 1, "id": first["id"], "text": "from the page", "stored_at_ms": stored_at}],
             "next_cursor": null
         })
     );
@@ -301,6 +304,16 @@ async fn the_openapi_document_is_served_with_the_limits_in_force() {
         .as_str()
         .unwrap();
     assert!(body.contains("At most 5000 bytes"), "{body}");
+    // The status says the limit too (the page shows it before sending).
+    let (_, status) = app.client().get_json("/api/status").await;
+    assert_eq!(status["max_message_bytes"], 1000, "{status}");
+    let mut gateway = crate::gateway::gateway(&app.facade).await;
+    let answer = gateway
+        .status(msglog_proto::v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.max_message_bytes, 1000);
     // Each documented operation answers at its path (a wrong path or method would be a 404 or
     // a 405 here), and with a status the document declares for it.
     for (path, item) in document["paths"].as_object().unwrap() {
