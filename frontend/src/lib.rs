@@ -38,7 +38,7 @@ use crate::{
     outbox::Outbox,
     pending::Pending,
     send_form::SendForm,
-    status_strip::StatusStrip,
+    status_strip::{StatusStrip, Trouble},
     tabs::{Relay, Tabs},
 };
 
@@ -129,6 +129,11 @@ pub fn App() -> impl IntoView {
             status.set(Some(answer));
         });
     });
+    let limit = Signal::derive(move || match status.get() {
+        Some(Ok(status)) if status.max_message_bytes > 0 => Some(status.max_message_bytes),
+        _ => None,
+    });
+    let live = Signal::derive(move || list.feed.with(|feed| *feed == live::Feed::Live));
     let from_service = Signal::derive(move || match status.get() {
         Some(Ok(status)) => status
             .messages
@@ -158,7 +163,8 @@ pub fn App() -> impl IntoView {
                         }
                     })
             }}
-            <SendForm outbox=outbox editing=editing />
+            <Trouble status=status />
+            <SendForm outbox=outbox editing=editing limit=limit live=live />
             <MessageList list=list from_service=from_service>
                 <Pending outbox=outbox editing=editing />
             </MessageList>

@@ -26,7 +26,8 @@ use crate::{
 
 /// Messages per page of the list.
 const PAGE: u32 = 50;
-/// The most messages kept on screen; older ones go (and can be loaded again).
+/// The most new messages kept on screen beyond what the person loaded: older ones go, said
+/// so, and can be loaded again. What the person loads with "Load older" stays.
 const KEEP: usize = 500;
 /// A watch silent this long is taken for dead (the facade sends a heartbeat every 15 s).
 const SILENCE: Duration = Duration::from_secs(45);
@@ -49,6 +50,13 @@ pub(crate) struct LiveList {
     pub(crate) feed: RwSignal<Feed>,
     /// Whether the first page has loaded.
     pub(crate) loaded: RwSignal<bool>,
+    /// New messages added since the page opened (for the jump to the newest).
+    pub(crate) arrived: RwSignal<u64>,
+    /// Whether older messages were put away to keep at most [`KEEP`] (they can be loaded
+    /// again).
+    pub(crate) trimmed: RwSignal<bool>,
+    /// The most messages kept: [`KEEP`], raised by each older page the person loads.
+    cap: StoredValue<usize>,
     /// Wakes the task that fills the list: the lead changed, or the log was replaced.
     wake: StoredValue<UnboundedSender<()>>,
     woken: StoredValue<Option<UnboundedReceiver<()>>, LocalStorage>,
@@ -75,6 +83,9 @@ impl LiveList {
             older_error: RwSignal::new(None),
             feed: RwSignal::new(Feed::Connecting),
             loaded: RwSignal::new(false),
+            arrived: RwSignal::new(0),
+            trimmed: RwSignal::new(false),
+            cap: StoredValue::new(KEEP),
         }
     }
 
@@ -234,19 +245,26 @@ impl LiveList {
     /// Adds a new message at the end, once, keeping at most [`KEEP`] on screen.
     pub(crate) fn append(&self, message: StoredMessage) {
         let mut dropped = None;
+        let mut added = false;
         self.messages.update(|messages| {
             if messages.last().is_some_and(|last| last.seq >= message.seq) {
                 return;
             }
             messages.push(message);
-            if messages.len() > KEEP {
-                let excess = messages.len() - KEEP;
+            added = true;
+            let cap = self.cap.get_value();
+            if messages.len() > cap {
+                let excess = messages.len() - cap;
                 messages.drain(..excess);
                 dropped = messages.first().map(|first| first.seq);
             }
         });
+        if added {
+            self.arrived.update(|count| *count += 1);
+        }
         if let Some(first_kept) = dropped {
             self.older.set(Some(first_kept));
+            self.trimmed.set(true);
         }
     }
 
@@ -281,9 +299,15 @@ impl LiveList {
                             .filter(|m| m.seq < first)
                             .collect();
                         messages.splice(0..0, older);
+                        // What the person loaded stays, with room for as many new ones.
+                        self.cap
+                            .set_value(self.cap.get_value().max(messages.len() + KEEP));
                     });
                     self.older.set(page.next_cursor);
                     self.older_error.set(None);
+                    if page.next_cursor.is_none() {
+                        self.trimmed.set(false);
+                    }
                 }
                 Err(status) => self.older_error.set(Some(describe(&status))),
             }

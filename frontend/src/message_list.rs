@@ -1,13 +1,30 @@
-//! The logged messages, live, with older pages on demand.
+//! The logged messages, newest first just under the box, live, with older pages on demand.
+//!
+//! Each row shows when it was stored (relative while recent; the full local date and time on
+//! hover and for screen readers), and a long message folded to a few lines until opened. New
+//! messages come in at the top: a person reading further down keeps their place (the browser
+//! anchors the scroll), and is offered a jump back to the newest.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
 
+use std::time::Duration;
+
 use leptos::prelude::*;
+use msglog_proto::v1::StoredMessage;
+use wasm_bindgen::JsValue;
 
 use crate::live::{Feed, LiveList};
 
-/// The logged messages, newest last, kept up to date by the live feed.
+/// How often the relative times are brought up to date.
+const CLOCK: Duration = Duration::from_secs(30);
+/// A message longer than this (in bytes, or lines) is folded until opened.
+const FOLD_BYTES: usize = 400;
+const FOLD_LINES: usize = 5;
+/// How long a row pointed to stays highlighted.
+const HIGHLIGHT: Duration = Duration::from_secs(3);
+
+/// The logged messages, newest first, kept up to date by the live feed.
 #[component]
 pub(crate) fn MessageList(
     /// The list and its feed.
@@ -15,21 +32,64 @@ pub(crate) fn MessageList(
     /// What the messages service says (from the status check), when it answered.
     #[prop(into)]
     from_service: Signal<Option<String>>,
-    /// Shown after the list: the messages not yet stored.
+    /// Shown before the list: the messages not yet stored.
     children: Children,
 ) -> impl IntoView {
+    let now = RwSignal::new(js_sys::Date::now());
+    if let Err(error) = set_interval_with_handle(move || now.set(js_sys::Date::now()), CLOCK) {
+        leptos::logging::error!("cannot start the list's clock: {error:?}");
+    }
+    // New messages that arrived while the person was reading further down.
+    let unseen = RwSignal::new(0_usize);
+    let list_top = NodeRef::<leptos::html::Section>::new();
+    let away = move || {
+        list_top
+            .get_untracked()
+            .is_some_and(|section| section.get_bounding_client_rect().top() < -40.0)
+    };
+    Effect::new(move |previous: Option<u64>| {
+        let arrived = list.arrived.get();
+        if let Some(previous) = previous
+            && arrived > previous
+            && away()
+        {
+            unseen.update(|count| *count += usize::try_from(arrived - previous).unwrap_or(1));
+        }
+        arrived
+    });
+    let _ = window_event_listener(leptos::ev::scroll, move |_| {
+        if unseen.get_untracked() > 0 && !away() {
+            unseen.set(0);
+        }
+    });
+    let jump = move |_| {
+        if let Some(section) = list_top.get_untracked() {
+            section.scroll_into_view();
+        }
+        unseen.set(0);
+    };
+
     let feed_note = move || {
-        let (state, text) = match list.feed.get() {
-            Feed::Connecting => ("connecting", "Connecting…".to_owned()),
-            Feed::Live => ("live", "Live".to_owned()),
-            Feed::Reconnecting(why) => ("interrupted", format!("Reconnecting: {why}")),
-            Feed::Interrupted(why) => ("interrupted", format!("Interrupted: {why}")),
+        let (state, text, why) = match list.feed.get() {
+            Feed::Connecting => ("connecting", "Connecting…", None),
+            Feed::Live => ("live", "Live", None),
+            Feed::Reconnecting(why) => ("interrupted", "Not live: reconnecting", Some(why)),
+            Feed::Interrupted(why) => ("interrupted", "Not live: storage unreachable", Some(why)),
         };
         view! {
-            <p class="feed" data-feed=state role="status" aria-live="polite">
+            <div class="feed" data-feed=state role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
-                {text}
-            </p>
+                <span class="feed-text">{text}</span>
+                {why
+                    .map(|why| {
+                        view! {
+                            <details class="why">
+                                <summary>"Why?"</summary>
+                                <p>{why}</p>
+                            </details>
+                        }
+                    })}
+            </div>
         }
     };
     let older = move || {
@@ -57,31 +117,55 @@ pub(crate) fn MessageList(
             return view! { <p class="muted">"Nothing logged yet."</p> }.into_any();
         }
         view! {
-            <ol class="list" data-count=move || list.messages.with(Vec::len)>
+            <ul class="list" data-count=move || list.messages.with(Vec::len)>
                 // Keyed by seq: a new message adds one item, not a new list.
                 <For
-                    each=move || list.messages.get()
+                    each=move || list.messages.get().into_iter().rev()
                     key=|message| message.seq
-                    children=|message| {
-                        view! { <li data-seq=message.seq title=message.id>{message.text}</li> }
-                    }
+                    children=move |message| view! { <Row message=message now=now /> }
                 />
-            </ol>
+            </ul>
         }
         .into_any()
     };
     view! {
-        <section class="card" aria-labelledby="list-title">
+        <section class="card" aria-labelledby="list-title" node_ref=list_top>
             <div class="card-head">
-                <h2 id="list-title">"Logged messages"</h2>
+                <h2 id="list-title">"Messages"</h2>
                 {feed_note}
             </div>
+            {move || {
+                (unseen.get() > 0)
+                    .then(|| {
+                        view! {
+                            <button type="button" class="jump" on:click=jump>
+                                {move || match unseen.get() {
+                                    1 => "↑ 1 new message".to_owned(),
+                                    n => format!("↑ {n} new messages"),
+                                }}
+                            </button>
+                        }
+                    })
+            }}
             {move || {
                 from_service
                     .get()
                     .map(|text| {
                         view! {
                             <p class="from-service">"Messages service says: " <q>{text}</q></p>
+                        }
+                    })
+            }}
+            {children()}
+            {body}
+            {move || {
+                list.trimmed
+                    .get()
+                    .then(|| {
+                        view! {
+                            <p class="muted trimmed">
+                                "Older messages were put away to keep this page light. Load older brings them back."
+                            </p>
                         }
                     })
             }}
@@ -97,8 +181,95 @@ pub(crate) fn MessageList(
                         }
                     })
             }}
-            {body}
-            {children()}
         </section>
     }
+}
+
+/// One message: its text (folded when long) and when it was stored.
+#[component]
+fn Row(message: StoredMessage, now: RwSignal<f64>) -> impl IntoView {
+    let long = message.text.len() > FOLD_BYTES || message.text.lines().count() > FOLD_LINES;
+    let open = RwSignal::new(false);
+    let at = message.stored_at_ms;
+    let time = (at > 0).then(|| {
+        let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
+        let iso = String::from(date.to_iso_string());
+        let full = String::from(date.to_locale_string("default", &JsValue::UNDEFINED));
+        view! {
+            <time datetime=iso title=full.clone()>
+                <span aria-hidden="true">{move || relative(&date, now.get())}</span>
+                <span class="visually-hidden">{format!("stored {full}")}</span>
+            </time>
+        }
+    });
+    view! {
+        <li data-seq=message.seq data-id=message.id>
+            <p class="text" class:folded=move || long && !open.get()>
+                {message.text}
+            </p>
+            <div class="row-foot">
+                {time}
+                {long
+                    .then(|| {
+                        view! {
+                            <button
+                                type="button"
+                                class="link more"
+                                aria-expanded=move || open.get().to_string()
+                                on:click=move |_| open.update(|open| *open = !*open)
+                            >
+                                {move || if open.get() { "Show less" } else { "Show more" }}
+                            </button>
+                        }
+                    })}
+            </div>
+        </li>
+    }
+}
+
+/// When, for a person, relative to `now` (both in the browser's clock): `just now`, `5 min
+/// ago`, `14:05` today, `yesterday 14:05`, else the date and time.
+fn relative(date: &js_sys::Date, now: f64) -> String {
+    let seconds = ((now - date.get_time()) / 1000.0).max(0.0);
+    if seconds < 45.0 {
+        return "just now".to_owned();
+    }
+    if seconds < 3600.0 {
+        return format!("{} min ago", ((seconds / 60.0).round() as u32).max(1));
+    }
+    let clock = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+    let today = js_sys::Date::new(&JsValue::from_f64(now));
+    let day = |d: &js_sys::Date| (d.get_full_year(), d.get_month(), d.get_date());
+    if day(date) == day(&today) {
+        return clock;
+    }
+    let yesterday = js_sys::Date::new(&JsValue::from_f64(now - 86_400_000.0));
+    if day(date) == day(&yesterday) {
+        return format!("yesterday {clock}");
+    }
+    format!(
+        "{} {clock}",
+        String::from(date.to_locale_date_string("default", &JsValue::UNDEFINED))
+    )
+}
+
+/// Scrolls to the row of the message with this id and highlights it for a moment; `false` when
+/// it is not shown.
+pub(crate) fn point_to(id: &str) -> bool {
+    let row = document()
+        .query_selector(&format!("li[data-id=\"{id}\"]"))
+        .ok()
+        .flatten();
+    let Some(row) = row else {
+        return false;
+    };
+    row.scroll_into_view();
+    let _ = row.set_attribute("data-highlight", "");
+    set_timeout(
+        move || {
+            let _ = row.remove_attribute("data-highlight");
+        },
+        HIGHLIGHT,
+    );
+    true
 }

@@ -1,5 +1,6 @@
 //! The outbox at a glance: how many messages wait to be stored and since when, and each of
-//! them with its state and last error, to discard (or, when refused, to edit).
+//! them with its state in plain words (the last error one click away), to discard (or, when
+//! refused, to edit); each button says which message it acts on.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
@@ -7,8 +8,16 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
+use wasm_bindgen::JsCast as _;
 
-use crate::outbox::{Entry, Outbox, age};
+use crate::{
+    api::ApiError,
+    outbox::{Entry, Outbox, age},
+    send_form::{Details, failed_words},
+};
+
+/// How much of a message a button's name quotes.
+const QUOTED: usize = 40;
 
 /// How often the ages shown are brought up to date.
 const CLOCK: Duration = Duration::from_secs(1);
@@ -89,15 +98,30 @@ fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) 
             (false, false) => "pending",
         }
     };
+    let error = ApiError {
+        code: code_name(&entry.last_code),
+        message: entry.last_error.clone(),
+        refused: entry.refused,
+    };
     let note = match (entry.refused, entry.attempts) {
-        (true, _) => format!("Refused: {}", entry.last_error),
+        (true, _) => format!("Can't be stored: {}", entry.last_error),
         (false, 0) => "Waiting to be sent".to_owned(),
-        (false, 1) => format!("Not stored yet (1 attempt): {}", entry.last_error),
-        (false, n) => format!("Not stored yet ({n} attempts): {}", entry.last_error),
+        (false, 1) => format!("Not stored yet, tried once. {}", failed_words(&error)),
+        (false, n) => format!("Not stored yet, tried {n} times. {}", failed_words(&error)),
+    };
+    let details = (entry.attempts > 0).then(|| view! { <Details error=error /> });
+    let quoted: String = entry.text.chars().take(QUOTED).collect();
+    let quoted = if entry.text.chars().count() > QUOTED {
+        format!("“{quoted}…”")
+    } else {
+        format!("“{quoted}”")
     };
     let discard = {
         let key = key.clone();
-        move |_| outbox.discard(&key)
+        move |_| {
+            outbox.discard(&key);
+            focus_box();
+        }
     };
     let edit = {
         let key = key.clone();
@@ -118,21 +142,55 @@ fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) 
             <span class="pending-text">{entry.text}</span>
             <span class="pending-note">
                 {move || if sending() { "Sending…".to_owned() } else { note.clone() }}
+                {details}
             </span>
             <span class="pending-actions">
                 {entry
                     .refused
                     .then(|| {
                         view! {
-                            <button type="button" class="secondary" on:click=edit.clone()>
+                            <button
+                                type="button"
+                                class="secondary"
+                                aria-label=format!("Edit {quoted}")
+                                on:click=edit.clone()
+                            >
                                 "Edit"
                             </button>
                         }
                     })}
-                <button type="button" class="secondary" on:click=discard>
+                <button
+                    type="button"
+                    class="secondary"
+                    aria-label=format!("Discard {quoted}")
+                    on:click=discard
+                >
                     "Discard"
                 </button>
             </span>
         </li>
+    }
+}
+
+/// The code's name as the page knows it (kept in storage as text).
+fn code_name(code: &str) -> &'static str {
+    match code {
+        "UNAVAILABLE" => "UNAVAILABLE",
+        "NETWORK" => "NETWORK",
+        "DEADLINE_EXCEEDED" => "DEADLINE_EXCEEDED",
+        "ABORTED" => "ABORTED",
+        "INVALID_ARGUMENT" => "INVALID_ARGUMENT",
+        "ALREADY_EXISTS" => "ALREADY_EXISTS",
+        "OUT_OF_RANGE" => "OUT_OF_RANGE",
+        _ => "ERROR",
+    }
+}
+
+/// Puts the focus back in the message box (after the message it was on is gone).
+fn focus_box() {
+    if let Some(element) = document().get_element_by_id("message")
+        && let Ok(element) = element.dyn_into::<web_sys::HtmlElement>()
+    {
+        let _ = element.focus();
     }
 }

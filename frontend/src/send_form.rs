@@ -1,12 +1,22 @@
-//! The message box, and what became of the last message sent.
+//! The message box with its size counter, and what became of the last message sent, said in
+//! plain words (the engineering detail one click away) and shown only while it is true.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
 
+use std::time::Duration;
+
 use leptos::{ev::KeyboardEvent, prelude::*};
 use msglog_proto::v1::SendStatus;
 
-use crate::outbox::{Outbox, Sent};
+use crate::{
+    api::ApiError,
+    message_list::point_to,
+    outbox::{Outbox, Sent},
+};
+
+/// How long "Stored" or "Already stored" stays after a send.
+const SAID_FOR: Duration = Duration::from_secs(10);
 
 /// The message box and what became of the last message sent.
 #[component]
@@ -15,21 +25,92 @@ pub(crate) fn SendForm(
     outbox: Outbox,
     /// The text put back in the box to be edited (a refused message), when there is one.
     editing: RwSignal<Option<String>>,
+    /// The longest text the facade takes, in UTF-8 bytes, once its status says.
+    #[prop(into)]
+    limit: Signal<Option<u64>>,
+    /// Whether the live feed is up: "Stored" is not left standing while it is not.
+    #[prop(into)]
+    live: Signal<bool>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let (hint, set_hint) = signal(None::<&'static str>);
-    // A refused message taken out of the outbox comes back into the box.
+    let boxed = NodeRef::<leptos::html::Textarea>::new();
+    // A refused message taken out of the outbox comes back into the box, focused.
     Effect::new(move |_| {
         if let Some(taken) = editing.get() {
             set_text.set(taken);
             editing.set(None);
+            if let Some(boxed) = boxed.get_untracked() {
+                let _ = boxed.focus();
+            }
+        }
+    });
+    // The last outcome lasts while it is true: "Stored" for a while, and not once the feed
+    // breaks; "Refused" until no message is refused; "Not stored yet" until none waits.
+    let said = RwSignal::new(0_u64);
+    Effect::new(move |_| {
+        let Some(last) = outbox.last.get() else {
+            return;
+        };
+        said.update(|n| *n += 1);
+        if matches!(last, Sent::Stored(_)) {
+            let when = said.get_untracked();
+            set_timeout(
+                move || {
+                    if said.get_untracked() == when {
+                        outbox.last.set(None);
+                    }
+                },
+                SAID_FOR,
+            );
+        }
+    });
+    Effect::new(move |_| {
+        let (live, waiting, refused) = (
+            live.get(),
+            outbox
+                .entries
+                .with(|entries| entries.iter().any(|entry| !entry.refused)),
+            outbox
+                .entries
+                .with(|entries| entries.iter().any(|entry| entry.refused)),
+        );
+        let stale = outbox.last.with_untracked(|last| match last {
+            Some(Sent::Stored(_)) => !live,
+            Some(Sent::Failed(_)) => !waiting,
+            Some(Sent::Refused(_)) => !refused,
+            None => false,
+        });
+        if stale {
+            outbox.last.set(None);
         }
     });
 
+    // Bytes over the limit, when over it.
+    let over = move || {
+        let limit = limit.get()?;
+        let bytes = text.with(|text| text.len() as u64);
+        (bytes > limit).then(|| bytes - limit)
+    };
+    let counter = move || {
+        let limit = limit.get()?;
+        Some(match over() {
+            Some(over) => format!("Too long by about {over} characters: shorten it to send it."),
+            None => format!(
+                "{} / {limit} characters",
+                text.with(|text| text.chars().count())
+            ),
+        })
+    };
+
     let submit = move || {
         let message = text.get_untracked();
+        outbox.last.set(None);
         if message.chars().all(msglog_proto::is_invisible) {
             set_hint.set(Some("Write a message first."));
+            return;
+        }
+        if over().is_some() {
             return;
         }
         set_hint.set(None);
@@ -61,11 +142,22 @@ pub(crate) fn SendForm(
                     name="message"
                     rows="3"
                     placeholder="Type a message; Enter sends, Shift+Enter adds a line"
+                    aria-describedby="counter"
+                    node_ref=boxed
                     prop:value=move || text.get()
-                    on:input=move |event| set_text.set(event_target_value(&event))
+                    on:input=move |event| {
+                        set_text.set(event_target_value(&event));
+                        set_hint.set(None);
+                        outbox.last.set(None);
+                    }
                     on:keydown=on_keydown
                 ></textarea>
-                <button type="submit">"Send"</button>
+                <button type="submit" disabled=move || over().is_some()>
+                    "Send"
+                </button>
+                <p id="counter" class="counter" class:over=move || over().is_some()>
+                    {counter}
+                </p>
             </form>
             <div class="outcome" role="status" aria-live="polite">
                 {move || hint.get().map(|hint| view! { <p class="hint">{hint}</p> })}
@@ -75,55 +167,98 @@ pub(crate) fn SendForm(
     }
 }
 
+/// What a send that failed means for the person.
+pub(crate) fn failed_words(error: &ApiError) -> &'static str {
+    match error.code {
+        "UNAVAILABLE" | "ABORTED" => "Storage is unreachable right now.",
+        "NETWORK" => "The server can't be reached.",
+        "DEADLINE_EXCEEDED" => "The server did not answer in time.",
+        _ => "It could not be stored yet.",
+    }
+}
+
+/// The engineering detail of a failure, one click away.
+#[component]
+pub(crate) fn Details(error: ApiError) -> impl IntoView {
+    view! {
+        <details class="details">
+            <summary>"Details"</summary>
+            <p>
+                <code>{error.code}</code>
+                " "
+                {error.message}
+            </p>
+        </details>
+    }
+}
+
+/// A button that shows the message with this id in the list.
+#[component]
+fn ShowIt(id: String) -> impl IntoView {
+    let missing = RwSignal::new(false);
+    view! {
+        <button
+            type="button"
+            class="link"
+            on:click=move |_| missing.set(!point_to(&id))
+        >
+            "Show it"
+        </button>
+        {move || missing.get().then_some(" (stored before the messages shown here)")}
+    }
+}
+
 /// What became of the last send.
 #[component]
 fn Outcome(
     /// The facade's answer.
     sent: Sent,
 ) -> impl IntoView {
-    let retried = |attempts: u32| match attempts {
-        n if n > 1 => format!(" (after {n} attempts)"),
-        _ => String::new(),
-    };
     match sent {
-        // Each message goes under a key of its own, so a duplicate is found by its text
-        // (logging's rule): the id it is stored under is not this send's.
+        // A duplicate is answered with the id of the message held: the one to point to.
         Sent::Stored(answer) if answer.status() == SendStatus::Duplicate => view! {
             <p class="result" data-outcome="duplicate">
-                <strong>"Duplicate:"</strong>
-                " this text is already stored; nothing new was saved."
-                {retried(answer.attempts)}
+                <strong>"Already stored: "</strong>
+                "this text was sent before, so nothing new was saved. "
+                <ShowIt id=answer.id />
             </p>
         }
         .into_any(),
         Sent::Stored(answer) => view! {
             <p class="result" data-outcome="success">
-                <strong>"Stored."</strong>
-                " Id " <code>{answer.id}</code> {retried(answer.attempts)}
+                <strong>"Stored. "</strong>
+                "It is at the top of the list. "
+                <ShowIt id=answer.id />
             </p>
         }
         .into_any(),
-        Sent::Failed(error) => view! {
-            <div class="result" data-outcome="error" data-code=error.code role="alert">
-                <p>
-                    <strong>"Not stored yet: "</strong>
-                    {error.to_string()}
-                </p>
-                <p class="detail">
-                    "It waits in the outbox below and is sent again by itself."
-                </p>
-            </div>
+        Sent::Failed(error) => {
+            let (code, words) = (error.code, failed_words(&error));
+            view! {
+                <div class="result" data-outcome="error" data-code=code role="alert">
+                    <p>
+                        <strong>"Not stored yet. "</strong>
+                        {words}
+                        " Your message is kept here and sent by itself when it can be."
+                    </p>
+                    <Details error=error />
+                </div>
+            }
+            .into_any()
         }
-        .into_any(),
-        Sent::Refused(error) => view! {
-            <div class="result" data-outcome="refused" data-code=error.code role="alert">
-                <p>
-                    <strong>"Refused: "</strong>
-                    {error.to_string()}
-                </p>
-                <p class="detail">"It is not sent again: edit it or discard it below."</p>
-            </div>
+        Sent::Refused(error) => {
+            let (code, reason) = (error.code, error.message.clone());
+            view! {
+                <div class="result" data-outcome="refused" data-code=code role="alert">
+                    <p>
+                        <strong>"Can't be stored: "</strong>
+                        {reason}
+                        ". Edit it or discard it below."
+                    </p>
+                    <Details error=error />
+                </div>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }

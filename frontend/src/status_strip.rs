@@ -1,5 +1,7 @@
-//! The strip at the top: the three services, each up or down, and the facade's retries and
-//! failed calls to logging since it started.
+//! Whether everything works, out of the way: one quiet indicator when all is well, a banner
+//! that says what does not work for the person when something is down, and the services'
+//! details (each up or down, the facade's retries and failed calls since it started) behind a
+//! disclosure that keyboard and touch open as well as a mouse.
 
 // `#[component]` makes the props struct as visible as the module allows.
 #![allow(unreachable_pub)]
@@ -9,12 +11,53 @@ use msglog_proto::v1::{ServiceState, StatusResponse};
 
 use crate::api::ApiError;
 
-/// The three services, each up or down, as the facade last saw them.
+/// The last `Status` answer (`None` until the first).
+type Status = RwSignal<Option<Result<StatusResponse, ApiError>>>;
+
+/// What is wrong, for the person: what they cannot do, and what happens to what they send.
+fn trouble(
+    status: &Option<Result<StatusResponse, ApiError>>,
+) -> Option<(&'static str, &'static str)> {
+    match status {
+        Some(Err(_)) => Some((
+            "server",
+            "The server can't be reached. What you send is kept here and sent when it is back.",
+        )),
+        Some(Ok(status)) if !status.logging.as_ref().is_some_and(|logging| logging.up) => Some((
+            "storage",
+            "Messages can't be stored right now: storage is unreachable. What you send is kept here and sent when it is back.",
+        )),
+        _ => None,
+    }
+}
+
+/// The banner, when something the person relies on is down.
 #[component]
-pub(crate) fn StatusStrip(
-    /// The last `Status` answer (`None` until the first).
-    status: RwSignal<Option<Result<StatusResponse, ApiError>>>,
-) -> impl IntoView {
+pub(crate) fn Trouble(status: Status) -> impl IntoView {
+    move || {
+        status.with(trouble).map(|(what, text)| {
+            view! {
+                <p class="trouble" data-down=what role="alert">
+                    {text}
+                </p>
+            }
+        })
+    }
+}
+
+/// The indicator, with the services' details behind it.
+#[component]
+pub(crate) fn StatusStrip(status: Status) -> impl IntoView {
+    let summary = move || {
+        status.with(|answer| match answer {
+            None => ("unknown", "Checking…"),
+            Some(_) if trouble(answer).is_some() => ("down", "Not working"),
+            Some(Ok(status)) if !status.messages.as_ref().is_some_and(|m| m.up) => {
+                ("partly", "Mostly working")
+            }
+            Some(_) => ("up", "All working"),
+        })
+    };
     let pills = move || {
         let unknown = |detail: &str| ServiceState {
             up: false,
@@ -57,41 +100,47 @@ pub(crate) fn StatusStrip(
         _ => None,
     };
     view! {
-        <ul class="status" aria-label="Services">
-            {move || {
-                pills()
-                    .into_iter()
-                    .map(|(name, up, status)| {
-                        let state = match up {
-                            Some(true) => "up",
-                            Some(false) => "down",
-                            None => "unknown",
-                        };
-                        view! {
-                            <li class="pill" data-service=name data-state=state title=status.detail.clone()>
-                                <span class="dot" aria-hidden="true"></span>
-                                <span class="name">{name}</span>
-                                <span class="state">{state}</span>
-                            </li>
-                        }
-                    })
-                    .collect_view()
-            }}
-            {move || {
-                calls()
-                    .map(|(retries, errors)| {
-                        view! {
-                            <li
-                                class="calls"
-                                data-retries=retries
-                                data-errors=errors
-                                title="The facade's calls to logging since it started: attempts that retried a failed one, and calls that failed after every attempt"
-                            >
-                                {format!("{retries} retries · {errors} errors")}
-                            </li>
-                        }
-                    })
-            }}
-        </ul>
+        <details class="health" data-state=move || summary().0>
+            <summary>
+                <span class="dot" aria-hidden="true"></span>
+                <span class="health-text">{move || summary().1}</span>
+            </summary>
+            <div class="health-panel">
+                <ul class="status" aria-label="Services">
+                    {move || {
+                        pills()
+                            .into_iter()
+                            .map(|(name, up, status)| {
+                                let state = match up {
+                                    Some(true) => "up",
+                                    Some(false) => "down",
+                                    None => "unknown",
+                                };
+                                view! {
+                                    <li class="pill" data-service=name data-state=state>
+                                        <span class="dot" aria-hidden="true"></span>
+                                        <span class="name">{name}</span>
+                                        <span class="state">{state}</span>
+                                        <span class="pill-detail">{status.detail}</span>
+                                    </li>
+                                }
+                            })
+                            .collect_view()
+                    }}
+                </ul>
+                {move || {
+                    calls()
+                        .map(|(retries, errors)| {
+                            view! {
+                                <p class="calls" data-retries=retries data-errors=errors>
+                                    {format!(
+                                        "Since the facade last started: {retries} retries · {errors} errors",
+                                    )}
+                                </p>
+                            }
+                        })
+                }}
+            </div>
+        </details>
     }
 }
