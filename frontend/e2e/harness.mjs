@@ -166,22 +166,31 @@ export async function withStack(label, body, options = {}) {
 // The page, read from the DOM.
 /**
  * Waits until the feed's note reads as a person reads it: `live` is "Live", `interrupted` is
- * "Interrupted: <why>" or "Reconnecting: <why>", with a reason.
+ * "Not live: <what>", with the reason behind "Why?".
  */
 export const feed = (p, state) =>
   p.waitForFunction(
     (wanted) => {
       const note = document.querySelector('.feed');
       if (!note || note.offsetParent === null) return false;
-      const text = note.innerText.trim();
-      return wanted === 'live' ? text === 'Live' : /^(Interrupted|Reconnecting): \S/.test(text);
+      const text = note.querySelector('.feed-text').innerText.trim();
+      return wanted === 'live' ? text === 'Live' : /^Not live: \S/.test(text) && note.querySelector('details.why') !== null;
     },
     state,
     { timeout: WAIT },
   );
-/** Waits until the status strip shows `service` as `state` (`up`, `down`), in its text. */
-export const pill = (p, service, state) =>
-  p.waitForFunction(
+/**
+ * Opens the health indicator's details (as a person clicks it), waits until they show
+ * `service` as `state` (`up`, `down`), in their text, and closes them again.
+ */
+export async function pill(p, service, state) {
+  const toggle = (open) =>
+    p.evaluate((open) => {
+      const details = document.querySelector('details.health');
+      if (details && details.open !== open) details.querySelector('summary').click();
+    }, open);
+  await toggle(true);
+  await p.waitForFunction(
     ([name, wanted]) =>
       [...document.querySelectorAll('.status .pill')].some(
         (pill) =>
@@ -192,18 +201,24 @@ export const pill = (p, service, state) =>
     [service, state],
     { timeout: WAIT },
   );
+  await toggle(false);
+}
+/** The rows' texts, selector for one: the list shows the newest first. */
+export const ROW_TEXT = 'ul.list li .text';
 export const listHas = (p, text, timeout = WAIT) =>
   p.waitForFunction(
-    (wanted) => [...document.querySelectorAll('ol.list li')].some((li) => li.textContent === wanted),
-    text,
+    ([selector, wanted]) => [...document.querySelectorAll(selector)].some((row) => row.textContent === wanted),
+    [ROW_TEXT, text],
     { timeout },
   );
-export const listTexts = (p) => p.$$eval('ol.list li', (items) => items.map((li) => li.textContent));
-export const seqs = (p) => p.$$eval('ol.list li', (items) => items.map((li) => Number(li.dataset.seq)));
-/** Whole and in order: seqs strictly ascending, so nothing is missing between or doubled. */
+/** The texts shown, oldest first (the page shows the newest first). */
+export const listTexts = async (p) => (await p.$$eval(ROW_TEXT, (items) => items.map((row) => row.textContent))).reverse();
+/** The seqs shown, in the page's order (newest first). */
+export const seqs = (p) => p.$$eval('ul.list li', (items) => items.map((li) => Number(li.dataset.seq)));
+/** Whole and in order: seqs strictly descending down the page, so nothing is missing between or doubled. */
 export async function assertWhole(p) {
   const shown = await seqs(p);
-  for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1] < shown[i], `seqs ascend: ${shown}`);
+  for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1] > shown[i], `seqs descend down the page: ${shown}`);
 }
 /** Types `text` and presses Enter. */
 export async function send(p, text) {

@@ -16,8 +16,8 @@ try {
   await page.evaluate(() => {
     window.appeared = {};
     new MutationObserver(() => {
-      for (const li of document.querySelectorAll('ol.list li')) {
-        if (!(li.textContent in window.appeared)) window.appeared[li.textContent] = Date.now();
+      for (const row of document.querySelectorAll('ul.list li .text')) {
+        if (!(row.textContent in window.appeared)) window.appeared[row.textContent] = Date.now();
       }
     }).observe(document.body, { childList: true, subtree: true });
   });

@@ -35,7 +35,7 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     await pill(page, 'facade', 'up');
     await pill(page, 'logging', 'up');
     await pill(page, 'messages', 'up');
-    await page.getByText('not implemented yet').waitFor({ timeout: WAIT });
+    await page.locator('.from-service').getByText('not implemented yet').waitFor({ timeout: WAIT });
     await feed(page, 'live');
     await feed(other, 'live');
 
@@ -57,7 +57,7 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     await page.getByRole('button', { name: 'Send' }).click();
     const duplicate = page.locator('[data-outcome="duplicate"]');
     await duplicate.waitFor({ timeout: WAIT });
-    assert.match(await duplicate.textContent(), /Duplicate: this text is already stored/);
+    assert.match(await duplicate.innerText(), /Already stored: this text was sent before/);
     assert.deepEqual(await stack.logged(), [first, 'sent by a script']);
 
     // Logging stops: both pages show the live feed interrupted and keep what they show; a
@@ -70,19 +70,23 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     await send(page, kept);
     const failure = page.locator('[data-outcome="error"][data-code="UNAVAILABLE"]');
     await failure.waitFor({ timeout: WAIT });
-    assert.match(await failure.textContent(), /Logging service error: UNAVAILABLE after \d+ attempts?/);
+    // In plain words; the gRPC code and the facade's own words one click away.
+    assert.match(await failure.innerText(), /^Not stored yet\. Storage is unreachable right now\. Your message is kept here/);
+    assert.doesNotMatch(await failure.innerText(), /UNAVAILABLE/);
+    await failure.locator('summary').click();
+    assert.match(await failure.innerText(), /UNAVAILABLE Logging service error: UNAVAILABLE after \d+ attempts?/);
     assert.equal(await page.inputValue('#message'), '');
     await outboxShows(page, 1);
     assert.deepEqual(await pendingTexts(page), [kept]);
     const pending = page.locator('.pending[data-code="UNAVAILABLE"]');
-    assert.match(await pending.textContent(), /Not stored yet \(\d+ attempts?\): Logging service error: UNAVAILABLE/);
+    assert.match(await pending.innerText(), /Not stored yet, tried (once|\d+ times)\. Storage is unreachable right now\./);
     assert.match(await page.locator('.outbox-summary').textContent(), /1 message waiting to be stored · oldest \d+ s ago/);
     await pill(page, 'logging', 'down');
     await listHas(other, first);
     // The strip counts the failed call (the facade's counts since it started).
     const calls = page.locator('.calls');
     await page.waitForFunction(() => Number(document.querySelector('.calls')?.dataset.errors) >= 1, null, { timeout: WAIT });
-    assert.match(await calls.textContent(), /^\d+ retries · [1-9]\d* errors$/);
+    assert.match(await calls.textContent(), /^Since the facade last started: \d+ retries · [1-9]\d* errors$/);
 
     // Logging comes back on the same address: the feed resumes, the strip follows, the
     // outbox is sent by itself, and page B's list is whole: everything once, in order.

@@ -55,13 +55,13 @@ async function openTabs(chrome, context, url, label) {
     const started = Date.now();
     await tab.goto(url, { timeout: 2_000 });
     await feed(tab, 'live');
-    await tab.locator('ol.list, p.muted:text("Nothing logged yet.")').first().waitFor({ timeout: 2_000 });
+    await tab.locator('ul.list, p.muted:text("Nothing logged yet.")').first().waitFor({ timeout: 2_000 });
     loads.push(Date.now() - started);
     // The tab notes when each item appears, on the same clock as this script.
     await tab.evaluate(() => {
       window.appeared = {};
       new MutationObserver(() => {
-        for (const li of document.querySelectorAll('ol.list li')) window.appeared[li.textContent] ??= Date.now();
+        for (const row of document.querySelectorAll('ul.list li .text')) window.appeared[row.textContent] ??= Date.now();
       }).observe(document.body, { childList: true, subtree: true, characterData: true });
     });
     tabs.push(tab);
