@@ -67,9 +67,9 @@ setup_page() {
 
 setup_browser() {
   need npm "install Node.js 20 and npm (apt-get install nodejs npm)"
-  # The browser driver, as pinned in frontend/package-lock.json.
-  if [ ! -d frontend/node_modules/playwright-core ]; then
-    say "installing playwright-core from npm"
+  # The browser driver and the accessibility checker, as pinned in frontend/package-lock.json.
+  if [ ! -d frontend/node_modules/playwright-core ] || [ ! -d frontend/node_modules/axe-core ]; then
+    say "installing playwright-core and axe-core from npm"
     npm ci --prefix frontend --no-audit --no-fund
   fi
   # A local certificate for the page over HTTPS (scripts/dev_cert.sh).

@@ -97,8 +97,9 @@ pub(crate) fn SendForm(
         Some(match over() {
             Some(over) => format!("Too long by about {over} characters: shorten it to send it."),
             None => format!(
-                "{} / {limit} characters",
-                text.with(|text| text.chars().count())
+                "{} / {} characters",
+                thousands(text.with(|text| text.chars().count()) as u64),
+                thousands(limit)
             ),
         })
     };
@@ -261,4 +262,17 @@ fn Outcome(
             .into_any()
         }
     }
+}
+
+/// A count as a person reads it: `65,536`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
