@@ -118,6 +118,11 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     // A phone-sized screen: nothing wider than the screen.
     await page.setViewportSize({ width: 360, height: 740 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
+    const wide = await page.evaluate(() =>
+      [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`),
+    );
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen: ${wide.slice(0, 5)}`);
   });
 });

@@ -8,7 +8,7 @@
 //! ends whole: no gap, no double. The facade tells the page when its own feed from logging is
 //! interrupted; the page shows it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::{
@@ -35,11 +35,56 @@ const SILENCE: Duration = Duration::from_secs(45);
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// A run of messages drawn together, newest first: the newest page, a page of older ones, or
+/// what arrived in one frame. The list is drawn block by block, and a block never changes
+/// once drawn (one cut short gets a new key), so a burst of new messages adds one block at
+/// the top: the rows below are not touched, whatever the length of the list.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    /// Its newest seq and its length: what it is drawn under.
+    pub(crate) key: (u64, usize),
+    /// Its messages, newest first.
+    pub(crate) messages: Arc<[StoredMessage]>,
+}
+
+impl Block {
+    /// A block of `messages` (in seq order).
+    fn new(mut messages: Vec<StoredMessage>) -> Self {
+        messages.reverse();
+        Self {
+            key: (messages.first().map_or(0, |m| m.seq), messages.len()),
+            messages: messages.into(),
+        }
+    }
+
+    /// Cuts `blocks` (newest first) to `total` messages, from the oldest end.
+    fn keep(blocks: &mut Vec<Self>, total: usize) {
+        let mut held: usize = blocks.iter().map(|block| block.messages.len()).sum();
+        while held > total {
+            let Some(oldest) = blocks.pop() else {
+                return;
+            };
+            let excess = held - total;
+            held -= oldest.messages.len();
+            if oldest.messages.len() > excess {
+                let mut kept = oldest.messages[..oldest.messages.len() - excess].to_vec();
+                kept.reverse();
+                held += kept.len();
+                blocks.push(Self::new(kept));
+            }
+        }
+    }
+}
+
 /// The list's state, shared by the view and the tasks that fill it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LiveList {
     /// The messages shown, in seq order.
     pub(crate) messages: RwSignal<Vec<StoredMessage>>,
+    /// The same messages as drawn: blocks, newest first.
+    pub(crate) blocks: RwSignal<Vec<Block>>,
+    /// New messages waiting to be drawn, as one block.
+    pending: StoredValue<Vec<StoredMessage>>,
     /// The cursor of the next older page; `None` when the first message is shown.
     pub(crate) older: RwSignal<Option<u64>>,
     /// Whether an older page is being loaded.
@@ -57,6 +102,8 @@ pub(crate) struct LiveList {
     pub(crate) trimmed: RwSignal<bool>,
     /// The most messages kept: [`KEEP`], raised by each older page the person loads.
     cap: StoredValue<usize>,
+    /// Whether new messages wait to be drawn (all that arrive in one go, at once).
+    drawing: StoredValue<bool>,
     /// Wakes the task that fills the list: the lead changed, or the log was replaced.
     wake: StoredValue<UnboundedSender<()>>,
     woken: StoredValue<Option<UnboundedReceiver<()>>, LocalStorage>,
@@ -78,6 +125,8 @@ impl LiveList {
             wake: StoredValue::new(wake),
             woken: StoredValue::new_local(Some(woken)),
             messages: RwSignal::new(Vec::new()),
+            blocks: RwSignal::new(Vec::new()),
+            pending: StoredValue::new(Vec::new()),
             older: RwSignal::new(None),
             loading_older: RwSignal::new(false),
             older_error: RwSignal::new(None),
@@ -86,6 +135,7 @@ impl LiveList {
             arrived: RwSignal::new(0),
             trimmed: RwSignal::new(false),
             cap: StoredValue::new(KEEP),
+            drawing: StoredValue::new(false),
         }
     }
 
@@ -167,6 +217,9 @@ impl LiveList {
             *messages = page.messages;
             messages.extend(newer);
         });
+        self.pending.set_value(Vec::new());
+        self.blocks
+            .set(vec![Block::new(self.messages.get_untracked())]);
         self.loaded.set(true);
         Ok(())
     }
@@ -243,14 +296,15 @@ impl LiveList {
     }
 
     /// Adds a new message at the end, once, keeping at most [`KEEP`] on screen.
+    /// What arrives in one go (before the page's next task) is drawn as one block.
     pub(crate) fn append(&self, message: StoredMessage) {
         let mut dropped = None;
         let mut added = false;
-        self.messages.update(|messages| {
+        self.messages.update_untracked(|messages| {
             if messages.last().is_some_and(|last| last.seq >= message.seq) {
                 return;
             }
-            messages.push(message);
+            messages.push(message.clone());
             added = true;
             let cap = self.cap.get_value();
             if messages.len() > cap {
@@ -260,12 +314,36 @@ impl LiveList {
             }
         });
         if added {
+            self.pending.update_value(|pending| pending.push(message));
             self.arrived.update(|count| *count += 1);
+            if !self.drawing.get_value() {
+                self.drawing.set_value(true);
+                let list = *self;
+                leptos::task::spawn_local(async move { list.draw() });
+            }
         }
         if let Some(first_kept) = dropped {
             self.older.set(Some(first_kept));
             self.trimmed.set(true);
         }
+    }
+
+    /// Draws what arrived since the last drawing, as one block at the top.
+    fn draw(self) {
+        self.drawing.set_value(false);
+        let arrived = self
+            .pending
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        if arrived.is_empty() {
+            return;
+        }
+        let total = self.messages.with_untracked(Vec::len);
+        self.blocks.update(|blocks| {
+            blocks.insert(0, Block::new(arrived));
+            Block::keep(blocks, total);
+        });
+        self.messages.notify();
     }
 
     /// Loads the page before the oldest message shown.
@@ -290,6 +368,7 @@ impl LiveList {
             match page {
                 Ok(page) => {
                     let page = page.into_inner();
+                    let mut drawn = Vec::new();
                     self.messages.update(|messages| {
                         // Only what is older than what is shown: never twice.
                         let first = messages.first().map_or(u64::MAX, |m| m.seq);
@@ -298,11 +377,15 @@ impl LiveList {
                             .into_iter()
                             .filter(|m| m.seq < first)
                             .collect();
+                        drawn.clone_from(&older);
                         messages.splice(0..0, older);
                         // What the person loaded stays, with room for as many new ones.
                         self.cap
                             .set_value(self.cap.get_value().max(messages.len() + KEEP));
                     });
+                    if !drawn.is_empty() {
+                        self.blocks.update(|blocks| blocks.push(Block::new(drawn)));
+                    }
                     self.older.set(page.next_cursor);
                     self.older_error.set(None);
                     if page.next_cursor.is_none() {

@@ -118,11 +118,18 @@ pub(crate) fn MessageList(
         }
         view! {
             <ul class="list" data-count=move || list.messages.with(Vec::len)>
-                // Keyed by seq: a new message adds one item, not a new list.
+                // Block by block (see `live::Block`), each keyed: new messages add a block at
+                // the top and touch no row below.
                 <For
-                    each=move || list.messages.get().into_iter().rev()
-                    key=|message| message.seq
-                    children=move |message| view! { <Row message=message now=now /> }
+                    each=move || list.blocks.get()
+                    key=|block| block.key
+                    children=move |block| {
+                        block
+                            .messages
+                            .iter()
+                            .map(|message| view! { <Row message=message.clone() now=now /> })
+                            .collect_view()
+                    }
                 />
             </ul>
         }
@@ -194,7 +201,7 @@ fn Row(message: StoredMessage, now: RwSignal<f64>) -> impl IntoView {
     let time = (at > 0).then(|| {
         let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
         let iso = String::from(date.to_iso_string());
-        let full = String::from(date.to_locale_string("default", &JsValue::UNDEFINED));
+        let full = full_date(&date);
         view! {
             <time datetime=iso title=full.clone()>
                 <span aria-hidden="true">{move || relative(&date, now.get())}</span>
@@ -247,10 +254,28 @@ fn relative(date: &js_sys::Date, now: f64) -> String {
     if day(date) == day(&yesterday) {
         return format!("yesterday {clock}");
     }
-    format!(
-        "{} {clock}",
-        String::from(date.to_locale_date_string("default", &JsValue::UNDEFINED))
-    )
+    full_date(date)
+}
+
+thread_local! {
+    /// The person's locale's medium date and short time (`5 Dec 2026, 14:05`): one formatter
+    /// for every row, as making one per row (what `toLocaleString` does) costs far more than
+    /// using it.
+    static FULL_DATE: js_sys::Function = {
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+        let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+        js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &options).format()
+    };
+}
+
+/// `date` in the person's locale, in full.
+fn full_date(date: &js_sys::Date) -> String {
+    FULL_DATE
+        .with(|format| format.call1(&JsValue::UNDEFINED, date))
+        .ok()
+        .and_then(|text| text.as_string())
+        .unwrap_or_default()
 }
 
 /// Scrolls to the row of the message with this id and highlights it for a moment; `false` when
