@@ -42,20 +42,7 @@ load() {
   [ "$connections" -ge "$threads" ] || threads=$connections
   wrk -t"$threads" -c"$connections" -d2s "$@" "$url" >/dev/null
   wrk -t"$threads" -c"$connections" -d"${DURATION}s" --latency "$@" "$url" > "$work/wrk.txt"
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-      if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
-      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-      return v
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx/ { errors += $NF }
-    /Socket errors/ { errors += $4 + $6 + $8 + $10 }
-    END { printf "%s %s %s %d\n", rps, p50, p99, errors }
-  ' "$work/wrk.txt"
+  wrk_figures "$work/wrk.txt"
 }
 
 rows=()

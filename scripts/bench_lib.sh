@@ -60,3 +60,22 @@ bench_ports() {
   hello_port=$((BASE_PORT + 3))
   facade=http://127.0.0.1:$facade_port
 }
+
+# What wrk's --latency report in FILE says: "rps p50_ms p99_ms errors" (non-2xx answers and
+# socket errors counted as errors).
+wrk_figures() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+      return v
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { errors += $NF }
+    /Socket errors/ { errors += $4 + $6 + $8 + $10 }
+    END { printf "%s %s %s %d\n", rps, p50, p99, errors }
+  ' "$1"
+}

@@ -46,19 +46,9 @@ wait_for_post "https://localhost:$tls_port"
 load() {
   wrk -t2 -c32 -d2s -s "$work/post.lua" "$1/send_message" >/dev/null
   wrk -t2 -c32 -d"${DURATION}s" --latency -s "$work/post.lua" "$1/send_message" > "$work/wrk.txt"
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-      if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
-      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-      return v
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx|Socket errors/ { bad = 1 }
-    END { if (bad) { print "errors during the run" > "/dev/stderr"; exit 1 } printf "%s %s %s\n", rps, p50, p99 }
-  ' "$work/wrk.txt"
+  read -r rps p50 p99 errors <<<"$(wrk_figures "$work/wrk.txt")"
+  [ "$errors" -eq 0 ] || { echo "$errors errors during the run" >&2; exit 1; }
+  echo "$rps $p50 $p99"
 }
 
 printf '%-6s %-8s %10s %8s %8s\n' run door 'req/s' 'p50 ms' 'p99 ms'

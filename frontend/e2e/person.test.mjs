@@ -68,6 +68,8 @@ test('after sending, the message is in view with 2,000 stored; reading further d
     await post(stack, ['live one', 'live two', 'live three']);
     const jump = page.getByRole('button', { name: '↑ 3 new messages' });
     await jump.waitFor({ timeout: WAIT });
+    // Measured once the page has drawn them (two frames on).
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
     const after = (await reading.boundingBox()).y;
     assert.ok(Math.abs(after - before) <= 2, `the row being read stays in place: ${before} → ${after}`);
     await jump.click();
@@ -228,7 +230,8 @@ test('a duplicate points to the message it matched; a stored one says where it l
 test('"Load older" keeps the reading position, and what was loaded stays as new ones come', async (t) => {
   if (skipUnlessReady(t)) return;
   await withStack('person-older', async (stack, chrome) => {
-    await post(stack, Array.from({ length: 120 }, (_, i) => `numbered ${i}`), 8);
+    // One at a time, so the numbers are the order they are stored in.
+    await post(stack, Array.from({ length: 120 }, (_, i) => `numbered ${i}`));
     const page = await chrome.open('older');
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(stack.url);
@@ -238,6 +241,7 @@ test('"Load older" keeps the reading position, and what was loaded stays as new 
     const before = (await oldest.boundingBox()).y;
     await page.getByRole('button', { name: 'Load older' }).click();
     await listHas(page, 'numbered 20');
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
     const after = (await oldest.boundingBox()).y;
     assert.ok(Math.abs(after - before) <= 2, `the row read stays in place: ${before} → ${after}`);
     await post(stack, ['newer 1', 'newer 2']);
