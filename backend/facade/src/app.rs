@@ -28,7 +28,7 @@ use msglog_proto::{
 use tower_http::{
     CompressionLevel,
     catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
+    compression::{CompressionLayer, DefaultPredicate, Predicate as _},
     set_header::SetResponseHeaderLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
@@ -291,7 +291,11 @@ fn router(
                 // The fastest level: on a busy machine a large list's best compression costs
                 // more CPU than the bytes it saves are worth, and would slow every other
                 // request.
-                .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+                .layer(
+                    CompressionLayer::new()
+                        .quality(CompressionLevel::Fastest)
+                        .compress_when(DefaultPredicate::new().and(web::NotStaticFile)),
+                )
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
 }

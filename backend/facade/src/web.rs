@@ -8,7 +8,10 @@
 //!   WebAssembly, nothing from other origins, and no framing. As a safety net,
 //!   [`policy_if_html`] gives any other HTML answer a policy that allows nothing.
 //! - Files whose names carry Trunk's content hash are cached for a year (`immutable`); other
-//!   files must be revalidated.
+//!   files must be revalidated. Each is served as the best copy the browser accepts of those
+//!   the build wrote beside it (`.br`, `.gz`: compressed once, at their best, by
+//!   `scripts/precompress.mjs`), with `Vary: Accept-Encoding`, ranges, and an `ETag` per copy
+//!   (304 when it matches). The page itself has an `ETag` of its content.
 //! - Files never leave the static directory: a path is resolved (symlinks included) and
 //!   refused unless it stays inside.
 //! - A browser navigating to an unknown path gets the page (single-page app); any other
@@ -31,6 +34,21 @@ use tower_http::services::ServeDir;
 
 use crate::{error::AppError, state::AppState};
 
+/// Marks an answer that is a file of the page, sent as stored (compressed at build time, or
+/// not at all): the compression layer leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StaticFile;
+
+/// For the compression layer: compress anything but [`StaticFile`]s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NotStaticFile;
+
+impl tower_http::compression::Predicate for NotStaticFile {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &http::Response<B>) -> bool {
+        response.extensions().get::<StaticFile>().is_none()
+    }
+}
+
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 /// The policy of an HTML answer that is not the page: nothing may run, load or frame it.
@@ -39,8 +57,13 @@ const NOTHING_ALLOWED: HeaderValue = HeaderValue::from_static(
 );
 
 /// `GET /`: the page, or how to build it.
-pub(crate) async fn index(State(state): State<AppState>) -> Response {
-    serve_page(&state.static_dir.join("index.html"), &state.static_dir).await
+pub(crate) async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    serve_page(
+        &state.static_dir.join("index.html"),
+        &state.static_dir,
+        &headers,
+    )
+    .await
 }
 
 /// Everything no route matched: a static file, the page for a browser, or a JSON 404.
@@ -57,7 +80,8 @@ pub(crate) async fn static_or_not_found(
     let file = match resolve(&state.static_dir, request.uri().path()).await {
         Resolved::File(file) => file,
         Resolved::Missing if navigating => {
-            return serve_page(&state.static_dir.join("index.html"), &state.static_dir).await;
+            let page = state.static_dir.join("index.html");
+            return serve_page(&page, &state.static_dir, request.headers()).await;
         }
         Resolved::Missing => return not_found(),
         Resolved::Outside(target) => {
@@ -72,18 +96,41 @@ pub(crate) async fn static_or_not_found(
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("html"))
     {
-        return serve_page(&file, &state.static_dir).await;
+        return serve_page(&file, &state.static_dir, request.headers()).await;
     }
-    let hashed = is_hashed_asset(request.uri().path());
+    let hash = asset_hash(request.uri().path()).map(str::to_owned);
+    let if_none_match = request.headers().get(header::IF_NONE_MATCH).cloned();
+    let mut request = request;
+    widen_wildcard(request.headers_mut());
     let Ok(response) = ServeDir::new(&*state.static_dir)
         .append_index_html_on_directories(false)
+        .precompressed_br()
+        .precompressed_gzip()
         .oneshot(request)
         .await;
     let status = response.status();
     if status.is_success() || status == StatusCode::NOT_MODIFIED {
         let mut response = response.map(Body::new);
-        let cache = if hashed { IMMUTABLE } else { NO_CACHE };
-        response.headers_mut().insert(header::CACHE_CONTROL, cache);
+        response.extensions_mut().insert(StaticFile);
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        let Some(hash) = hash else {
+            headers.insert(header::CACHE_CONTROL, NO_CACHE);
+            return response;
+        };
+        headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+        // One tag per copy: the content's hash (in the name) and how it is encoded.
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("identity");
+        let Ok(tag) = HeaderValue::from_str(&format!("\"{hash}-{encoding}\"")) else {
+            return response;
+        };
+        if if_none_match.is_some_and(|wanted| matches_tag(&wanted, &tag)) {
+            return not_modified(tag, response.headers());
+        }
+        response.headers_mut().insert(header::ETAG, tag);
         return response;
     }
     if status.is_client_error() && status != StatusCode::NOT_FOUND {
@@ -132,17 +179,32 @@ async fn resolve(root: &Path, path: &str) -> Resolved {
     }
 }
 
-/// An HTML page from the static directory, with its policy; or, when the static directory
-/// has no page yet, how to build it.
-async fn serve_page(file: &Path, static_dir: &Path) -> Response {
+/// An HTML page from the static directory, with its policy and the `ETag` of its content (a
+/// 304 when `request` already holds it); or, when the static directory has no page yet, how to
+/// build it.
+async fn serve_page(file: &Path, static_dir: &Path, request: &HeaderMap) -> Response {
     match tokio::fs::read_to_string(file).await {
         Ok(html) => {
             let policy =
                 HeaderValue::from_str(&content_security_policy(&html)).unwrap_or(NOTHING_ALLOWED);
-            let mut response = Html(html).into_response();
+            let digest = Sha256::digest(html.as_bytes());
+            let tag = format!(
+                "\"{}\"",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+            );
+            let tag = HeaderValue::from_str(&tag).unwrap_or(NO_CACHE);
+            let mut response = if request
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|wanted| matches_tag(wanted, &tag))
+            {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                Html(html).into_response()
+            };
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, NO_CACHE);
             headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+            headers.insert(header::ETAG, tag);
             response
         }
         Err(error) => {
@@ -215,14 +277,62 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 }
 
 /// Trunk names built assets `<name>-<16+ hex digits>[_bg].<ext>`; their content never changes
-/// under the same name, so browsers may keep them.
-fn is_hashed_asset(path: &str) -> bool {
+/// under the same name, so browsers may keep them. The hash, for such a path.
+fn asset_hash(path: &str) -> Option<&str> {
     let file = path.rsplit('/').next().unwrap_or_default();
     let stem = file.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-').is_some_and(|(_, hash)| {
-        hash.len() >= 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit())
-    })
+    stem.rsplit_once('-')
+        .map(|(_, hash)| hash)
+        .filter(|hash| hash.len() >= 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit()))
+}
+
+/// `Accept-Encoding: *` (any coding) as the copies the build writes: `br, gzip`. (The file
+/// server matches named codings only.)
+fn widen_wildcard(headers: &mut HeaderMap) {
+    let wildcard = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accepted| {
+            accepted.split(',').any(|coding| {
+                let mut parts = coding.split(';').map(str::trim);
+                parts.next() == Some("*") && !parts.any(|q| q.replace(' ', "") == "q=0")
+            })
+        });
+    if wildcard {
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip"),
+        );
+    }
+}
+
+/// Whether an `If-None-Match` value names `tag` (or is `*`).
+fn matches_tag(wanted: &HeaderValue, tag: &HeaderValue) -> bool {
+    let (Ok(wanted), Ok(tag)) = (wanted.to_str(), tag.to_str()) else {
+        return false;
+    };
+    wanted
+        .split(',')
+        .map(|one| one.trim().trim_start_matches("W/"))
+        .any(|one| one == "*" || one == tag)
+}
+
+/// A 304 for a copy the browser holds: its tag, and the headers that describe it.
+fn not_modified(tag: HeaderValue, served: &HeaderMap) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, tag);
+    for name in [
+        header::CACHE_CONTROL,
+        header::VARY,
+        header::CONTENT_ENCODING,
+    ] {
+        if let Some(value) = served.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    response
 }
 
 fn not_built_page(static_dir: &Path) -> String {
@@ -323,12 +433,38 @@ mod tests {
     }
 
     #[test]
-    fn hashed_asset_names_are_recognised() {
-        assert!(is_hashed_asset("/msglog-frontend-4f8a1c3b2e6d7a9f_bg.wasm"));
-        assert!(is_hashed_asset("/msglog-frontend-4f8a1c3b2e6d7a9f.js"));
-        assert!(is_hashed_asset("/style-0123456789abcdef0123.css"));
-        assert!(!is_hashed_asset("/index.html"));
-        assert!(!is_hashed_asset("/favicon.ico"));
-        assert!(!is_hashed_asset("/my-file.css"));
+    fn hashed_asset_names_are_recognised_by_their_hash() {
+        assert_eq!(
+            asset_hash("/msglog-frontend-4f8a1c3b2e6d7a9f_bg.wasm"),
+            Some("4f8a1c3b2e6d7a9f")
+        );
+        assert_eq!(
+            asset_hash("/msglog-frontend-4f8a1c3b2e6d7a9f.js"),
+            Some("4f8a1c3b2e6d7a9f")
+        );
+        assert_eq!(
+            asset_hash("/style-0123456789abcdef0123.css"),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(asset_hash("/index.html"), None);
+        assert_eq!(asset_hash("/favicon.ico"), None);
+        assert_eq!(asset_hash("/my-file.css"), None);
+    }
+
+    #[test]
+    fn a_tag_matches_when_named_weakly_or_among_others_or_by_star() {
+        let tag = HeaderValue::from_static("\"abc-br\"");
+        for wanted in ["\"abc-br\"", "W/\"abc-br\"", "\"x\", \"abc-br\"", "*"] {
+            assert!(
+                matches_tag(&HeaderValue::from_static(wanted), &tag),
+                "{wanted}"
+            );
+        }
+        for wanted in ["\"abc-gzip\"", "abc-br", ""] {
+            assert!(
+                !matches_tag(&HeaderValue::from_static(wanted), &tag),
+                "{wanted}"
+            );
+        }
     }
 }

@@ -19,6 +19,15 @@ fn static_dir() -> TempDir {
         "export default 1;\n".repeat(200),
     )
     .unwrap();
+    // A gzip copy beside the script, as the build writes one; none beside the style sheet.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, "export default 1;\n".repeat(200).as_bytes()).unwrap();
+    std::fs::write(dir.join("app-0123456789abcdef.js.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("style-0123456789abcdef.css"),
+        "body { margin: 0; }\n".repeat(200),
+    )
+    .unwrap();
     std::fs::write(dir.join("robots.txt"), "User-agent: *\n").unwrap();
     dir
 }
@@ -76,7 +85,8 @@ async fn the_page_is_served_with_no_cache_and_a_csp_that_admits_only_its_loader(
     let plain = app.http.get(app.url("/robots.txt")).send().await.unwrap();
     assert_eq!(header(&plain, "cache-control"), "no-cache");
 
-    // Compressed for clients that ask.
+    // Sent as the build stored it: its gzip copy to a client that asks, and a file with no
+    // copy as it is (never compressed on each request).
     let gzipped = app
         .http
         .get(app.url("/app-0123456789abcdef.js"))
@@ -85,6 +95,28 @@ async fn the_page_is_served_with_no_cache_and_a_csp_that_admits_only_its_loader(
         .await
         .unwrap();
     assert_eq!(header(&gzipped, "content-encoding"), "gzip");
+    assert_eq!(header(&gzipped, "etag"), "\"0123456789abcdef-gzip\"");
+    let as_is = app
+        .http
+        .get(app.url("/style-0123456789abcdef.css"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&as_is, "content-encoding"), "");
+    assert_eq!(
+        as_is.text().await.unwrap(),
+        "body { margin: 0; }\n".repeat(200)
+    );
+    // The JSON answers are still compressed for clients that ask.
+    let list = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&list, "content-encoding"), "gzip");
 }
 
 #[tokio::test]
