@@ -128,6 +128,8 @@ export async function launchBrowser(args = []) {
     return page;
   };
   const scriptErrors = () => consoleLines.filter((line) => line.startsWith('[pageerror'));
+  /** The console's warnings, of every page. */
+  const warnings = () => consoleLines.filter((line) => / warning\] /.test(line));
   /** Saves each page's screenshot, the console and the services' logs; says where. */
   const saveArtifacts = async (label, services) => {
     mkdirSync(artifacts, { recursive: true });
@@ -140,7 +142,7 @@ export async function launchBrowser(args = []) {
     writeFileSync(logsFile, services.map((s) => `== ${s.name}\n${s.log.join('\n')}`).join('\n') + '\n');
     console.error(`browser test failed: screenshots, console and service logs in ${artifacts}/${label}-*`);
   };
-  return { browser, open, scriptErrors, saveArtifacts };
+  return { browser, open, scriptErrors, warnings, saveArtifacts };
 }
 
 /**

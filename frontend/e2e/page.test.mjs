@@ -32,6 +32,12 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
 
     await page.goto(stack.url);
     await other.goto(stack.url);
+    // The browser has nothing to warn about, and fetched the wasm once (its preload used, and
+    // compiled as it streams in: served as application/wasm).
+    const wasmFetches = await page.evaluate(() =>
+      performance.getEntriesByType('resource').filter((entry) => entry.name.endsWith('.wasm')).length,
+    );
+    assert.equal(wasmFetches, 1, 'the wasm is fetched once');
     await pill(page, 'facade', 'up');
     await pill(page, 'logging', 'up');
     await pill(page, 'messages', 'up');
@@ -114,6 +120,8 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
     assert.deepEqual(all.slice(0, 3), [first, 'sent by a script', kept]);
     await assertWhole(other);
     assert.equal(await other.getByRole('button', { name: 'Load older' }).count(), 0, 'nothing older');
+
+    assert.deepEqual(chrome.warnings(), [], 'no console warnings');
 
     // A phone-sized screen: nothing wider than the screen.
     await page.setViewportSize({ width: 360, height: 740 });
