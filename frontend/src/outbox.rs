@@ -121,6 +121,8 @@ pub(crate) struct Outbox {
     tab: u64,
     /// Whether this tab leads (and so sends the messages nobody else does).
     leading: Signal<bool>,
+    /// The page is going away (it handed its messages back): it takes none again.
+    closing: StoredValue<bool>,
 }
 
 impl Outbox {
@@ -135,6 +137,7 @@ impl Outbox {
             wake: StoredValue::new(wake),
             tab,
             leading,
+            closing: StoredValue::new(false),
         };
         leptos::task::spawn_local(outbox.run(woken));
         // Another tab changed the outbox: show it, and send what it added.
@@ -146,13 +149,22 @@ impl Outbox {
         });
         // Back online: try at once rather than at the end of the back-off.
         let _ = window_event_listener(leptos::ev::online, move |_| outbox.wake());
-        // Closing: this tab's messages go back to whoever leads.
+        // Closing: this tab's messages go back to whoever leads, and it takes none again (a
+        // send it had begun may still finish: its key makes that safe).
         let _ = window_event_listener(leptos::ev::pagehide, move |_| {
+            outbox.closing.set_value(true);
             outbox.change(|entries| {
                 for entry in entries.iter_mut().filter(|entry| entry.owner == tab) {
                     entry.owner = 0;
                 }
             });
+        });
+        // Back from the browser's page cache: this tab sends again.
+        let _ = window_event_listener(leptos::ev::pageshow, move |event| {
+            if event.persisted() {
+                outbox.closing.set_value(false);
+                outbox.wake();
+            }
         });
         outbox
     }
@@ -223,10 +235,11 @@ impl Outbox {
         let mut backoff = RETRY_FIRST;
         loop {
             let (now, leads) = (js_sys::Date::now() as u64, self.leading.get_untracked());
+            let closing = self.closing.get_value();
             let (next, others) = self.entries.with_untracked(|entries| {
                 let next = entries
                     .iter()
-                    .find(|entry| entry.sent_by(self.tab, leads, now));
+                    .find(|entry| !closing && entry.sent_by(self.tab, leads, now));
                 (next.cloned(), entries.iter().any(|entry| !entry.refused))
             });
             let Some(entry) = next else {
