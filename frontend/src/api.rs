@@ -152,3 +152,39 @@ pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
     let _noticed = notice();
     Ok(client().status(StatusRequest {}).await?.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::{Code, Status};
+
+    use super::*;
+
+    #[test]
+    fn what_the_facade_refused_is_not_sent_again_and_anything_else_may_be() {
+        for code in [Code::InvalidArgument, Code::AlreadyExists, Code::OutOfRange] {
+            assert!(ApiError::from(Status::new(code, "no")).refused, "{code:?}");
+        }
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Unknown,
+            Code::Aborted,
+        ] {
+            assert!(
+                !ApiError::from(Status::new(code, "later")).refused,
+                "{code:?}"
+            );
+        }
+        // A failed fetch reads as no answer, whatever the transport said.
+        let network = ApiError::from(Status::new(Code::Unknown, "TypeError: Failed to fetch"));
+        assert_eq!(
+            (network.code, network.message.as_str()),
+            ("NETWORK", "the facade did not answer")
+        );
+        let said = ApiError::from(Status::new(Code::Unavailable, "logging is down"));
+        assert_eq!(
+            (said.code, said.message.as_str()),
+            ("UNAVAILABLE", "logging is down")
+        );
+    }
+}

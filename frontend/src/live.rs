@@ -409,3 +409,54 @@ fn backoff(failures: u32) -> Duration {
 fn describe(status: &tonic::Status) -> String {
     ApiError::from(status.clone()).message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(seqs: std::ops::RangeInclusive<u64>) -> Vec<StoredMessage> {
+        seqs.map(|seq| StoredMessage {
+            seq,
+            text: format!("m{seq}"),
+            ..StoredMessage::default()
+        })
+        .collect()
+    }
+
+    fn seqs(blocks: &[Block]) -> Vec<u64> {
+        blocks
+            .iter()
+            .flat_map(|block| block.messages.iter().map(|m| m.seq))
+            .collect()
+    }
+
+    #[test]
+    fn blocks_hold_the_newest_first_and_are_cut_from_the_oldest_end() {
+        // The first page, then two arrivals, newest first.
+        let mut blocks = vec![Block::new(messages(1..=5))];
+        blocks.insert(0, Block::new(messages(6..=7)));
+        blocks.insert(0, Block::new(messages(8..=8)));
+        assert_eq!(seqs(&blocks), [8, 7, 6, 5, 4, 3, 2, 1]);
+        let keys: Vec<_> = blocks.iter().map(|block| block.key).collect();
+        assert_eq!(keys, [(8, 1), (7, 2), (5, 5)]);
+        // Cut to 6: the oldest block is cut short (a new key: it is drawn anew), the rest kept.
+        Block::keep(&mut blocks, 6);
+        assert_eq!(seqs(&blocks), [8, 7, 6, 5, 4, 3]);
+        assert_eq!(blocks[2].key, (5, 3));
+        // Cut to 2: whole blocks go.
+        Block::keep(&mut blocks, 2);
+        assert_eq!(seqs(&blocks), [8, 7]);
+        assert_eq!(blocks.len(), 2);
+        Block::keep(&mut blocks, 0);
+        assert!(blocks.is_empty());
+    }
+
+    #[test]
+    fn reconnections_back_off_doubling_to_a_ceiling() {
+        assert_eq!(backoff(1), RETRY_FIRST);
+        assert_eq!(backoff(2), RETRY_FIRST * 2);
+        assert_eq!(backoff(4), RETRY_FIRST * 8);
+        assert_eq!(backoff(5), RETRY_MAX);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+}

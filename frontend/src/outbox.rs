@@ -417,3 +417,66 @@ pub(crate) fn age(since_ms: u64, now_ms: u64) -> String {
         s => format!("{} h", s / 3600),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(owner: u64, tried_ms: u64, refused: bool) -> Entry {
+        Entry {
+            key: "k".into(),
+            text: "t".into(),
+            owner,
+            tried_ms,
+            refused,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn a_message_is_sent_by_its_own_tab_or_by_the_leader_once_nobody_else_does() {
+        let now = 1_000_000;
+        let fresh = now - 1_000;
+        let stale = now - ABANDONED.as_millis() as u64 - 1;
+        // Its own tab sends it, leading or not.
+        assert!(entry(7, fresh, false).sent_by(7, false, now));
+        // Another tab's, tried lately: only that tab sends it, even when this one leads.
+        assert!(!entry(8, fresh, false).sent_by(7, true, now));
+        // Handed back (owner 0), or abandoned: the leader takes it, no one else.
+        assert!(entry(0, fresh, false).sent_by(7, true, now));
+        assert!(!entry(0, fresh, false).sent_by(7, false, now));
+        assert!(entry(8, stale, false).sent_by(7, true, now));
+        assert!(!entry(8, stale, false).sent_by(7, false, now));
+        // A refused message is sent by nobody.
+        assert!(!entry(7, fresh, true).sent_by(7, true, now));
+    }
+
+    #[test]
+    fn the_outbox_reads_back_as_kept() {
+        let kept = Stored {
+            entries: vec![entry(3, 9, false), entry(0, 0, true)],
+        };
+        let text = to_hex(&kept.encode_to_vec());
+        let bytes = from_hex(&text).expect("hex");
+        assert_eq!(Stored::decode(bytes.as_slice()).expect("decodes"), kept);
+        assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("abc"), None, "an odd length is not hex");
+    }
+
+    #[test]
+    fn keys_are_version_4_uuids() {
+        let key = format_uuid_v4([0xff; 16]);
+        assert_eq!(key, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let key = format_uuid_v4([0; 16]);
+        assert_eq!(key, "00000000-0000-4000-8000-000000000000");
+    }
+
+    #[test]
+    fn ages_read_as_a_person_says_them() {
+        assert_eq!(age(0, 12_000), "12 s");
+        assert_eq!(age(0, 59_999), "59 s");
+        assert_eq!(age(0, 60_000), "1 min");
+        assert_eq!(age(0, 3_600_000), "1 h");
+        assert_eq!(age(5_000, 1_000), "0 s", "a clock that went back");
+    }
+}

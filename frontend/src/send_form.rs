@@ -276,3 +276,43 @@ fn thousands(n: u64) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (65_536, "65,536"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), text);
+        }
+    }
+
+    #[test]
+    fn a_failure_is_said_in_a_persons_words_by_its_code() {
+        let error = |code| ApiError {
+            code,
+            message: String::new(),
+            refused: false,
+        };
+        assert_eq!(
+            failed_words(&error("UNAVAILABLE")),
+            "Storage is unreachable right now."
+        );
+        assert_eq!(
+            failed_words(&error("NETWORK")),
+            "The server can't be reached."
+        );
+        assert_eq!(
+            failed_words(&error("DEADLINE_EXCEEDED")),
+            "The server did not answer in time."
+        );
+        assert_eq!(failed_words(&error("ERROR")), "It could not be stored yet.");
+    }
+}
