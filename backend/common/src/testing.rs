@@ -514,13 +514,18 @@ pub async fn check_connection_limits(addr: SocketAddr, probe: &'static [u8]) {
     );
 }
 
-/// An address where nothing listens: connections to it are refused.
+/// An address where nothing listens: connections to it are refused. Its port stays bound (by
+/// a socket that never listens) for as long as the test process runs, so nothing else can
+/// take it meanwhile, as it could a port merely found free and let go.
 pub async fn refused_addr() -> SocketAddr {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(socket);
+    addr
 }
 
 /// The status code and body of a raw HTTP/1.1 answer read off a socket.
@@ -842,6 +847,15 @@ pub async fn closing_status<T>(stream: &mut tonic::Streaming<T>) -> tonic::Statu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_address_refuses_and_stays_taken() {
+        let addr = refused_addr().await;
+        let refused = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Nobody else can listen there while the tests run.
+        assert!(tokio::net::TcpListener::bind(addr).await.is_err());
+    }
 
     #[tokio::test]
     async fn a_service_that_ended_with_an_error_fails_the_test_that_drops_it() {

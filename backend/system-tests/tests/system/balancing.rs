@@ -87,6 +87,10 @@ async fn three_replicas(
     let mut settings = facade_settings(&replicas[0].0.url(), &messages.url());
     settings.logging_urls = replicas.iter().map(|(process, ..)| process.url()).collect();
     settings.logging_health_ms = 20;
+    // Time enough for every call and health check on a loaded machine: only the failing
+    // replica's answers make a retry, never a slow one.
+    settings.retry_attempt_timeout_ms = 5_000;
+    settings.retry_deadline_ms = 15_000;
     let facade = spawn_facade(settings).await;
     (replicas, facade, messages)
 }
