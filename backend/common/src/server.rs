@@ -221,6 +221,9 @@ pub struct Bound {
     grace: Duration,
     /// What each connection goes through before HTTP.
     transport: Transport,
+    /// The open connections, counted against the cap: shared by listeners of one service
+    /// ([`Bound::sharing_connections_with`]), so two ports hold no more than one cap.
+    registry: Registry,
 }
 
 /// How an accepted connection becomes a stream of HTTP.
@@ -258,7 +261,16 @@ impl Bound {
             limits,
             grace,
             transport: Transport::Plain,
+            registry: Registry::default(),
         })
+    }
+
+    /// Counts this listener's connections with `other`'s against the one cap (the cap is the
+    /// process's, derived from its file limit: two listeners with a cap each could exhaust it).
+    #[must_use]
+    pub fn sharing_connections_with(mut self, other: &Self) -> Self {
+        self.registry = other.registry.clone();
+        self
     }
 
     /// Serves HTTPS with `acceptor` (see [`crate::tls::acceptor`]) rather than plain HTTP.
@@ -283,6 +295,7 @@ impl Bound {
         serve_over(
             self.listener,
             self.transport,
+            self.registry,
             service,
             self.limits,
             shutdown,
@@ -303,12 +316,23 @@ pub async fn serve<S: HttpService>(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    serve_over(listener, Transport::Plain, service, limits, shutdown, grace).await
+    let registry = Registry::default();
+    serve_over(
+        listener,
+        Transport::Plain,
+        registry,
+        service,
+        limits,
+        shutdown,
+        grace,
+    )
+    .await
 }
 
 async fn serve_over<S: HttpService>(
     listener: TcpListener,
     transport: Transport,
+    registry: Registry,
     service: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
@@ -328,7 +352,6 @@ async fn serve_over<S: HttpService>(
         .keep_alive_timeout(limits.http2_keepalive_timeout);
     let builder = Arc::new(builder);
 
-    let registry = Registry::default();
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

@@ -103,13 +103,14 @@ impl Application {
         let secure = match (&settings.tls_cert, &settings.tls_key) {
             (Some(cert), Some(key)) => {
                 let acceptor = msglog_common::tls::acceptor(cert, key)?;
-                let bound = Bound::bind(
+                let secure = Bound::bind(
                     settings.tls_addr,
                     settings.connections.limits(),
                     Duration::from_millis(settings.shutdown_grace_ms),
                 )
                 .await?;
-                Some(bound.with_tls(acceptor))
+                // One cap for both ports: it guards the process's file limit.
+                Some(secure.with_tls(acceptor).sharing_connections_with(&bound))
             }
             _ => None,
         };

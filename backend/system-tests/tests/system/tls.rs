@@ -389,3 +389,33 @@ async fn the_facade_calls_logging_over_tls_trusting_its_ca_only() {
         .await;
     assert_eq!(status, 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_cap_counts_both_ports() {
+    let app = SecureApp::spawn(&["--max-connections", "4"]).await;
+    // Four idle connections fill the cap on the plain port...
+    let mut plain = Vec::new();
+    for _ in 0..4 {
+        plain.push(TcpStream::connect(app.facade.addr).await.unwrap());
+    }
+    // ...so four on the HTTPS port make room by closing them, as four more on the plain port
+    // would: the cap is the process's, not each port's.
+    let mut secure = Vec::new();
+    for _ in 0..4 {
+        secure.push(TcpStream::connect(app.tls_addr).await.unwrap());
+    }
+    for mut stream in plain {
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+        assert!(
+            closed.is_ok(),
+            "an idle plain connection was closed to make room"
+        );
+    }
+    // And a real client is served over HTTPS meanwhile.
+    let stream = app.ca.connect(app.tls_addr, &[b"h2"]).await;
+    let (status, _, _) = send_over(stream, true, post_message("within the cap")).await;
+    assert_eq!(status, 200);
+    drop(secure);
+}
