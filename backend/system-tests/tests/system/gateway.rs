@@ -50,6 +50,19 @@ pub(crate) async fn send(
         .into_inner()
 }
 
+/// The first ten messages, through `List`.
+async fn first_page(client: &mut MessageLogClient<Channel>) -> msglog_proto::v1::ListResponse {
+    client
+        .list(ListRequest {
+            cursor: 0,
+            limit: 10,
+            direction: Direction::Forward.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// What a watcher has been told, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
@@ -135,15 +148,7 @@ async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
     );
     assert_eq!(seen_first.messages[0].id, sent.id);
 
-    let page = client
-        .list(ListRequest {
-            cursor: 0,
-            limit: 10,
-            direction: Direction::Forward.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let page = first_page(&mut client).await;
     assert_eq!(page.messages, seen_first.messages);
     assert_eq!(page.next_cursor, None);
 
@@ -154,39 +159,19 @@ async fn send_list_and_watch_over_native_grpc_share_the_json_routes_core() {
     assert_eq!(texts_of(&seen_late.messages), ["over JSON"]);
 }
 
-/// Milliseconds since the epoch, now.
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn every_door_tells_when_each_message_was_stored_and_the_originals_route_stays_as_it_was() {
     let app = TestApp::spawn().await;
     let mut client = gateway(&app.facade).await;
     let mut watcher = watch(&mut client, 0).await;
-    let before = now_ms();
+    let before = logging_service::store::now_ms();
     send(&mut client, "first").await;
     app.client().post_message("second").await;
     // A duplicate keeps the first one's time.
     app.client().post_message("first").await;
-    let after = now_ms();
+    let after = logging_service::store::now_ms();
 
-    let listed = client
-        .list(ListRequest {
-            cursor: 0,
-            limit: 10,
-            direction: Direction::Forward.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .messages;
+    let listed = first_page(&mut client).await.messages;
     assert_eq!(texts_of(&listed), ["first", "second"]);
     for message in &listed {
         assert!(
