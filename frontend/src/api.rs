@@ -1,18 +1,16 @@
-//! The facade's gRPC API (`msglog.v1.MessageLog`) over gRPC-web, on the page's own origin:
-//! the generated client on the browser's fetch. The page speaks nothing else, so it carries no
-//! JSON code.
+//! The facade's gRPC API (`msglog.v1.MessageLog`) over gRPC-web, on the page's own origin
+//! ([`crate::grpc_web`]). The page speaks nothing else, so it carries no JSON code.
 
 use std::{cell::Cell, fmt, rc::Rc, time::Duration};
 
 use leptos::prelude::*;
 
 use msglog_proto::v1::{
-    SendRequest, SendResponse, StatusRequest, StatusResponse, message_log_client::MessageLogClient,
+    ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
+    WatchEvent, WatchRequest,
 };
-use tonic_web_wasm_client::Client;
 
-/// The generated client, on the page's origin.
-pub(crate) type Api = MessageLogClient<Client>;
+use crate::grpc_web::{self, Stream};
 
 /// A call unanswered for this long is shown as waiting (see [`waiting`]).
 const SLOW: Duration = Duration::from_secs(5);
@@ -61,15 +59,6 @@ impl Drop for Noticed {
     }
 }
 
-/// A client of the facade that served the page.
-pub(crate) fn client() -> Api {
-    let origin = leptos::prelude::window()
-        .location()
-        .origin()
-        .unwrap_or_default();
-    MessageLogClient::new(Client::new(origin))
-}
-
 /// Why a call to the facade failed, for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -84,6 +73,39 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// The server's error `code` (its name, `UNAVAILABLE`) saying `message`.
+    pub(crate) fn new(code: &'static str, message: String) -> Self {
+        // What the server refused itself; anything else may go another time.
+        let refused = matches!(
+            code,
+            "INVALID_ARGUMENT"
+                | "ALREADY_EXISTS"
+                | "OUT_OF_RANGE"
+                | "FAILED_PRECONDITION"
+                | "PERMISSION_DENIED"
+                | "UNAUTHENTICATED"
+        );
+        let message = if message.is_empty() {
+            "the facade did not say why".to_owned()
+        } else {
+            message
+        };
+        Self {
+            code,
+            message,
+            refused,
+        }
+    }
+
+    /// No answer: the facade could not be reached.
+    pub(crate) fn network() -> Self {
+        Self {
+            code: NETWORK,
+            message: "the facade did not answer".to_owned(),
+            refused: false,
+        }
+    }
+
     /// No answer within `limit`.
     pub(crate) fn timed_out(limit: std::time::Duration) -> Self {
         Self {
@@ -94,39 +116,16 @@ impl ApiError {
     }
 }
 
-impl From<tonic::Status> for ApiError {
-    fn from(status: tonic::Status) -> Self {
-        use tonic::Code;
-        let code = match status.code() {
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::AlreadyExists => "ALREADY_EXISTS",
-            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-            Code::Unavailable => "UNAVAILABLE",
-            Code::Aborted => "ABORTED",
-            Code::Unimplemented => "UNIMPLEMENTED",
-            Code::OutOfRange => "OUT_OF_RANGE",
-            // What the transport reports when the fetch itself failed.
-            Code::Unknown | Code::Internal => "NETWORK",
-            _ => "ERROR",
-        };
-        let refused = matches!(
-            status.code(),
-            Code::InvalidArgument
-                | Code::AlreadyExists
-                | Code::OutOfRange
-                | Code::FailedPrecondition
-                | Code::PermissionDenied
-                | Code::Unauthenticated
-        );
-        let message = match (code, status.message()) {
-            ("NETWORK", _) | (_, "") => "the facade did not answer".to_owned(),
-            (_, message) => message.to_owned(),
-        };
-        Self {
-            code,
-            message,
-            refused,
-        }
+/// The code of a call that got no answer.
+pub(crate) const NETWORK: &str = "NETWORK";
+
+/// A code kept as text (in the outbox) as the code it names: a gRPC code, [`NETWORK`], or
+/// `ERROR` for anything else.
+pub(crate) fn known_code(code: &str) -> &'static str {
+    match msglog_proto::code_of(code) {
+        Some(number) => msglog_proto::code_name(number),
+        None if code == NETWORK => NETWORK,
+        None => "ERROR",
     }
 }
 
@@ -134,6 +133,13 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The path of a method of the facade's service.
+macro_rules! method {
+    ($name:literal) => {
+        concat!("/msglog.v1.MessageLog/", $name)
+    };
 }
 
 /// `Send`: stores a message under its idempotency key (every send of one message carries the
@@ -144,47 +150,52 @@ pub(crate) async fn send(text: String, idempotency_key: String) -> Result<SendRe
         idempotency_key,
     };
     let _noticed = notice();
-    Ok(client().send(request).await?.into_inner())
+    grpc_web::unary(method!("Send"), &request).await
 }
 
 /// `Status`: the services at a glance.
 pub(crate) async fn status() -> Result<StatusResponse, ApiError> {
     let _noticed = notice();
-    Ok(client().status(StatusRequest {}).await?.into_inner())
+    grpc_web::unary(method!("Status"), &StatusRequest {}).await
+}
+
+/// `List`: one page of the log.
+pub(crate) async fn list(request: ListRequest) -> Result<ListResponse, ApiError> {
+    let _noticed = notice();
+    grpc_web::unary(method!("List"), &request).await
+}
+
+/// `Watch`: the log from a seq on, live; noticed until the stream opens.
+pub(crate) async fn watch(request: WatchRequest) -> Result<Stream<WatchEvent>, ApiError> {
+    let _noticed = notice();
+    grpc_web::stream(method!("Watch"), &request).await
 }
 
 #[cfg(test)]
 mod tests {
-    use tonic::{Code, Status};
-
     use super::*;
 
     #[test]
     fn what_the_facade_refused_is_not_sent_again_and_anything_else_may_be() {
-        for code in [Code::InvalidArgument, Code::AlreadyExists, Code::OutOfRange] {
-            assert!(ApiError::from(Status::new(code, "no")).refused, "{code:?}");
+        for code in ["INVALID_ARGUMENT", "ALREADY_EXISTS", "OUT_OF_RANGE"] {
+            assert!(ApiError::new(code, "no".to_owned()).refused, "{code}");
         }
-        for code in [
-            Code::Unavailable,
-            Code::DeadlineExceeded,
-            Code::Unknown,
-            Code::Aborted,
-        ] {
-            assert!(
-                !ApiError::from(Status::new(code, "later")).refused,
-                "{code:?}"
-            );
+        for code in ["UNAVAILABLE", "DEADLINE_EXCEEDED", "UNKNOWN", "ABORTED"] {
+            assert!(!ApiError::new(code, "later".to_owned()).refused, "{code}");
         }
-        // A failed fetch reads as no answer, whatever the transport said.
-        let network = ApiError::from(Status::new(Code::Unknown, "TypeError: Failed to fetch"));
-        assert_eq!(
-            (network.code, network.message.as_str()),
-            ("NETWORK", "the facade did not answer")
-        );
-        let said = ApiError::from(Status::new(Code::Unavailable, "logging is down"));
+        assert!(!ApiError::network().refused);
+        let said = ApiError::new("UNAVAILABLE", "logging is down".to_owned());
         assert_eq!(
             (said.code, said.message.as_str()),
             ("UNAVAILABLE", "logging is down")
         );
+    }
+
+    #[test]
+    fn codes_kept_as_text_come_back_as_themselves() {
+        for code in ["UNAVAILABLE", "INVALID_ARGUMENT", NETWORK] {
+            assert_eq!(known_code(code), code);
+        }
+        assert_eq!(known_code("SOMETHING"), "ERROR");
     }
 }

@@ -20,7 +20,7 @@ use msglog_proto::v1::{Direction, ListRequest, StoredMessage, WatchRequest, watc
 
 pub(crate) use crate::tabs::Feed;
 use crate::{
-    api::{Api, ApiError, client, notice},
+    api,
     tabs::{Relay, Tabs},
 };
 
@@ -163,11 +163,10 @@ impl LiveList {
     }
 
     async fn run(self, tabs: Tabs, mut woken: UnboundedReceiver<()>) {
-        let mut client = client();
         let mut failures = 0_u32;
         loop {
             let broke = if !self.loaded.get_untracked() {
-                match self.load_newest(&mut client).await {
+                match self.load_newest().await {
                     Ok(()) => {
                         // The leader answers with the feed's state as it sees it.
                         if !tabs.leads() {
@@ -178,10 +177,7 @@ impl LiveList {
                     Err(reason) => reason,
                 }
             } else if tabs.leads() {
-                match self
-                    .follow(&mut client, &mut failures, tabs, &mut woken)
-                    .await
-                {
+                match self.follow(&mut failures, tabs, &mut woken).await {
                     Ended::Woken => continue,
                     Ended::Broke(reason) => reason,
                 }
@@ -198,17 +194,14 @@ impl LiveList {
     }
 
     /// The newest page, shown in place of anything shown before.
-    async fn load_newest(&self, client: &mut Api) -> Result<(), String> {
-        let noticed = notice();
-        let page = client
-            .list(ListRequest {
-                cursor: 0,
-                limit: PAGE,
-                direction: Direction::Backward.into(),
-            })
-            .await;
-        drop(noticed);
-        let page = page.map_err(|status| describe(&status))?.into_inner();
+    async fn load_newest(&self) -> Result<(), String> {
+        let page = api::list(ListRequest {
+            cursor: 0,
+            limit: PAGE,
+            direction: Direction::Backward.into(),
+        })
+        .await
+        .map_err(|error| error.message)?;
         self.older.set(page.next_cursor);
         self.messages.update(|messages| {
             // What the relay brought while the page loaded, if newer, stays after it.
@@ -228,7 +221,6 @@ impl LiveList {
     /// or the task is woken (this tab no longer leads, or the list must be loaded again).
     async fn follow(
         &self,
-        client: &mut Api,
         failures: &mut u32,
         tabs: Tabs,
         woken: &mut UnboundedReceiver<()>,
@@ -236,12 +228,9 @@ impl LiveList {
         let after_seq = self
             .messages
             .with_untracked(|messages| messages.last().map_or(0, |m| m.seq));
-        let noticed = notice();
-        let opened = client.watch(WatchRequest { after_seq }).await;
-        drop(noticed);
-        let mut stream = match opened {
-            Ok(response) => response.into_inner(),
-            Err(status) => return Ended::Broke(describe(&status)),
+        let mut stream = match api::watch(WatchRequest { after_seq }).await {
+            Ok(stream) => stream,
+            Err(error) => return Ended::Broke(error.message),
         };
         loop {
             let next = std::pin::pin!(stream.message());
@@ -251,13 +240,13 @@ impl LiveList {
                 Either::Left((Either::Left((Ok(None), _)), _)) => {
                     return Ended::Broke("the live feed ended".to_owned());
                 }
-                Either::Left((Either::Left((Err(status), _)), _)) => {
-                    if status.code() == tonic::Code::Aborted {
+                Either::Left((Either::Left((Err(error), _)), _)) => {
+                    if error.code == "ABORTED" {
                         // The log was replaced: every tab loads the new one's newest page.
                         self.loaded.set(false);
                         tabs.send(&Relay::Reset);
                     }
-                    return Ended::Broke(describe(&status));
+                    return Ended::Broke(error.message);
                 }
                 Either::Left((Either::Right(_), _)) => {
                     return Ended::Broke("the live feed went silent".to_owned());
@@ -356,18 +345,14 @@ impl LiveList {
         }
         self.loading_older.set(true);
         leptos::task::spawn_local(async move {
-            let noticed = notice();
-            let page = client()
-                .list(ListRequest {
-                    cursor,
-                    limit: PAGE,
-                    direction: Direction::Backward.into(),
-                })
-                .await;
-            drop(noticed);
+            let page = api::list(ListRequest {
+                cursor,
+                limit: PAGE,
+                direction: Direction::Backward.into(),
+            })
+            .await;
             match page {
                 Ok(page) => {
-                    let page = page.into_inner();
                     let mut drawn = Vec::new();
                     self.messages.update(|messages| {
                         // Only what is older than what is shown: never twice.
@@ -392,7 +377,7 @@ impl LiveList {
                         self.trimmed.set(false);
                     }
                 }
-                Err(status) => self.older_error.set(Some(describe(&status))),
+                Err(error) => self.older_error.set(Some(error.message)),
             }
             self.loading_older.set(false);
         });
@@ -403,11 +388,6 @@ impl LiveList {
 fn backoff(failures: u32) -> Duration {
     let doubled = RETRY_FIRST.saturating_mul(1 << failures.saturating_sub(1).min(8));
     doubled.min(RETRY_MAX)
-}
-
-/// A failed call, for a person.
-fn describe(status: &tonic::Status) -> String {
-    ApiError::from(status.clone()).message
 }
 
 #[cfg(test)]

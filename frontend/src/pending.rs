@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast as _;
 
 use crate::{
-    api::ApiError,
+    api::{self, ApiError},
     outbox::{Entry, Outbox, age},
     send_form::{Details, failed_words},
 };
@@ -99,7 +99,7 @@ fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) 
         }
     };
     let error = ApiError {
-        code: code_name(&entry.last_code),
+        code: api::known_code(&entry.last_code),
         message: entry.last_error.clone(),
         refused: entry.refused,
     };
@@ -169,20 +169,6 @@ fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) 
                 </button>
             </span>
         </li>
-    }
-}
-
-/// The code's name as the page knows it (kept in storage as text).
-fn code_name(code: &str) -> &'static str {
-    match code {
-        "UNAVAILABLE" => "UNAVAILABLE",
-        "NETWORK" => "NETWORK",
-        "DEADLINE_EXCEEDED" => "DEADLINE_EXCEEDED",
-        "ABORTED" => "ABORTED",
-        "INVALID_ARGUMENT" => "INVALID_ARGUMENT",
-        "ALREADY_EXISTS" => "ALREADY_EXISTS",
-        "OUT_OF_RANGE" => "OUT_OF_RANGE",
-        _ => "ERROR",
     }
 }
 

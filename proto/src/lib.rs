@@ -7,15 +7,18 @@
 //!   `msglog.v1.MessageLog`: `Send`, `List`, `Watch`), built the same way.
 //! - [`api`]: the JSON shapes and the paths of the facade's HTTP API, one definition for the
 //!   server and the browser page.
+//! - [`code_name`]: gRPC status codes by name, one table for the services and the page.
 //! - [`limits`]: the byte budget of a page and the decoding limits derived from the largest
 //!   text, computed in one place.
 //! - [`MessageText`]: a message text known to be non-blank and within a size limit, so neither
 //!   service ever handles an unchecked string.
 
 pub mod api;
+mod codes;
 pub mod limits;
 mod text;
 
+pub use codes::{code_name, code_of};
 pub use text::{INVISIBLE, MessageText, MessageTextError, NOT_BLANK_PATTERN, is_invisible};
 
 /// Types generated from `logging.proto`. The file has no `package`, which keeps the original's
