@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every check the project has: formatting, lints, the Rust tests (unit, router, whole
-# services on port 0, real binaries), the wasm32 builds, the wire tests against the
-# original's gRPC stack, schemathesis on the JSON API, the browser test of the page in
-# headless Chromium, the gateway driven by the Connect client for Node, and the README's own
-# commands run as it writes them. Installs what it needs first (scripts/setup.sh). CI runs
-# exactly this.
+# services on port 0, real binaries), the wasm32 builds, the page's weight budget, the wire
+# tests against the original's gRPC stack, schemathesis on the JSON API, the browser test of
+# the page in headless Chromium, the gateway driven by the Connect client for Node, and the
+# README's own commands run as it writes them. Installs what it needs first
+# (scripts/setup.sh). CI runs exactly this.
 #
 #   scripts/test.sh              # everything
 #   TEST_LOG=1 scripts/test.sh   # with the services' traces in failing Rust tests' output
@@ -69,6 +69,12 @@ step "the page (trunk build --release) and the service binaries"
 trunk build --release
 cargo build --locked --bins
 
+step "the page's weight: wasm + js gzipped within its budget (scripts/page_size.sh)"
+set +e
+scripts/page_size.sh --check 2>&1 | tee -a "$results"
+page_status=${PIPESTATUS[0]}
+set -e
+
 step "wire compatibility with the original's gRPC stack (Python grpcio)"
 command -v python3 >/dev/null 2>&1 || { echo "python3 is missing: apt-get install python3 python3-venv" >&2; exit 1; }
 venv=target/python-venv
@@ -120,5 +126,5 @@ while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
 echo
 echo "${passed} passed, ${failed} failed"
 [ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ] \
-  && [ "$browser_status" -eq 0 ] \
+  && [ "$browser_status" -eq 0 ] && [ "$page_status" -eq 0 ] \
   && [ "$connect_status" -eq 0 ] && [ "$readme_status" -eq 0 ]
