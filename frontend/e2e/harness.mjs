@@ -46,9 +46,10 @@ export function skipUnlessReady(t) {
  * The three services: logging on SQLite in a data directory of its own, messages, and the
  * facade serving the built page. `restartLogging()` and `restartFacade()` start one again on
  * its address after `stopService`. Options: `tls` also serves HTTPS (`stack.secureUrl`), with a
- * certificate from scripts/dev_cert.sh; `facadeArgs` are more flags for the facade.
+ * certificate from scripts/dev_cert.sh; `facadeArgs` and `loggingArgs` are more flags for the
+ * facade and logging.
  */
-export async function startStack({ tls = false, facadeArgs: extraFacadeArgs = [] } = {}) {
+export async function startStack({ tls = false, facadeArgs: extraFacadeArgs = [], loggingArgs: extraLoggingArgs = [] } = {}) {
   const services = [];
   const dataDir = mkdtempSync(path.join(tmpdir(), 'msglog-e2e-'));
   const run = async (name, args) => {
@@ -56,7 +57,7 @@ export async function startStack({ tls = false, facadeArgs: extraFacadeArgs = []
     services.push(service);
     return service;
   };
-  const loggingArgs = (addr) => ['--addr', addr, '--data-dir', dataDir];
+  const loggingArgs = (addr) => ['--addr', addr, '--data-dir', dataDir, ...extraLoggingArgs];
   const stack = { services };
   stack.stop = async () => {
     await Promise.all(services.map(stopService));
