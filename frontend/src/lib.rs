@@ -86,6 +86,15 @@ pub fn App() -> impl IntoView {
         list.wake();
         outbox.wake();
     });
+    // The browser going offline: the list stops watching at once (a stream may linger without
+    // a network). Back online: the list resumes and the outbox sends, without waiting for
+    // their back-off.
+    for event in ["online", "offline"] {
+        let _ = window_event_listener_untyped(event, move |_| {
+            list.wake();
+            outbox.wake();
+        });
+    }
     // A refused message's text, taken out of the outbox to be edited in the box.
     let editing = RwSignal::new(None::<String>);
 

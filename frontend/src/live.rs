@@ -165,6 +165,13 @@ impl LiveList {
     async fn run(self, tabs: Tabs, mut woken: UnboundedReceiver<()>) {
         let mut failures = 0_u32;
         loop {
+            if !online() {
+                // Nothing to open until the browser is back online (its `online` event wakes
+                // this task).
+                self.feed.set(Feed::Offline);
+                let _ = woken.next().await;
+                continue;
+            }
             let broke = if !self.loaded.get_untracked() {
                 match self.load_newest().await {
                     Ok(()) => {
@@ -189,7 +196,9 @@ impl LiveList {
             };
             failures = failures.saturating_add(1);
             self.feed.set(Feed::Reconnecting(broke));
-            gloo_timers::future::sleep(backoff(failures)).await;
+            // Woken (back online, the lead changed), the wait ends at once.
+            let pause = std::pin::pin!(gloo_timers::future::sleep(backoff(failures)));
+            select(pause, woken.next()).await;
         }
     }
 
@@ -252,7 +261,7 @@ impl LiveList {
                     return Ended::Broke("the live feed went silent".to_owned());
                 }
                 Either::Right(_) => {
-                    if tabs.leads() && self.loaded.get_untracked() {
+                    if tabs.leads() && self.loaded.get_untracked() && online() {
                         continue;
                     }
                     return Ended::Woken;
@@ -276,10 +285,12 @@ impl LiveList {
     /// A heartbeat or a message: the stream is alive, and unless the facade said its own feed
     /// is interrupted, the list is live.
     pub(crate) fn mark_live(&self) {
-        if self
-            .feed
-            .with_untracked(|feed| matches!(feed, Feed::Connecting | Feed::Reconnecting(_)))
-        {
+        if self.feed.with_untracked(|feed| {
+            matches!(
+                feed,
+                Feed::Connecting | Feed::Reconnecting(_) | Feed::Offline
+            )
+        }) {
             self.feed.set(Feed::Live);
         }
     }
@@ -382,6 +393,11 @@ impl LiveList {
             self.loading_older.set(false);
         });
     }
+}
+
+/// Whether the browser says it has a network (`navigator.onLine`).
+fn online() -> bool {
+    window().navigator().on_line()
 }
 
 /// The wait before reconnection `failures` (1 for the first).

@@ -69,12 +69,19 @@ pub(crate) fn MessageList(
         unseen.set(0);
     };
 
+    const OFFLINE: &str = "The browser says it has no network. The list catches up by itself \
+        when the connection is back, and messages you send meanwhile wait here.";
     let feed_note = move || {
         let (state, text, why) = match list.feed.get() {
             Feed::Connecting => ("connecting", "Connecting…", None),
             Feed::Live => ("live", "Live", None),
             Feed::Reconnecting(why) => ("interrupted", "Not live: reconnecting", Some(why)),
             Feed::Interrupted(why) => ("interrupted", "Not live: storage unreachable", Some(why)),
+            Feed::Offline => (
+                "interrupted",
+                "Not live: this device is offline",
+                Some(OFFLINE.to_owned()),
+            ),
         };
         view! {
             <div class="feed" data-feed=state role="status" aria-live="polite">

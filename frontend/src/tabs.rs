@@ -58,6 +58,8 @@ pub(crate) enum Feed {
     Reconnecting(String),
     /// The facade lost its feed from logging (it says why), and resumes it by itself.
     Interrupted(String),
+    /// The browser says it is offline: no stream is opened until it is back online.
+    Offline,
 }
 
 /// What one tab tells the others.
@@ -94,6 +96,7 @@ impl Relay {
                     Feed::Live => (1, ""),
                     Feed::Reconnecting(why) => (2, why.as_str()),
                     Feed::Interrupted(why) => (3, why.as_str()),
+                    Feed::Offline => (4, ""),
                 };
                 bytes.extend([b'F', kind]);
                 bytes.extend_from_slice(detail.as_bytes());
@@ -131,6 +134,7 @@ impl Relay {
                     1 => Feed::Live,
                     2 => Feed::Reconnecting(detail),
                     3 => Feed::Interrupted(detail),
+                    4 => Feed::Offline,
                     _ => return None,
                 })
             }
@@ -394,6 +398,7 @@ mod tests {
             Relay::Feed(Feed::Live),
             Relay::Feed(Feed::Reconnecting("why".into())),
             Relay::Feed(Feed::Interrupted("logging is down".into())),
+            Relay::Feed(Feed::Offline),
             Relay::Reset,
             Relay::Status(StatusResponse::default()),
             Relay::Hello,
