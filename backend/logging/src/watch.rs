@@ -203,11 +203,27 @@ mod tests {
     use super::*;
     use crate::store::{Inserted, MemoryStore, NewMessage, StoreError, Subscription};
 
-    /// A memory store that counts its page reads.
+    /// A memory store that counts its page reads, and (`forgets`) may answer them with
+    /// nothing, as a store does for a cursor that came from another store.
     #[derive(Debug)]
     struct CountingStore {
         inner: MemoryStore,
         pages: AtomicUsize,
+        forgets: bool,
+    }
+
+    impl CountingStore {
+        fn new(forgets: bool) -> Arc<Self> {
+            Arc::new(Self {
+                inner: MemoryStore::new(crate::store::DedupBy::Id),
+                pages: AtomicUsize::new(0),
+                forgets,
+            })
+        }
+
+        fn reads(&self) -> usize {
+            self.pages.load(Ordering::SeqCst)
+        }
     }
 
     #[async_trait::async_trait]
@@ -220,6 +236,9 @@ mod tests {
         }
         async fn page(&self, cursor: Cursor, limit: usize) -> Result<Vec<Stored>, StoreError> {
             self.pages.fetch_add(1, Ordering::SeqCst);
+            if self.forgets {
+                return Ok(Vec::new());
+            }
             self.inner.page(cursor, limit).await
         }
         fn subscribe(&self) -> Subscription {
@@ -241,10 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn live_messages_come_from_what_the_store_publishes_and_history_from_pages() {
-        let store = Arc::new(CountingStore {
-            inner: MemoryStore::new(crate::store::DedupBy::Id),
-            pages: AtomicUsize::new(0),
-        });
+        let store = CountingStore::new(false);
         for n in 1..=3 {
             insert(store.as_ref(), n).await;
         }
@@ -264,6 +280,97 @@ mod tests {
             store.pages.load(Ordering::SeqCst),
             reads,
             "live messages cost the store no read"
+        );
+    }
+
+    fn seqs(frame: &WatchMessagesResponse) -> Vec<u64> {
+        frame.messages.iter().map(|m| m.seq).collect()
+    }
+
+    async fn next_frame(stream: &mut WatchStream) -> WatchMessagesResponse {
+        stream.next().await.expect("a frame").expect("not an error")
+    }
+
+    #[tokio::test]
+    async fn a_published_message_past_a_gap_waits_for_the_gap_to_be_read() {
+        // 1-3 were stored before the watcher subscribed; 4 is published after: the first
+        // frame is 1-4 from the store, never 4 alone.
+        let store = CountingStore::new(false);
+        for n in 1..=3 {
+            insert(store.as_ref(), n).await;
+        }
+        let shared: Arc<dyn Store> = store.clone();
+        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        insert(store.as_ref(), 4).await;
+        assert_eq!(seqs(&next_frame(&mut stream).await), [1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn what_was_published_and_already_read_is_skipped_without_reading_again() {
+        let store = CountingStore::new(false);
+        for n in 1..=3 {
+            insert(store.as_ref(), n).await;
+        }
+        let shared: Arc<dyn Store> = store.clone();
+        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        // 4 and 5 are published before the first frame, which reads 1-5 from the store.
+        insert(store.as_ref(), 4).await;
+        insert(store.as_ref(), 5).await;
+        assert_eq!(seqs(&next_frame(&mut stream).await), [1, 2, 3, 4, 5]);
+        assert_eq!(store.reads(), 1);
+        // 5, still in what was published, is passed over; 6 comes from there too.
+        insert(store.as_ref(), 6).await;
+        assert_eq!(seqs(&next_frame(&mut stream).await), [6]);
+        assert_eq!(store.reads(), 1, "a new message costs no read");
+    }
+
+    #[tokio::test]
+    async fn a_watcher_at_the_newest_seq_reads_nothing() {
+        let store = CountingStore::new(false);
+        for n in 1..=3 {
+            insert(store.as_ref(), n).await;
+        }
+        let shared: Arc<dyn Store> = store.clone();
+        let mut stream = watch(shared, 3, Duration::from_secs(60), CancellationToken::new());
+        let opened = next_frame(&mut stream).await;
+        assert!(opened.messages.is_empty());
+        insert(store.as_ref(), 4).await;
+        assert_eq!(seqs(&next_frame(&mut stream).await), [4]);
+        assert_eq!(store.reads(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_frame_carries_at_most_its_count() {
+        let store = CountingStore::new(false);
+        let shared: Arc<dyn Store> = store.clone();
+        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        assert!(next_frame(&mut stream).await.messages.is_empty());
+        let total = FRAME as u128 + 44;
+        for n in 1..=total {
+            insert(store.as_ref(), n).await;
+        }
+        assert_eq!(next_frame(&mut stream).await.messages.len(), FRAME);
+        assert_eq!(next_frame(&mut stream).await.messages.len(), 44);
+        assert_eq!(store.reads(), 0, "all of it taken as published");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_the_store_cannot_read_past_waits_rather_than_sending_empty_frames() {
+        // The store says it is at 3 and reads nothing past 1 (the cursor came from another
+        // store): the stream opens, then waits for news or its heartbeat, not a stream of
+        // empty frames.
+        let store = CountingStore::new(true);
+        for n in 1..=3 {
+            insert(store.as_ref(), n).await;
+        }
+        let shared: Arc<dyn Store> = store.clone();
+        let heartbeat = Duration::from_secs(60);
+        let mut stream = watch(shared, 1, heartbeat, CancellationToken::new());
+        assert!(next_frame(&mut stream).await.messages.is_empty());
+        let waited = tokio::time::timeout(heartbeat / 2, stream.next()).await;
+        assert!(
+            waited.is_err(),
+            "nothing sent before the heartbeat: {waited:?}"
         );
     }
 }
