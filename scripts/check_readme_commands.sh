@@ -34,27 +34,20 @@ contains() { grep -qF -- "$2" <<<"$1"; }
 
 work=$(mktemp -d)
 log=$work/run.log
-use_free_ports "$work"
-base=http://$FACADE_ADDR
-# HTTPS too, as the README shows it (MSGLOG_TLS=1), its certificate in the work directory.
-export MSGLOG_TLS=1 FACADE_TLS_ADDR=127.0.0.1:$(free_port)
-export FACADE_TLS_CERT=$work/tls/cert.pem FACADE_TLS_KEY=$work/tls/key.pem
-scripts/dev_cert.sh "$work/tls"
-
-# Job control on: run.sh gets a process group of its own, which receives SIGINT as a
-# terminal's Ctrl-C would deliver it (to run.sh and the services it started alike).
-set -m
-scripts/run.sh >"$log" 2>&1 &
-run_pid=$!
-set +m
+run_pid=
 cleanup() {
-  kill -KILL -- "-$run_pid" 2>/dev/null || true
+  [ -z "$run_pid" ] || kill -KILL -- "-$run_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+# HTTPS too, as the README shows it (MSGLOG_TLS=1), its certificate in the work directory.
+export MSGLOG_TLS=1 FACADE_TLS_ADDR=127.0.0.1:0
+export FACADE_TLS_CERT=$work/tls/cert.pem FACADE_TLS_KEY=$work/tls/key.pem
+scripts/dev_cert.sh "$work/tls"
 
 started=0
-wait_for_banner "$run_pid" "$log" "$RUN_TIMEOUT_S" && started=1
+start_services "$work" "$log" "$RUN_TIMEOUT_S" && started=1
+base=http://$FACADE_ADDR
 check "scripts/run.sh builds and starts the three services" test "$started" = 1
 if [ "$started" != 1 ]; then
   echo "--- scripts/run.sh said:" >&2

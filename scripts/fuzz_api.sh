@@ -28,25 +28,21 @@ venv=target/python-venv
 . scripts/run_lib.sh
 work=$(mktemp -d)
 log=$work/run.log
-use_free_ports "$work"
-base=http://$FACADE_ADDR
-
-set -m
-PROFILE=${PROFILE:-dev} SKIP_PAGE=1 scripts/run.sh >"$log" 2>&1 &
-run_pid=$!
-set +m
+run_pid=
 cleanup() {
-  kill -INT -- "-$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null || true
+  [ -z "$run_pid" ] || { kill -INT -- "-$run_pid" 2>/dev/null && wait "$run_pid" 2>/dev/null; } || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-if ! wait_for_banner "$run_pid" "$log"; then
+export PROFILE=${PROFILE:-dev} SKIP_PAGE=1
+if ! start_services "$work" "$log" 1200; then
   echo "scripts/run.sh did not bring the services up:" >&2
   tail -n 40 "$log" >&2
   echo "API fuzzing: 0 passed, 1 failed"
   exit 1
 fi
+base=http://$FACADE_ADDR
 
 # Run from its report directory, where it also keeps its cache (.schemathesis).
 root=$PWD

@@ -14,6 +14,31 @@ use_free_ports() {
   export LOGGING_DATA_DIR=$1/data
 }
 
+# Starts scripts/run.sh in the background on free ports (use_free_ports $1; a new free port
+# for FACADE_TLS_ADDR too when it is set), writing to $2, and waits up to $3 seconds for its
+# banner (see wait_for_banner); sets run_pid. run.sh gets a process group of its own (job
+# control), which receives SIGINT as a terminal's Ctrl-C would deliver it, to run.sh and the
+# services alike: `kill -INT -- -$run_pid`. A port found free can be taken by another program
+# before a service binds it: then run.sh stops ("Address already in use") and is started again
+# on other ports, three times at most.
+start_services() {
+  local dir=$1 log=$2 limit=${3:-1200}
+  for _ in 1 2 3; do
+    use_free_ports "$dir"
+    [ -z "${FACADE_TLS_ADDR:-}" ] || export FACADE_TLS_ADDR=127.0.0.1:$(free_port)
+    set -m
+    scripts/run.sh >"$log" 2>&1 &
+    run_pid=$!
+    set +m
+    wait_for_banner "$run_pid" "$log" "$limit" && return 0
+    kill -KILL -- "-$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
+    grep -q "Address already in use" "$log" || return 1
+    echo "(a port was taken between finding it free and binding it: again, on others)" >&2
+  done
+  return 1
+}
+
 # Waits until scripts/run.sh (process $1, writing to $2) prints its banner, which it does once
 # all three services answer their health checks; fails if it exits first, or after $3 seconds
 # (default 1200: a first build of the page's tools is slow).
