@@ -911,4 +911,31 @@ mod tests {
         assert!(message.contains("exit status: 3"), "{message}");
         assert!(message.contains("the store would not open"), "{message}");
     }
+
+    /// The process group of process `pid`, from `/proc` (the fifth field of `stat`, after the
+    /// name in parentheses).
+    #[cfg(target_os = "linux")]
+    fn process_group(pid: &str) -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let (_, after_name) = stat.rsplit_once(')').unwrap();
+        after_name.split_whitespace().nth(2).unwrap().to_owned()
+    }
+
+    /// nextest runs each test in a process group of its own and ends the group on a timeout or
+    /// Ctrl-C: a service started by a test stays in that group, so it never outlives the run.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_started_process_stays_in_the_test_process_group() {
+        let process = ServiceProcess::start(
+            "sh",
+            ["-c", "echo 'listening addr=127.0.0.1:9' >&2; exec sleep 60"],
+            LogAfterStart::Drain,
+        )
+        .await;
+        assert_eq!(
+            process_group(&process.pid().to_string()),
+            process_group("self")
+        );
+        process.kill9().await;
+    }
 }
