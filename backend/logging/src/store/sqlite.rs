@@ -821,6 +821,34 @@ mod tests {
         assert!(!wal.exists(), "{} left behind", wal.display());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_store_waits_for_its_writer_to_close_the_database() {
+        // As when a test or a caller drops it without `close`: the writer still finishes and
+        // the log is folded back before the drop returns.
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path, DedupBy::Id).unwrap();
+        // A log of a few megabytes, which takes the closing writer a while to fold back.
+        let text = "x".repeat(4096);
+        for n in 0..500 {
+            store.insert(message(n, &text)).await.unwrap();
+        }
+        tokio::task::block_in_place(|| drop(store));
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        assert!(!wal.exists(), "{} left behind", wal.display());
+    }
+
+    #[tokio::test]
+    async fn each_insert_awaited_alone_is_its_own_commit() {
+        // Answered only once committed: one at a time, nothing waits to be grouped.
+        let (_dir, path) = temp_db();
+        let store = SqliteStore::open(&path, DedupBy::Id).unwrap();
+        for n in 1..=3 {
+            store.insert(message(n, "alone")).await.unwrap();
+            assert_eq!(store.commits(), n as u64);
+        }
+        store.close().await;
+    }
+
     #[test]
     fn a_file_that_is_not_a_database_is_a_start_up_error() {
         let (_dir, path) = temp_db();
