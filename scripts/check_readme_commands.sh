@@ -81,16 +81,33 @@ store_inserts_total{outcome="stored"} 2'
 page=$(curl -sS -D - "$base/")
 check "the page is built and served with its policy" contains "$page" "content-security-policy: default-src 'self'"
 check "the page loads its WebAssembly" contains "$page" "_bg.wasm"
-# The gateway on the same port: a gRPC-web Status call (an empty request frame), answered with
-# grpc-status 0 in its trailer frame and the messages service's text in its message.
-status=$(printf '\x00\x00\x00\x00\x00' | curl -sS -X POST --data-binary @- \
-  -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
-  "$base/msglog.v1.MessageLog/Status" | tr -d '\000-\010\016-\037\200-\377')
+# The gateway on the same port, as the README's tour calls it: a gRPC-web Status call (an
+# empty request frame), answered with grpc-status 0 in its trailer frame and the messages
+# service's text in its message.
+status=$(printf '\x00\x00\x00\x00\x00' | curl -s --data-binary @- "$base/msglog.v1.MessageLog/Status" \
+  -H 'content-type: application/grpc-web+proto' | strings)
 check "the gateway answers gRPC-web on the facade's port" contains "$status" "grpc-status:0"
 check "the gateway's Status reports the messages service" contains "$status" "not implemented yet"
 secure=$(curl -sS --http2 --cacert "$FACADE_TLS_CERT" -w ' %{http_version}' "https://localhost:${FACADE_TLS_ADDR##*:}/get_messages")
 check "MSGLOG_TLS=1: the same log over HTTPS, by HTTP/2" test "$secure" = \
   '{"logged_messages":["msg2","different message"],"message_from_service":"not implemented yet"} 2'
+
+# The tour's curl lines: a client's own idempotency key (a resend is a duplicate), the list by
+# pages, the status, the API document.
+keyed() {
+  curl -s "$base/send_message" -H 'content-type: application/json' \
+    -H 'Idempotency-Key: order-42' -d '{"message": "hello"}'
+}
+answer=$(keyed)
+check "a POST with an Idempotency-Key stores it" contains "$answer" '"status":"success"'
+answer=$(keyed)
+check "the same POST again is a duplicate" contains "$answer" '"status":"duplicate"'
+answer=$(curl -s "$base/api/messages?limit=10&direction=backward")
+check "/api/messages pages the list" contains "$answer" '"text":"hello"'
+answer=$(curl -s "$base/api/status")
+check "/api/status reports the services" contains "$answer" '"messages":{"up":true'
+answer=$(curl -s "$base/api/openapi.json")
+check "/api/openapi.json is the API document" contains "$answer" '"/send_message"'
 
 # Ctrl-C: run.sh stops the three services and exits cleanly.
 kill -INT -- "-$run_pid"
