@@ -293,6 +293,26 @@ struct Committed {
     publisher: Arc<Publisher>,
 }
 
+/// Takes `first` and whatever else is queued now into `batch` (at most [`MAX_BATCH`] inserts)
+/// and `probes`, without waiting for more.
+fn gather(
+    first: Job,
+    queue: &mut mpsc::UnboundedReceiver<Job>,
+    batch: &mut Vec<Write>,
+    probes: &mut Vec<oneshot::Sender<Result<(), StoreError>>>,
+) {
+    let mut next = Some(first);
+    while let Some(job) = next.take() {
+        match job {
+            Job::Insert(write) => batch.push(write),
+            Job::Probe(reply) => probes.push(reply),
+        }
+        if batch.len() < MAX_BATCH {
+            next = queue.try_recv().ok();
+        }
+    }
+}
+
 /// The writer: takes what is queued, group-commits the inserts, answers the probes. After a
 /// failed commit the connection is opened again before the next one: a file that was not
 /// writable when it was opened stays read-only for that connection, so only a new one sees it
@@ -315,16 +335,7 @@ fn write_loop(
     // `blocking_recv` returns `None` once every sender is gone and the queue is empty, so a
     // close finishes what was queued before it.
     while let Some(first) = queue.blocking_recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Insert(write) => batch.push(write),
-                Job::Probe(reply) => probes.push(reply),
-            }
-            if batch.len() < MAX_BATCH {
-                next = queue.try_recv().ok();
-            }
-        }
+        gather(first, &mut queue, &mut batch, &mut probes);
         if broken {
             match open_connection(path, true) {
                 Ok(reopened) => {
@@ -465,7 +476,7 @@ fn write_batch(
                 results.push(match held {
                     Some(held) if held != text.as_str() => Err(StoreError::Conflict { id: *id }),
                     Some(_) => Ok(Inserted::Duplicate),
-                    None if held_under == *id => Ok(Inserted::Duplicate),
+                    // The text is held under another id (under this one, `find` finds it).
                     None => Ok(Inserted::DuplicateOf(held_under)),
                 });
                 continue;
@@ -819,6 +830,31 @@ mod tests {
         store.close().await;
         let wal = PathBuf::from(format!("{}-wal", path.display()));
         assert!(!wal.exists(), "{} left behind", wal.display());
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_up_to_its_limit_and_every_probe() {
+        let (sender, mut queue) = mpsc::unbounded_channel();
+        let insert = |n: u128| {
+            let (reply, _) = oneshot::channel();
+            Job::Insert(Write {
+                message: message(n, "queued"),
+                reply,
+            })
+        };
+        for n in 1..=(MAX_BATCH as u128 + 9) {
+            sender.send(insert(n)).unwrap();
+        }
+        let (mut batch, mut probes) = (Vec::new(), Vec::new());
+        let (probe, _) = oneshot::channel();
+        gather(Job::Probe(probe), &mut queue, &mut batch, &mut probes);
+        assert_eq!((batch.len(), probes.len()), (MAX_BATCH, 1));
+        // The rest waits for the next batch, in order.
+        batch.clear();
+        let first = queue.try_recv().unwrap();
+        gather(first, &mut queue, &mut batch, &mut probes);
+        assert_eq!(batch.len(), 9);
+        assert_eq!(batch[0].message.id, Uuid::from_u128(MAX_BATCH as u128 + 1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
