@@ -20,6 +20,7 @@
 //! - [`App`] (here): composes them.
 
 mod api;
+mod backoff;
 mod grpc_web;
 mod live;
 mod message_list;

@@ -21,6 +21,7 @@ use msglog_proto::v1::{Direction, ListRequest, StoredMessage, WatchRequest, watc
 pub(crate) use crate::tabs::Feed;
 use crate::{
     api,
+    backoff::Backoff,
     tabs::{Relay, Tabs},
 };
 
@@ -163,7 +164,7 @@ impl LiveList {
     }
 
     async fn run(self, tabs: Tabs, mut woken: UnboundedReceiver<()>) {
-        let mut failures = 0_u32;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
         loop {
             if !online() {
                 // Nothing to open until the browser is back online (its `online` event wakes
@@ -184,7 +185,7 @@ impl LiveList {
                     Err(reason) => reason,
                 }
             } else if tabs.leads() {
-                match self.follow(&mut failures, tabs, &mut woken).await {
+                match self.follow(&mut backoff, tabs, &mut woken).await {
                     Ended::Woken => continue,
                     Ended::Broke(reason) => reason,
                 }
@@ -194,10 +195,9 @@ impl LiveList {
                 let _ = woken.next().await;
                 continue;
             };
-            failures = failures.saturating_add(1);
             self.feed.set(Feed::Reconnecting(broke));
             // Woken (back online, the lead changed), the wait ends at once.
-            let pause = std::pin::pin!(gloo_timers::future::sleep(backoff(failures)));
+            let pause = std::pin::pin!(gloo_timers::future::sleep(backoff.failed()));
             select(pause, woken.next()).await;
         }
     }
@@ -230,7 +230,7 @@ impl LiveList {
     /// or the task is woken (this tab no longer leads, or the list must be loaded again).
     async fn follow(
         &self,
-        failures: &mut u32,
+        backoff: &mut Backoff,
         tabs: Tabs,
         woken: &mut UnboundedReceiver<()>,
     ) -> Ended {
@@ -267,7 +267,7 @@ impl LiveList {
                     return Ended::Woken;
                 }
             };
-            *failures = 0;
+            backoff.succeeded();
             match event.event {
                 Some(Event::Message(message)) => {
                     tabs.send(&Relay::Message(message.clone()));
@@ -400,12 +400,6 @@ fn online() -> bool {
     window().navigator().on_line()
 }
 
-/// The wait before reconnection `failures` (1 for the first).
-fn backoff(failures: u32) -> Duration {
-    let doubled = RETRY_FIRST.saturating_mul(1 << failures.saturating_sub(1).min(8));
-    doubled.min(RETRY_MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,14 +439,5 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         Block::keep(&mut blocks, 0);
         assert!(blocks.is_empty());
-    }
-
-    #[test]
-    fn reconnections_back_off_doubling_to_a_ceiling() {
-        assert_eq!(backoff(1), RETRY_FIRST);
-        assert_eq!(backoff(2), RETRY_FIRST * 2);
-        assert_eq!(backoff(4), RETRY_FIRST * 8);
-        assert_eq!(backoff(5), RETRY_MAX);
-        assert_eq!(backoff(u32::MAX), RETRY_MAX);
     }
 }

@@ -30,7 +30,10 @@ use leptos::prelude::*;
 use msglog_proto::v1::SendResponse;
 use prost::Message as _;
 
-use crate::api::{self, ApiError};
+use crate::{
+    api::{self, ApiError},
+    backoff::Backoff,
+};
 
 /// Where the outbox is kept in `localStorage`.
 const STORAGE_KEY: &str = "msglog.outbox.v1";
@@ -232,7 +235,7 @@ impl Outbox {
 
     /// Sends the outbox, oldest first, for as long as the page is open.
     async fn run(self, mut woken: UnboundedReceiver<()>) {
-        let mut backoff = RETRY_FIRST;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
         loop {
             let (now, leads) = (js_sys::Date::now() as u64, self.leading.get_untracked());
             let closing = self.closing.get_value();
@@ -271,7 +274,7 @@ impl Outbox {
                 Ok(answer) => {
                     self.discard(&entry.key);
                     self.last.set(Some(Sent::Stored(answer)));
-                    backoff = RETRY_FIRST;
+                    backoff.succeeded();
                 }
                 Err(error) => {
                     let refused = error.refused;
@@ -287,9 +290,9 @@ impl Outbox {
                     }
                     self.last.set(Some(Sent::Failed(error)));
                     // Wait, unless there is news first.
-                    let timer = std::pin::pin!(gloo_timers::future::sleep(backoff));
+                    let timer = std::pin::pin!(gloo_timers::future::sleep(backoff.failed()));
                     match select(timer, woken.next()).await {
-                        Either::Left(_) => backoff = (backoff * 2).min(RETRY_MAX),
+                        Either::Left(_) => {}
                         // News: one try now for however many came meanwhile.
                         Either::Right((Some(()), _)) => while woken.try_recv().is_ok() {},
                         Either::Right((None, _)) => return,

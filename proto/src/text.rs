@@ -65,6 +65,23 @@ pub enum MessageTextError {
     },
 }
 
+impl MessageTextError {
+    /// What was wrong, for the caller, naming the field that held the text (`text`,
+    /// `message`): one wording for every door that takes a text.
+    pub fn reason(&self, field: &str) -> String {
+        match self {
+            Self::Empty => format!("{field} must not be empty or blank"),
+            too_long @ Self::TooLong { .. } => too_long.to_string(),
+        }
+    }
+
+    /// The gRPC answer to it: `INVALID_ARGUMENT` with [`MessageTextError::reason`].
+    #[cfg(feature = "server")]
+    pub fn to_status(&self, field: &str) -> tonic::Status {
+        tonic::Status::invalid_argument(self.reason(field))
+    }
+}
+
 impl MessageText {
     /// Checks `text` against the rules above with a limit of `max_bytes` UTF-8 bytes.
     pub fn parse(text: String, max_bytes: usize) -> Result<Self, MessageTextError> {
@@ -106,6 +123,19 @@ impl fmt::Display for MessageText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_door_words_a_bad_text_alike_naming_its_own_field() {
+        assert_eq!(
+            MessageTextError::Empty.reason("text"),
+            "text must not be empty or blank"
+        );
+        let too_long = MessageTextError::TooLong { len: 9, max: 8 };
+        assert_eq!(
+            too_long.reason("message"),
+            "message is 9 bytes long; the limit is 8 bytes"
+        );
+    }
 
     /// The characters [`NOT_BLANK_PATTERN`]'s class leaves out, read from the pattern itself.
     fn excluded_by_pattern() -> Vec<char> {

@@ -17,7 +17,7 @@
 //!   kept in step with the store. Each call's `grpc-timeout` is
 //!   enforced, streams included (`msglog_common::grpc_deadline`).
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
-//!   SQLite), and the contract suite every back-end passes.
+//!   SQLite, Redis), and the contract suite every back-end passes.
 
 pub mod app;
 mod auth;

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Instant};
 
 use futures_util::future::join_all;
 use msglog_proto::{
-    MessageText, MessageTextError,
+    MessageText,
     limits::PageBudget,
     logging::{
         Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
@@ -80,16 +80,8 @@ impl LoggingApi {
                 shorten(&request.id, 64)
             ))
         })?;
-        let text = MessageText::parse(request.message, self.max_message_bytes).map_err(
-            |error| match error {
-                MessageTextError::Empty => {
-                    Status::invalid_argument("message must not be empty or blank")
-                }
-                too_long @ MessageTextError::TooLong { .. } => {
-                    Status::invalid_argument(too_long.to_string())
-                }
-            },
-        )?;
+        let text = MessageText::parse(request.message, self.max_message_bytes)
+            .map_err(|error| error.to_status("message"))?;
         Ok(NewMessage { id, text })
     }
 
@@ -119,12 +111,16 @@ impl LoggingApi {
                 tracing::warn!(%id, "id already used by another message");
                 Err(Status::already_exists(error.to_string()))
             }
-            Err(error @ StoreError::Unavailable(_)) => {
-                tracing::error!(%id, %error, "store failed");
-                Err(Status::unavailable("message store unavailable"))
-            }
+            Err(error @ StoreError::Unavailable(_)) => Err(store_failed(&error)),
         }
     }
+}
+
+/// A store that failed, as callers are told: `UNAVAILABLE` (they may try again), the store's
+/// own words kept for the log.
+fn store_failed(error: &StoreError) -> Status {
+    tracing::error!(%error, "store failed");
+    Status::unavailable("message store unavailable")
 }
 
 /// A page and the cursor of the next one in the same direction (`None`: the end was reached).
@@ -251,10 +247,7 @@ impl LoggingService for LoggingApi {
         )
         .await;
         self.health.observe(&outcome).await;
-        let (page, next_cursor) = outcome.map_err(|error| {
-            tracing::error!(%error, "store failed");
-            Status::unavailable("message store unavailable")
-        })?;
+        let (page, next_cursor) = outcome.map_err(|error| store_failed(&error))?;
         let (messages, texts) = if request.texts_only {
             (
                 Vec::new(),
@@ -297,10 +290,7 @@ impl LoggingService for LoggingApi {
                 tracing::info!(count = messages.len(), "listing messages");
                 Ok(Response::new(MessagesResponse { messages }))
             }
-            Err(error) => {
-                tracing::error!(%error, "store failed");
-                Err(Status::unavailable("message store unavailable"))
-            }
+            Err(error) => Err(store_failed(&error)),
         }
     }
 }

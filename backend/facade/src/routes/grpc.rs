@@ -3,7 +3,7 @@
 //! `GET /api/messages`, `Status` is `GET /api/status`, and `Watch` is served by the live feed.
 
 use msglog_proto::{
-    MessageText, MessageTextError,
+    MessageText,
     v1::{
         ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
         WatchRequest, message_log_server::MessageLog,
@@ -61,17 +61,8 @@ impl MessageLog for MessageLogApi {
                     .ok_or_else(|| Status::invalid_argument(IDEMPOTENCY_KEY_RULE))?,
             ),
         };
-        let text =
-            MessageText::parse(text, self.state.limits.max_message_bytes).map_err(|error| {
-                match error {
-                    MessageTextError::Empty => {
-                        Status::invalid_argument("text must not be empty or blank")
-                    }
-                    too_long @ MessageTextError::TooLong { .. } => {
-                        Status::invalid_argument(too_long.to_string())
-                    }
-                }
-            })?;
+        let text = MessageText::parse(text, self.state.limits.max_message_bytes)
+            .map_err(|error| error.to_status("text"))?;
         let sent = super::send_message(&self.state, &request_id, key, text).await?;
         Ok(Response::new(sent.into()))
     }
