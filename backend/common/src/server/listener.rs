@@ -1,0 +1,276 @@
+//! A bound listener (plain or HTTPS) and its accept loop: each accepted connection is
+//! registered (making room under the cap when it is full) and served until shutdown.
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use super::{
+    connection::accept_connection,
+    limits::ConnectionLimits,
+    registry::Registry,
+    tracked::{Peer, RequestBody},
+};
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper_util::{
+    rt::{TokioExecutor, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tower::Service;
+
+/// What [`serve`] can serve: a tower HTTP service that never fails, such as an axum `Router`
+/// or tonic's `Routes` (with their layers).
+pub trait HttpService:
+    Service<
+        Request<RequestBody>,
+        Response = Response<Self::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The body of its answers.
+    type ResponseBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<
+            Request<RequestBody>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static,
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type ResponseBody = B;
+}
+
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A bound listener and the limits it will serve with: each service's `Application` holds one,
+/// so binding, the address and serving are written once for the three.
+#[derive(Debug)]
+pub struct Bound {
+    /// The listener: connections queue on it from the moment it is bound.
+    listener: TcpListener,
+    /// Where it listens (the real port when port 0 was asked for).
+    addr: SocketAddr,
+    /// Limits on each connection.
+    limits: ConnectionLimits,
+    /// How long open connections may take to finish after the shutdown signal.
+    grace: Duration,
+    /// What each connection goes through before HTTP.
+    transport: Transport,
+    /// The open connections, counted against the cap: shared by listeners of one service
+    /// ([`Bound::sharing_connections_with`]), so two ports hold no more than one cap.
+    registry: Registry,
+}
+
+/// How an accepted connection becomes a stream of HTTP.
+#[derive(Clone, Default)]
+pub(super) enum Transport {
+    /// As it is: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+    #[default]
+    Plain,
+    /// After a TLS handshake; the protocol by ALPN.
+    #[cfg(feature = "tls")]
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain => f.write_str("Plain"),
+            #[cfg(feature = "tls")]
+            Self::Tls(_) => f.write_str("Tls"),
+        }
+    }
+}
+
+impl Bound {
+    /// Binds `addr` (with an error that names it).
+    pub async fn bind(
+        addr: SocketAddr,
+        limits: ConnectionLimits,
+        grace: Duration,
+    ) -> anyhow::Result<Self> {
+        let listener = crate::bind(addr).await?;
+        Ok(Self {
+            addr: listener.local_addr()?,
+            listener,
+            limits,
+            grace,
+            transport: Transport::Plain,
+            registry: Registry::default(),
+        })
+    }
+
+    /// Counts this listener's connections with `other`'s against the one cap (the cap is the
+    /// process's, derived from its file limit: two listeners with a cap each could exhaust it).
+    #[must_use]
+    pub fn sharing_connections_with(mut self, other: &Self) -> Self {
+        self.registry = other.registry.clone();
+        self
+    }
+
+    /// Serves HTTPS with `acceptor` (see [`crate::tls::acceptor`]) rather than plain HTTP.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn with_tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.transport = Transport::Tls(acceptor);
+        self
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `service` until `shutdown` resolves, then drains (see [`serve`]).
+    pub async fn serve(
+        self,
+        service: impl HttpService,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        serve_over(
+            self.listener,
+            self.transport,
+            self.registry,
+            service,
+            self.limits,
+            shutdown,
+            self.grace,
+        )
+        .await
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then drains for at most `grace`.
+///
+/// See the module documentation for the limits applied. Returns once every connection has
+/// closed or the grace period has run out (the rest are dropped).
+pub async fn serve<S: HttpService>(
+    listener: TcpListener,
+    service: S,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let registry = Registry::default();
+    serve_over(
+        listener,
+        Transport::Plain,
+        registry,
+        service,
+        limits,
+        shutdown,
+        grace,
+    )
+    .await
+}
+
+pub(super) async fn serve_over<S: HttpService>(
+    listener: TcpListener,
+    transport: Transport,
+    registry: Registry,
+    service: S,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let max_connections = limits.effective_max_connections();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.http2_keepalive_interval)
+        .keep_alive_timeout(limits.http2_keepalive_timeout);
+    let builder = Arc::new(builder);
+
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) if is_connection_error(&error) => {
+                // That one client's connection went away before it was accepted.
+                tracing::debug!(%error, "a connection ended before it was accepted");
+                continue;
+            }
+            Err(error) => {
+                // Out of descriptors, say: wait a little rather than spin, and go on.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if registry.len() >= max_connections && !registry.evict_longest_idle() {
+            tracing::warn!(%peer, max_connections, "connection refused: every connection is busy");
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let entry = registry.insert();
+        let connection = accept_connection(
+            transport.clone(),
+            Arc::clone(&builder),
+            stream,
+            Peer(peer),
+            service.clone(),
+            limits,
+            Arc::clone(&entry.1),
+            stopping.clone(),
+        );
+        let registry = registry.clone();
+        connections.spawn(async move {
+            connection.await;
+            registry.remove(entry.0);
+        });
+    }
+
+    drop(listener);
+    let _ = stop.send(true);
+    let open = connections.len();
+    if open > 0 {
+        tracing::info!(open, "waiting for open connections to finish");
+    }
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            "connections still open after the grace period; closing them"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Whether an accept error concerns one connection only (it was reset or aborted before it
+/// was accepted), rather than the listener.
+pub(super) fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
