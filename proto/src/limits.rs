@@ -14,6 +14,23 @@
 /// under gRPC's usual 4 MiB decoding limit, so every client of ours and others can read it.
 pub const PAGE_BYTES: usize = 1 << 20;
 
+/// Messages per page when a request asks for 0.
+pub const DEFAULT_PAGE: u32 = 100;
+/// The most messages one page may hold: a request for more is refused.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The count of messages a page request asks for (`limit`), as every door and logging read it:
+/// 0 means [`DEFAULT_PAGE`]; more than [`MAX_PAGE`] is refused, with the reason.
+pub fn page_limit(limit: u32) -> Result<u32, String> {
+    match limit {
+        0 => Ok(DEFAULT_PAGE),
+        n if n <= MAX_PAGE => Ok(n),
+        n => Err(format!(
+            "limit is {n}; a page holds at most {MAX_PAGE} messages"
+        )),
+    }
+}
+
 /// Room for a page's fields beside its messages (a cursor, a newest seq, tags).
 const PAGE_OVERHEAD: usize = 64;
 
@@ -104,6 +121,17 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+
+    #[test]
+    fn a_page_limit_of_zero_is_the_default_and_more_than_the_most_is_refused() {
+        assert_eq!(page_limit(0), Ok(DEFAULT_PAGE));
+        assert_eq!(page_limit(1), Ok(1));
+        assert_eq!(page_limit(MAX_PAGE), Ok(MAX_PAGE));
+        assert_eq!(
+            page_limit(MAX_PAGE + 1),
+            Err("limit is 1001; a page holds at most 1000 messages".to_owned())
+        );
+    }
     use crate::logging::{ListMessagesResponse, LoggedMessage, WatchMessagesResponse};
 
     fn message(text_bytes: usize) -> LoggedMessage {

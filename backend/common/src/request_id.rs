@@ -118,8 +118,14 @@ where
 
 /// The settled id of a request that went through [`RequestIdLayer`] (`-` if it did not).
 pub fn of<B>(request: &Request<B>) -> &str {
-    request
-        .headers()
+    in_headers(request.headers())
+}
+
+/// The settled id in a request's headers (`-` if the request did not go through
+/// [`RequestIdLayer`]): for handlers that see the headers alone (an extractor's parts, a gRPC
+/// call's metadata).
+pub fn in_headers(headers: &http::HeaderMap) -> &str {
+    headers
         .get(&HEADER)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("-")

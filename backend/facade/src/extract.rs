@@ -31,12 +31,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(
-            parts
-                .headers
-                .get(msglog_common::request_id::HEADER)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or("-")
-                .to_owned(),
+            msglog_common::request_id::in_headers(&parts.headers).to_owned(),
         ))
     }
 }

@@ -91,11 +91,6 @@ impl From<Sent> for v1::SendResponse {
     }
 }
 
-/// Messages per page when none is asked for.
-const DEFAULT_PAGE: u32 = 100;
-/// The most messages a page may hold.
-const MAX_PAGE: u32 = 1000;
-
 /// The largest cursor: the largest seq a store can hold (SQLite's signed 64-bit integer).
 pub(crate) const MAX_CURSOR: u64 = msglog_proto::api::MAX_SEQ;
 
@@ -104,23 +99,15 @@ pub(crate) const MAX_CURSOR: u64 = msglog_proto::api::MAX_SEQ;
 pub(crate) struct PageRequest(ListMessagesRequest);
 
 impl PageRequest {
-    /// Checks a page request: `limit` 0 means [`DEFAULT_PAGE`]; above [`MAX_PAGE`] is an
-    /// error that says so, as is a cursor above [`MAX_CURSOR`].
+    /// Checks a page request: its `limit` by [`msglog_proto::limits::page_limit`], and a
+    /// cursor above [`MAX_CURSOR`] is an error that says so.
     pub(crate) fn new(cursor: u64, limit: u32, backward: bool) -> Result<Self, AppError> {
         if cursor > MAX_CURSOR {
             return Err(AppError::BadRequest(format!(
                 "cursor is {cursor}; a seq is at most {MAX_CURSOR}"
             )));
         }
-        let limit = match limit {
-            0 => DEFAULT_PAGE,
-            n if n <= MAX_PAGE => n,
-            n => {
-                return Err(AppError::BadRequest(format!(
-                    "limit is {n}; a page holds at most {MAX_PAGE} messages"
-                )));
-            }
-        };
+        let limit = msglog_proto::limits::page_limit(limit).map_err(AppError::BadRequest)?;
         Ok(Self(ListMessagesRequest {
             cursor,
             limit,

@@ -24,11 +24,6 @@ use crate::{
     watch::{WatchStream, logged, watch},
 };
 
-/// Messages per page when the request says 0.
-const DEFAULT_PAGE: u32 = 100;
-/// The most messages one page may hold.
-const MAX_PAGE: u32 = 1000;
-
 /// The gRPC API: checks each request, then asks the store, and tells health how the store
 /// did.
 #[derive(Debug)]
@@ -230,15 +225,8 @@ impl LoggingService for LoggingApi {
         request: Request<ListMessagesRequest>,
     ) -> Result<Response<ListMessagesResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.limit {
-            0 => DEFAULT_PAGE,
-            n if n <= MAX_PAGE => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "limit is {n}; a page holds at most {MAX_PAGE} messages"
-                )));
-            }
-        };
+        let limit =
+            msglog_proto::limits::page_limit(request.limit).map_err(Status::invalid_argument)?;
         let outcome = page_and_next(
             self.store.as_ref(),
             request.cursor,

@@ -34,12 +34,7 @@ impl MessageLogApi {
 
 /// The request id the request-id rule settled (always set by the layer; `-` if not).
 fn request_id<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get(msglog_common::request_id::HEADER.as_str())
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("-")
-        .to_owned()
+    msglog_common::request_id::in_headers(request.metadata().as_ref()).to_owned()
 }
 
 #[tonic::async_trait]
