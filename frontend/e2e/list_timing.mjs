@@ -9,7 +9,7 @@
 //   intervals between animation frames, median, 95th percentile and max, and how many took
 //   over 50 ms.
 //
-// Run by scripts/bench_page.sh, which builds what it needs.
+// Run by scripts/bench/page.sh, which builds what it needs.
 import { feed, launchBrowser, startStack } from './harness.mjs';
 
 const loads = Number(process.env.LOADS ?? 10);

@@ -1,6 +1,6 @@
 // How long a message takes to show in an open page after its POST is answered: one page in
 // headless Chromium, COUNT messages (default 20) posted one after another by this script;
-// prints the median and the maximum. Run by scripts/bench_page.sh, which builds what it needs.
+// prints the median and the maximum. Run by scripts/bench/page.sh, which builds what it needs.
 import { feed, launchBrowser, startStack } from './harness.mjs';
 
 const count = Number(process.env.COUNT ?? 20);

@@ -3,7 +3,7 @@
 // the page, which wait in its outbox, then logging started again on its address. Measured from
 // the moment the new logging process says it listens to the moment the outbox is empty (seen
 // by the page itself, on the same clock); prints each round, the median and the maximum. Run
-// by scripts/bench_page.sh, which builds what it needs.
+// by scripts/bench/page.sh, which builds what it needs.
 import assert from 'node:assert/strict';
 
 import { feed, launchBrowser, outboxShows, send, startStack, stopService } from './harness.mjs';

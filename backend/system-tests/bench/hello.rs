@@ -1,5 +1,5 @@
 //! The limit of one HTTP hop on this machine: a bare axum server answering `hello` to
-//! `GET /`, measured by `scripts/bench.sh` with the same load tool and settings as the
+//! `GET /`, measured by `scripts/bench/throughput.sh` with the same load tool and settings as the
 //! services, so each service's figure can be given as a share of it.
 //!
 //!     bench-hello 127.0.0.1:19083

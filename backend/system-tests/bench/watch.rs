@@ -1,7 +1,7 @@
 //! Load on the live feed: many gRPC-web watchers (each on its own HTTP/1.1 connection, as
 //! browsers are) on one facade while messages are posted at a steady rate; prints how long each
 //! message took from its POST to each watcher, and whether every watcher got every message once,
-//! in order. Run by `scripts/bench_watch.sh`, which starts the services and reads the facade's
+//! in order. Run by `scripts/bench/watch.sh`, which starts the services and reads the facade's
 //! memory.
 
 // Its figures are its output, for a person or a script to read: stdout is the place.

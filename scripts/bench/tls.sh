@@ -4,18 +4,18 @@
 # run, RUNS times each, alternating; prints each run and the medians. Logging on memory, so
 # the store does not hide the cost; every POST a new message (--dedup unique).
 #
-#   scripts/bench_tls.sh                  # RUNS=3, DURATION=10 s
-#   RUNS=5 DURATION=8 scripts/bench_tls.sh
+#   scripts/bench/tls.sh                  # RUNS=3, DURATION=10 s
+#   RUNS=5 DURATION=8 scripts/bench/tls.sh
 #
 # Uses wrk (Debian package; installed if missing), openssl (scripts/dev_cert.sh), the release
 # build, and ports BENCH_BASE_PORT..+4 (default 19180..19184).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 
-. scripts/bench_lib.sh
+. scripts/bench/lib.sh
 bench_ports 19180
 tls_port=$((BASE_PORT + 4))
 require_curl

@@ -13,18 +13,18 @@
 #   - POST at concurrency 32 through one logging replica on Redis (every write fsynced), then
 #     through three (the facade balancing across them; all on the same cores).
 #
-#   scripts/bench.sh                          # 10 s per scenario
-#   DURATION=30 scripts/bench.sh
+#   scripts/bench/throughput.sh                          # 10 s per scenario
+#   DURATION=30 scripts/bench/throughput.sh
 #
 # Uses wrk and redis-server (Debian packages; installed if missing), the release build, and
 # ports BENCH_BASE_PORT..+6 (default 19080..19086).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 
-. scripts/bench_lib.sh
+. scripts/bench/lib.sh
 bench_ports 19080
 require_curl
 ensure_wrk

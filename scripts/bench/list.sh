@@ -4,18 +4,18 @@
 # then the list's requests/s and errors, and the resident memory of the facade and logging
 # after the load (what answering the list held at its peak).
 #
-#   scripts/bench_list.sh                       # 60,000 messages, 10 s
-#   MESSAGES=200000 DURATION=20 scripts/bench_list.sh
+#   scripts/bench/list.sh                       # 60,000 messages, 10 s
+#   MESSAGES=200000 DURATION=20 scripts/bench/list.sh
 #
 # Uses wrk (Debian package; installed if missing), the release build (or the binaries in
 # BIN_DIR, to measure another build), and ports BENCH_BASE_PORT..+2 (default 19180..19182).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 MESSAGES=${MESSAGES:-60000}
 DURATION=${DURATION:-10}
 
-. scripts/bench_lib.sh
+. scripts/bench/lib.sh
 bench_ports 19180
 require_curl
 ensure_wrk

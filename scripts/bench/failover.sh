@@ -5,7 +5,7 @@
 #
 # Uses its own ports (FAILOVER_BASE_PORT, default 18080..18082) and the release build.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 BASE_PORT=${FAILOVER_BASE_PORT:-18080}
 PROFILE=${PROFILE:-release}

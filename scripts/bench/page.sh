@@ -6,9 +6,9 @@
 # warm loads, default 10) and the frame times while 300 arrive live with 2,000 in the page,
 # in headless Chromium. Builds the page and the services, and installs Chromium, first.
 #
-#   scripts/bench_page.sh
+#   scripts/bench/page.sh
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 scripts/setup.sh page >&2
 scripts/setup.sh browser >&2
 trunk build --release >&2

@@ -5,19 +5,19 @@
 # every watcher got every message once and in order, and the facade's resident memory (idle,
 # with the watchers open, after the load).
 #
-#   scripts/bench_watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
-#   WATCHERS=200 RATE=50 DURATION=5 scripts/bench_watch.sh
+#   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
+#   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
 #
 # Uses the release build, logging on the memory store, and ports BENCH_BASE_PORT..+2
 # (default 19180..19182).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 WATCHERS=${WATCHERS:-1000}
 RATE=${RATE:-200}
 SECONDS_POSTING=${DURATION:-10}
 
-. scripts/bench_lib.sh
+. scripts/bench/lib.sh
 bench_ports 19180
 require_curl
 # One socket per watcher on both sides, and the facade's connection cap follows this limit.

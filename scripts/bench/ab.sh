@@ -4,14 +4,14 @@
 # measurement of the bare hello server, so both builds meet the same machine. Prints one line
 # per pair (hello, A, B, B against A) and the median of B against A.
 #
-#   scripts/bench_ab.sh A_BIN_DIR B_BIN_DIR            # 5 pairs, 8 s per measurement
-#   RUNS=7 DURATION=10 scripts/bench_ab.sh /tmp/before target/release
+#   scripts/bench/ab.sh A_BIN_DIR B_BIN_DIR            # 5 pairs, 8 s per measurement
+#   RUNS=7 DURATION=10 scripts/bench/ab.sh /tmp/before target/release
 #
 # Each directory holds a facade-service binary (copy one aside before rebuilding, to keep it);
 # logging, messages and the hello server are those of the current release build. Uses wrk
 # (Debian package; installed if missing) and ports BENCH_BASE_PORT..+3 (default 19280..19283).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 [ $# -eq 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 a_facade=$1/facade-service; b_facade=$2/facade-service
@@ -20,7 +20,7 @@ for f in "$a_facade" "$b_facade"; do [ -x "$f" ] || { echo "no facade-service in
 RUNS=${RUNS:-5}
 DURATION=${DURATION:-8}
 
-. scripts/bench_lib.sh
+. scripts/bench/lib.sh
 bench_ports 19280
 require_curl
 ensure_wrk
