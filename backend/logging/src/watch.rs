@@ -260,27 +260,34 @@ mod tests {
 
     #[tokio::test]
     async fn live_messages_come_from_what_the_store_publishes_and_history_from_pages() {
-        let store = CountingStore::new(false);
-        for n in 1..=3 {
-            insert(store.as_ref(), n).await;
-        }
-        let shared: Arc<dyn Store> = store.clone();
-        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
-        let history = stream.next().await.unwrap().unwrap();
+        let store = holding(3, false).await;
+        let mut stream = watching(&store, 0);
+        let history = next_frame(&mut stream).await;
         assert_eq!(history.messages.len(), 3);
-        let reads = store.pages.load(Ordering::SeqCst);
-        assert_eq!(reads, 1, "history is one page read");
+        assert_eq!(store.reads(), 1, "history is one page read");
         for n in 4..=20 {
             insert(store.as_ref(), n).await;
-            let frame = stream.next().await.unwrap().unwrap();
-            let seqs: Vec<_> = frame.messages.iter().map(|m| m.seq).collect();
-            assert_eq!(seqs, [n as u64]);
+            assert_eq!(seqs(&next_frame(&mut stream).await), [n as u64]);
         }
-        assert_eq!(
-            store.pages.load(Ordering::SeqCst),
-            reads,
-            "live messages cost the store no read"
-        );
+        assert_eq!(store.reads(), 1, "live messages cost the store no read");
+    }
+
+    /// A counting store holding messages 1 to `stored`.
+    async fn holding(stored: u128, forgets: bool) -> Arc<CountingStore> {
+        let store = CountingStore::new(forgets);
+        for n in 1..=stored {
+            insert(store.as_ref(), n).await;
+        }
+        store
+    }
+
+    /// The heartbeat of the watches the tests open.
+    const HEARTBEAT: Duration = Duration::from_secs(60);
+
+    /// A watch of `store` after `after_seq`.
+    fn watching(store: &Arc<CountingStore>, after_seq: u64) -> WatchStream {
+        let shared: Arc<dyn Store> = store.clone();
+        watch(shared, after_seq, HEARTBEAT, CancellationToken::new())
     }
 
     fn seqs(frame: &WatchMessagesResponse) -> Vec<u64> {
@@ -295,24 +302,16 @@ mod tests {
     async fn a_published_message_past_a_gap_waits_for_the_gap_to_be_read() {
         // 1-3 were stored before the watcher subscribed; 4 is published after: the first
         // frame is 1-4 from the store, never 4 alone.
-        let store = CountingStore::new(false);
-        for n in 1..=3 {
-            insert(store.as_ref(), n).await;
-        }
-        let shared: Arc<dyn Store> = store.clone();
-        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        let store = holding(3, false).await;
+        let mut stream = watching(&store, 0);
         insert(store.as_ref(), 4).await;
         assert_eq!(seqs(&next_frame(&mut stream).await), [1, 2, 3, 4]);
     }
 
     #[tokio::test]
     async fn what_was_published_and_already_read_is_skipped_without_reading_again() {
-        let store = CountingStore::new(false);
-        for n in 1..=3 {
-            insert(store.as_ref(), n).await;
-        }
-        let shared: Arc<dyn Store> = store.clone();
-        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        let store = holding(3, false).await;
+        let mut stream = watching(&store, 0);
         // 4 and 5 are published before the first frame, which reads 1-5 from the store.
         insert(store.as_ref(), 4).await;
         insert(store.as_ref(), 5).await;
@@ -326,12 +325,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_watcher_at_the_newest_seq_reads_nothing() {
-        let store = CountingStore::new(false);
-        for n in 1..=3 {
-            insert(store.as_ref(), n).await;
-        }
-        let shared: Arc<dyn Store> = store.clone();
-        let mut stream = watch(shared, 3, Duration::from_secs(60), CancellationToken::new());
+        let store = holding(3, false).await;
+        let mut stream = watching(&store, 3);
         let opened = next_frame(&mut stream).await;
         assert!(opened.messages.is_empty());
         insert(store.as_ref(), 4).await;
@@ -341,9 +336,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_carries_at_most_its_count() {
-        let store = CountingStore::new(false);
-        let shared: Arc<dyn Store> = store.clone();
-        let mut stream = watch(shared, 0, Duration::from_secs(60), CancellationToken::new());
+        let store = holding(0, false).await;
+        let mut stream = watching(&store, 0);
         assert!(next_frame(&mut stream).await.messages.is_empty());
         let total = FRAME as u128 + 44;
         for n in 1..=total {
@@ -359,15 +353,10 @@ mod tests {
         // The store says it is at 3 and reads nothing past 1 (the cursor came from another
         // store): the stream opens, then waits for news or its heartbeat, not a stream of
         // empty frames.
-        let store = CountingStore::new(true);
-        for n in 1..=3 {
-            insert(store.as_ref(), n).await;
-        }
-        let shared: Arc<dyn Store> = store.clone();
-        let heartbeat = Duration::from_secs(60);
-        let mut stream = watch(shared, 1, heartbeat, CancellationToken::new());
+        let store = holding(3, true).await;
+        let mut stream = watching(&store, 1);
         assert!(next_frame(&mut stream).await.messages.is_empty());
-        let waited = tokio::time::timeout(heartbeat / 2, stream.next()).await;
+        let waited = tokio::time::timeout(HEARTBEAT / 2, stream.next()).await;
         assert!(
             waited.is_err(),
             "nothing sent before the heartbeat: {waited:?}"
