@@ -250,16 +250,16 @@ fn router(
     let mut routes = Router::new()
         .route(paths::SEND_MESSAGE, post(original::send_message))
         .route(paths::GET_MESSAGES, get(original::get_messages))
-        .route(paths::HEALTHZ, get(routes::healthz));
+        .route(paths::HEALTHZ, get(routes::ops::healthz));
     if public_metrics {
-        routes = routes.route(paths::METRICS, get(routes::metrics));
+        routes = routes.route(paths::METRICS, get(routes::ops::metrics));
     }
     routes
         .nest(paths::API, api::router())
         .route("/", get(web::index))
         .route("/index.html", get(web::index))
         .fallback(web::static_or_not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .with_state(state)
         // One `layer` call for the whole stack: each call wraps every route in a box of its
         // own (a clone of the boxed service, a boxed future and a boxed body per request).

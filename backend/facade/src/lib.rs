@@ -16,8 +16,10 @@
 //! - `clients`: what one client may take (open watches, a rate of writes and status checks).
 //! - `state`: what handlers share; `extract`: request checking; `error`: every error answer,
 //!   and what gRPC codes mean to a JSON client.
-//! - `routes`: the handlers, one module per door (`original`, `api`, `grpc`) over one shared
-//!   core; `feed`: the live feed from logging, fanned out to every `Watch`.
+//! - `gateway`: what `Send`, `List` and `Status` mean, once for every door; `routes`: the
+//!   doors, one module each (`original`, `api`, `grpc`), and `ops` (liveness, metrics);
+//!   `feed`: the live feed from logging, fanned out to every `Watch` (`feed/follower`,
+//!   `feed/watcher`).
 //! - `web`: the browser page's static files and their security headers; `hosts`: the `Host`s
 //!   the facade answers to.
 //! - `ids`: how a message's id is picked (the key to safe retries).
@@ -31,6 +33,7 @@ mod compression;
 mod error;
 mod extract;
 mod feed;
+mod gateway;
 mod hosts;
 mod ids;
 mod logging_client;

@@ -44,8 +44,8 @@ use crate::{
         api::send,
         api::list,
         api::status,
-        routes::healthz,
-        routes::metrics,
+        routes::ops::healthz,
+        routes::ops::metrics,
         api::openapi_json,
     ),
     components(schemas(

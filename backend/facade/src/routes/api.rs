@@ -10,16 +10,16 @@ use axum::{
 };
 use http::{HeaderValue, header};
 use msglog_proto::api::{
-    ApiSendMessageResponse, Direction, ErrorBody, ListQuery, MessagesPage, SendMessageRequest,
-    StatusResponse, paths,
+    ApiSendMessageResponse, Direction, ErrorBody, ListQuery, LiveFeedStatus, MessagesPage,
+    PagedMessage, SendMessageRequest, SendMessageResponse, ServiceStatus, StatusResponse, paths,
 };
 
-use super::PageRequest;
 use crate::{
     error::AppError,
     extract::{
         MaybeIdempotencyKey, Query, RequestId, SendMessageBody, StatusRequests, WithinRate, Writes,
     },
+    gateway::{Checked, Overview, Page, PageRequest, Sent, Services},
     state::AppState,
 };
 
@@ -30,7 +30,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route(paths::API_STATUS, get(status))
         .route(paths::API_OPENAPI, get(openapi_json))
         .fallback(not_found)
-        .method_not_allowed_fallback(super::method_not_allowed)
+        .method_not_allowed_fallback(super::ops::method_not_allowed)
 }
 
 /// `POST /api/messages`: as `/send_message`, and the answer says how many calls it took.
@@ -60,7 +60,7 @@ pub(crate) async fn send(
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<ApiSendMessageResponse>, AppError> {
-    let sent = super::send_message(&state, &request_id, key, text).await?;
+    let sent = crate::gateway::send_message(&state, &request_id, key, text).await?;
     Ok(Json(sent.into()))
 }
 
@@ -92,7 +92,7 @@ pub(crate) async fn list(
         query.limit,
         query.direction == Direction::Backward,
     )?;
-    let page = super::list_page(&state, &request_id, request).await?;
+    let page = crate::gateway::list_page(&state, &request_id, request).await?;
     Ok(Json(page.into()))
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn status(
     RequestId(request_id): RequestId,
     _rate: WithinRate<StatusRequests>,
 ) -> Json<StatusResponse> {
-    Json(super::services(&state, &request_id).await.into())
+    Json(crate::gateway::services(&state, &request_id).await.into())
 }
 
 /// Any other path under `/api`: a JSON 404, never the page.
@@ -147,4 +147,65 @@ pub(crate) async fn openapi_json(State(state): State<AppState>) -> Response {
         state.openapi.clone(),
     )
         .into_response()
+}
+
+impl From<Sent> for ApiSendMessageResponse {
+    fn from(sent: Sent) -> Self {
+        let SendMessageResponse {
+            id,
+            status,
+            message,
+        } = sent.into();
+        Self {
+            id,
+            status,
+            message,
+            attempts: sent.attempts,
+        }
+    }
+}
+
+impl From<Page> for MessagesPage {
+    fn from(Page(page): Page) -> Self {
+        Self {
+            messages: page
+                .messages
+                .into_iter()
+                .map(|message| PagedMessage {
+                    seq: message.seq,
+                    id: message.id,
+                    text: message.message,
+                    stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+impl From<Services> for StatusResponse {
+    fn from(services: Services) -> Self {
+        let Overview {
+            facade,
+            logging,
+            messages,
+            feed,
+            calls,
+            max_message_bytes,
+        } = services.overview();
+        let state = |Checked { up, detail }| ServiceStatus { up, detail };
+        Self {
+            facade: state(facade),
+            logging: state(logging),
+            messages: state(messages),
+            feed: LiveFeedStatus {
+                live: feed.live,
+                detail: feed.detail,
+                watchers: feed.watchers as u64,
+                newest_seq: feed.newest_seq,
+            },
+            calls,
+            max_message_bytes,
+        }
+    }
 }

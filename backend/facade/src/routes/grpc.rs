@@ -5,18 +5,19 @@
 use msglog_proto::{
     MessageText,
     v1::{
-        ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
+        self, ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
         WatchRequest, message_log_server::MessageLog,
     },
 };
 use tonic::{Request, Response, Status};
 
-use super::PageRequest;
 use crate::{
     error::AppError,
     extract::client_ip,
     feed::WatchStream,
+    gateway::{Checked, Overview, Page, PageRequest, Sent, Services},
     ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
+    logging_client::Logged,
     state::AppState,
 };
 
@@ -58,7 +59,7 @@ impl MessageLog for MessageLogApi {
         };
         let text = MessageText::parse(text, self.state.limits.max_message_bytes)
             .map_err(|error| error.to_status("text"))?;
-        let sent = super::send_message(&self.state, &request_id, key, text).await?;
+        let sent = crate::gateway::send_message(&self.state, &request_id, key, text).await?;
         Ok(Response::new(sent.into()))
     }
 
@@ -71,7 +72,7 @@ impl MessageLog for MessageLogApi {
         } = request.into_inner();
         let backward = direction == msglog_proto::v1::Direction::Backward as i32;
         let page = PageRequest::new(cursor, limit, backward)?;
-        let page = super::list_page(&self.state, &request_id, page).await?;
+        let page = crate::gateway::list_page(&self.state, &request_id, page).await?;
         Ok(Response::new(page.into()))
     }
 
@@ -84,7 +85,7 @@ impl MessageLog for MessageLogApi {
             .status_rate
             .take(client_ip(request.extensions()))
             .map_err(AppError::TooManyRequests)?;
-        let services = super::services(&self.state, &request_id).await;
+        let services = crate::gateway::services(&self.state, &request_id).await;
         Ok(Response::new(services.into()))
     }
 
@@ -101,5 +102,58 @@ impl MessageLog for MessageLogApi {
         let after_seq = request.into_inner().after_seq;
         tracing::info!(after_seq, "watcher opened");
         Ok(Response::new(self.state.feed.watch(after_seq, slot)))
+    }
+}
+
+impl From<Sent> for v1::SendResponse {
+    fn from(sent: Sent) -> Self {
+        Self {
+            id: sent.id.to_string(),
+            status: match sent.logged {
+                Logged::Stored => v1::SendStatus::Stored,
+                Logged::Duplicate(_) => v1::SendStatus::Duplicate,
+            }
+            .into(),
+            attempts: sent.attempts,
+        }
+    }
+}
+
+impl From<Page> for v1::ListResponse {
+    fn from(Page(page): Page) -> Self {
+        Self {
+            messages: page.messages.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+impl From<Services> for v1::StatusResponse {
+    fn from(services: Services) -> Self {
+        let Overview {
+            facade,
+            logging,
+            messages,
+            feed,
+            calls,
+            max_message_bytes,
+        } = services.overview();
+        let state = |Checked { up, detail }| Some(v1::ServiceState { up, detail });
+        Self {
+            facade: state(facade),
+            logging: state(logging),
+            messages: state(messages),
+            feed: Some(v1::LiveFeed {
+                live: feed.live,
+                detail: feed.detail,
+                watchers: feed.watchers as u64,
+                newest_seq: feed.newest_seq,
+            }),
+            calls: Some(v1::CallCounts {
+                retries: calls.retries,
+                errors: calls.errors,
+            }),
+            max_message_bytes,
+        }
     }
 }

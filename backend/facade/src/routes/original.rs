@@ -6,6 +6,7 @@ use msglog_proto::api::{GetMessagesResponse, SendMessageRequest, SendMessageResp
 use crate::{
     error::AppError,
     extract::{MaybeIdempotencyKey, RequestId, SendMessageBody, WithinRate, Writes},
+    gateway::Sent,
     state::AppState,
 };
 
@@ -35,7 +36,7 @@ pub(crate) async fn send_message(
     MaybeIdempotencyKey(key): MaybeIdempotencyKey,
     SendMessageBody(text): SendMessageBody,
 ) -> Result<Json<SendMessageResponse>, AppError> {
-    let sent = super::send_message(&state, &request_id, key, text).await?;
+    let sent = crate::gateway::send_message(&state, &request_id, key, text).await?;
     Ok(Json(sent.into()))
 }
 
@@ -61,4 +62,15 @@ pub(crate) async fn get_messages(
     RequestId(request_id): RequestId,
 ) -> Result<Response, AppError> {
     super::listing::get_messages(state, request_id).await
+}
+
+impl From<Sent> for SendMessageResponse {
+    fn from(sent: Sent) -> Self {
+        let (status, message) = sent.status();
+        Self {
+            id: sent.id.to_string(),
+            status,
+            message: message.to_owned(),
+        }
+    }
 }
