@@ -3,31 +3,18 @@
 # fail with logging down or hung, how the retry budget shortens later failures, and whether
 # the first POST after logging comes back succeeds. Prints one line per figure.
 #
-# Uses its own ports (FAILOVER_BASE_PORT, default 18080..18082) and the release build.
+# Uses its own ports (FAILOVER_BASE_PORT, default 18080..18082) and the release build, set up
+# as every bench is (scripts/bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-BASE_PORT=${FAILOVER_BASE_PORT:-18080}
-PROFILE=${PROFILE:-release}
-facade_port=$BASE_PORT; logging_port=$((BASE_PORT + 1)); messages_port=$((BASE_PORT + 2))
-for tool in cargo curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is missing" >&2; exit 1; }
-done
-
-cargo build --locked --profile "$PROFILE" --bin logging-service --bin messages-service --bin facade-service >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ "$PROFILE" = dev ] && bin="$target_dir/debug" || bin="$target_dir/$PROFILE"
-
-pids=()
-data=$(mktemp -d)
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
-trap cleanup EXIT
-export RUST_LOG=${RUST_LOG:-error}
-
-wait_for() { # url
-  for _ in $(seq 1 100); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; exit 1
-}
+. scripts/bench/lib.sh
+BENCH_BASE_PORT=${FAILOVER_BASE_PORT:-18080} bench_ports 18080
+require_curl
+command -v python3 >/dev/null 2>&1 || { echo "python3 is missing" >&2; exit 1; }
+build_release
+bench_workdir
+data=$work
 start_facade() {
   "$bin/facade-service" --addr "127.0.0.1:$facade_port" \
     --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
@@ -38,11 +25,11 @@ start_logging() {
   "$bin/logging-service" --addr "127.0.0.1:$logging_port" --data-dir "$data" & logging_pid=$!; pids+=("$logging_pid")
 }
 post() { # label text
-  curl -s -o /tmp/failover.$$ -w '%{http_code} %{time_total}\n' -X POST \
+  curl -s -o "$work/answer" -w '%{http_code} %{time_total}\n' -X POST \
     "http://127.0.0.1:$facade_port/send_message" -H 'content-type: application/json' \
     -d "{\"message\": \"$2\"}" | {
       read -r code seconds
-      printf '%-46s HTTP %s in %6.1f ms  %s\n' "$1" "$code" "$(echo "$seconds * 1000" | bc -l 2>/dev/null || python3 -c "print($seconds*1000)")" "$(cat /tmp/failover.$$)"
+      printf '%-46s HTTP %s in %6.1f ms  %s\n' "$1" "$code" "$(echo "$seconds * 1000" | bc -l 2>/dev/null || python3 -c "print($seconds*1000)")" "$(cat "$work/answer")"
     }
 }
 
@@ -78,4 +65,3 @@ s.bind(('127.0.0.1', $logging_port)); s.listen(128); time.sleep(60)" & pids+=($!
 wait_for_logging
 start_facade
 for i in 1 2 3; do post "POST $i" "hung-$i"; done
-rm -f /tmp/failover.$$
