@@ -22,7 +22,7 @@ use web_sys::{
     Response,
 };
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// The gRPC-web frame header: a flag byte and a big-endian length.
 const HEADER: usize = 5;

@@ -7,11 +7,12 @@
 //! same origin (`msglog.v1.MessageLog`): `List` for pages, `Watch` for new messages as they
 //! are stored, `Send`, and `Status`. One protocol for everything keeps the page small: it
 //! carries no JSON code.
-
 //!
 //! # Layout
 //!
-//! - `api`: the generated gRPC-web client, and its errors for a person;
+//! - `api`: the facade's four calls, and the notice of a call left waiting; `grpc_web`: the
+//!   transport they go over (on the browser's `fetch`); `error`: why a call failed, for a
+//!   person; `backoff`: the waits between tries;
 //! - `live`: the live list over gRPC-web (`List` and `Watch`);
 //! - `tabs`: one live feed per browser: the tab that leads watches and relays to the others;
 //! - `outbox`: every message sent, kept in the browser's storage until it is stored, sent in
@@ -21,6 +22,7 @@
 
 mod api;
 mod backoff;
+mod error;
 mod grpc_web;
 mod live;
 mod message_list;

@@ -30,10 +30,7 @@ use leptos::prelude::*;
 use msglog_proto::v1::SendResponse;
 use prost::Message as _;
 
-use crate::{
-    api::{self, ApiError},
-    backoff::Backoff,
-};
+use crate::{api, backoff::Backoff, error::ApiError};
 
 /// Where the outbox is kept in `localStorage`.
 const STORAGE_KEY: &str = "msglog.outbox.v1";

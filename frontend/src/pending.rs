@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast as _;
 
 use crate::{
-    api::{self, ApiError},
+    error::{self, ApiError},
     outbox::{Entry, Outbox, age},
     send_form::{Details, failed_words},
 };
@@ -99,7 +99,7 @@ fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) 
         }
     };
     let error = ApiError {
-        code: api::known_code(&entry.last_code),
+        code: error::known_code(&entry.last_code),
         message: entry.last_error.clone(),
         refused: entry.refused,
     };

@@ -10,7 +10,7 @@ use leptos::{ev::KeyboardEvent, prelude::*};
 use msglog_proto::v1::SendStatus;
 
 use crate::{
-    api::ApiError,
+    error::ApiError,
     message_list::point_to,
     outbox::{Outbox, Sent},
 };

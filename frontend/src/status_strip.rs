@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 use msglog_proto::v1::{ServiceState, StatusResponse};
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 /// The last `Status` answer (`None` until the first).
 type Status = RwSignal<Option<Result<StatusResponse, ApiError>>>;

@@ -29,20 +29,26 @@
 //! (HTTP/1.1 after its current answer, HTTP/2 with GOAWAY), and whatever is still open after
 //! the grace period is dropped.
 //!
-//! The files: `limits.rs` (the limits, the flags that set them, the open-file limit they fit),
-//! `listener.rs` ([`Bound`] and the accept loop), `connection.rs` (one connection served and
-//! watched), `registry.rs` (the open connections, for making room), `tracked.rs` (each request
-//! and its body tracked, and the [`Peer`] in its extensions).
+//! The files, each importing only from those after it: `listener.rs` ([`Bound`] and the accept
+//! loop), `connection.rs` (one connection served and watched), `registry.rs` (the open
+//! connections, for making room), `service.rs` (what can be served), `tracked.rs` (each request
+//! and its body tracked, and the [`Peer`] in its extensions), `state.rs` (what the server knows
+//! of one connection), `limits.rs` (the limits, the flags that set them, the open-file limit
+//! they fit).
 
 mod connection;
 mod limits;
 mod listener;
 mod registry;
+mod service;
+mod state;
 mod tracked;
 
 pub use limits::ConnectionLimits;
-pub use listener::{Bound, HttpService, serve};
-pub use tracked::{Peer, RequestBody, STALLED};
+pub use listener::{Bound, serve};
+pub use service::HttpService;
+pub use state::STALLED;
+pub use tracked::{Peer, RequestBody};
 
 #[cfg(test)]
 mod tests {

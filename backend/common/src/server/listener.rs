@@ -1,55 +1,21 @@
 //! A bound listener (plain or HTTPS) and its accept loop: each accepted connection is
 //! registered (making room under the cap when it is full) and served until shutdown.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use super::{
-    connection::accept_connection,
-    limits::ConnectionLimits,
-    registry::Registry,
-    tracked::{Peer, RequestBody},
-};
-use bytes::Bytes;
-use http::{Request, Response};
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
     server::conn::auto,
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tower::Service;
 
-/// What [`serve`] can serve: a tower HTTP service that never fails, such as an axum `Router`
-/// or tonic's `Routes` (with their layers).
-pub trait HttpService:
-    Service<
-        Request<RequestBody>,
-        Response = Response<Self::ResponseBody>,
-        Error = Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-    /// The body of its answers.
-    type ResponseBody: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
-}
-
-impl<S, B> HttpService for S
-where
-    S: Service<
-            Request<RequestBody>,
-            Response = Response<B>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static,
-    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
-{
-    type ResponseBody = B;
-}
-
-pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use super::{
+    connection::{Transport, accept_connection},
+    limits::ConnectionLimits,
+    registry::Registry,
+    service::HttpService,
+    tracked::Peer,
+};
 
 /// A bound listener and the limits it will serve with: each service's `Application` holds one,
 /// so binding, the address and serving are written once for the three.
@@ -68,27 +34,6 @@ pub struct Bound {
     /// The open connections, counted against the cap: shared by listeners of one service
     /// ([`Bound::sharing_connections_with`]), so two ports hold no more than one cap.
     registry: Registry,
-}
-
-/// How an accepted connection becomes a stream of HTTP.
-#[derive(Clone, Default)]
-pub(super) enum Transport {
-    /// As it is: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
-    #[default]
-    Plain,
-    /// After a TLS handshake; the protocol by ALPN.
-    #[cfg(feature = "tls")]
-    Tls(tokio_rustls::TlsAcceptor),
-}
-
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Plain => f.write_str("Plain"),
-            #[cfg(feature = "tls")]
-            Self::Tls(_) => f.write_str("Tls"),
-        }
-    }
 }
 
 impl Bound {

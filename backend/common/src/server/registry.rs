@@ -1,6 +1,6 @@
 //! The open connections, so a new one can make room when the cap is reached.
 
-use super::connection::ConnectionState;
+use super::state::ConnectionState;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},

@@ -8,10 +8,9 @@ use std::{
     pin::Pin,
     sync::{Arc, atomic::Ordering},
     task::{Context, Poll},
-    time::Duration,
 };
 
-use super::connection::ConnectionState;
+use super::state::ConnectionState;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -81,11 +80,6 @@ where
         })
     }
 }
-
-/// How long every request of a busy connection must have waited for its body, with no byte
-/// coming, before the connection may be closed to make room for a new one (see the module
-/// documentation).
-pub const STALLED: Duration = Duration::from_secs(1);
 
 pin_project_lite::pin_project! {
     /// A request's body as the services see it: hyper's, with each byte's arrival noted, so a
