@@ -35,6 +35,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::settings::Settings;
 use crate::{logging_client::LoggingClient, retry::Backoff};
 
 mod follower;
@@ -207,5 +208,16 @@ impl Shared {
     fn notify(&self) {
         self.changed
             .send_modify(|version| *version = version.wrapping_add(1));
+    }
+}
+
+/// How the facade's settings set the feed (here, so the settings need not know this module).
+impl Settings {
+    /// How the live feed and its watchers behave.
+    pub(crate) fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            buffer: usize::try_from(self.watch_buffer).unwrap_or(usize::MAX),
+            heartbeat: Duration::from_millis(self.watch_heartbeat_ms),
+        }
     }
 }

@@ -17,22 +17,14 @@ use msglog_common::secret::Secret;
 use msglog_proto::MessageText;
 use uuid::Uuid;
 
+pub use crate::settings::DedupMode;
+
 /// Namespace of ids derived from message texts: a v5 UUID of a name of our own.
 static CONTENT_NAMESPACE: LazyLock<Uuid> =
     LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:msglog:message-text"));
 /// Namespace of ids derived from `Idempotency-Key` headers.
 static KEY_NAMESPACE: LazyLock<Uuid> =
     LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:msglog:idempotency-key"));
-
-/// How ids are picked when the client sends no `Idempotency-Key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum DedupMode {
-    /// The same text is the same message (a v5 UUID of the text).
-    #[default]
-    Content,
-    /// Every request is a new message (a time-ordered v7 UUID).
-    Unique,
-}
 
 /// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]

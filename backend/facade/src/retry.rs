@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::metrics::CallMetrics;
+use crate::settings::Settings;
 
 /// Exponential back-off with full jitter: before retry `n` (1-based) the caller waits a
 /// uniformly random time in `[0, min(max, initial * multiplier^(n-1))]`.
@@ -256,6 +257,34 @@ where
         );
         metrics.retrying(operation);
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The policies the facade's settings describe (here, so the settings need not know this
+/// module).
+impl Settings {
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_max_attempts,
+            backoff: Backoff {
+                initial: Duration::from_millis(self.retry_initial_backoff_ms),
+                max: Duration::from_millis(self.retry_max_backoff_ms),
+                multiplier: self.retry_backoff_multiplier,
+            },
+            attempt_timeout: Duration::from_millis(self.retry_attempt_timeout_ms),
+            deadline: Duration::from_millis(self.retry_deadline_ms),
+        }
+    }
+
+    /// The retry policy of reads from logging: the same attempts and back-off, with the read
+    /// timeouts.
+    pub fn read_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempt_timeout: Duration::from_millis(self.read_attempt_timeout_ms),
+            deadline: Duration::from_millis(self.read_deadline_ms),
+            ..self.retry_policy()
+        }
     }
 }
 

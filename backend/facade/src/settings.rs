@@ -1,15 +1,19 @@
 //! The facade's settings: every flag has an environment variable, and the defaults are the
 //! original's addresses.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::value_parser;
 
-use crate::{
-    feed::FeedSettings,
-    ids::DedupMode,
-    retry::{Backoff, RetryPolicy},
-};
+/// How ids are picked when the client sends no `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DedupMode {
+    /// The same text is the same message (a v5 UUID of the text).
+    #[default]
+    Content,
+    /// Every request is a new message (a time-ordered v7 UUID).
+    Unique,
+}
 
 msglog_common::connection_settings!("FACADE");
 
@@ -187,40 +191,6 @@ pub struct Settings {
     pub connections: ConnectionSettings,
 }
 
-impl Settings {
-    /// The retry policy these settings describe.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.retry_max_attempts,
-            backoff: Backoff {
-                initial: Duration::from_millis(self.retry_initial_backoff_ms),
-                max: Duration::from_millis(self.retry_max_backoff_ms),
-                multiplier: self.retry_backoff_multiplier,
-            },
-            attempt_timeout: Duration::from_millis(self.retry_attempt_timeout_ms),
-            deadline: Duration::from_millis(self.retry_deadline_ms),
-        }
-    }
-
-    /// The retry policy of reads from logging: the same attempts and back-off, with the read
-    /// timeouts.
-    pub fn read_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            attempt_timeout: Duration::from_millis(self.read_attempt_timeout_ms),
-            deadline: Duration::from_millis(self.read_deadline_ms),
-            ..self.retry_policy()
-        }
-    }
-
-    /// How the live feed and its watchers behave.
-    pub(crate) fn feed_settings(&self) -> FeedSettings {
-        FeedSettings {
-            buffer: usize::try_from(self.watch_buffer).unwrap_or(usize::MAX),
-            heartbeat: Duration::from_millis(self.watch_heartbeat_ms),
-        }
-    }
-}
-
 fn not_negative(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(number) if number.is_finite() && number >= 0.0 => Ok(number),
@@ -240,6 +210,7 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
+    use crate::retry::RetryPolicy;
 
     #[test]
     fn defaults_are_the_originals_addresses_and_a_short_retry_policy() {
