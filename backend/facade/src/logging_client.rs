@@ -2,7 +2,14 @@
 //! connected channel, with every call made through [`with_retries`]. Messages travel in
 //! `LogMessages` calls that carry whatever is being stored at the same time (see [`batch`]).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use msglog_proto::{
     MessageText,
@@ -54,6 +61,11 @@ pub(crate) struct LoggingClient {
     read_budget: Arc<RetryBudget>,
     /// What the calls did, for `/metrics` and the status answer.
     metrics: Arc<CallMetrics>,
+    /// Set once logging answered `ListMessages` with `UNIMPLEMENTED` (the original's logging,
+    /// which has none of the gateway's calls): lists are then read whole with `GetMessages`.
+    /// (Its lack of `LogMessages` is the batcher's to know; of `WatchMessages`, the feed's,
+    /// which keeps asking.)
+    without_pages: Arc<AtomicBool>,
 }
 
 impl LoggingClient {
@@ -84,6 +96,7 @@ impl LoggingClient {
             read_budget: Arc::new(budget.full_like()),
             budget: Arc::new(budget),
             metrics,
+            without_pages: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -200,14 +213,21 @@ impl LoggingClient {
         .await
     }
 
-    /// One page of stored messages (see `ListMessages`), retried like any read.
+    /// Whether logging turned out to have no `ListMessages` (the original's): lists must be
+    /// read whole with [`LoggingClient::get_messages`].
+    pub(crate) fn lacks_pages(&self) -> bool {
+        self.without_pages.load(Ordering::Relaxed)
+    }
+
+    /// One page of stored messages (see `ListMessages`), retried like any read. An
+    /// `UNIMPLEMENTED` answer is remembered ([`LoggingClient::lacks_pages`]).
     pub(crate) async fn list_messages(
         &self,
         page: ListMessagesRequest,
         request_id: &str,
     ) -> Result<Attempted<ListMessagesResponse>, RetryFailure> {
         let turn = self.replicas.turn();
-        with_retries(
+        let listed = with_retries(
             "ListMessages",
             &self.read_policy,
             &self.read_budget,
@@ -226,7 +246,14 @@ impl LoggingClient {
                 }
             },
         )
-        .await
+        .await;
+        if let Err(failure) = &listed
+            && failure.status.code() == tonic::Code::Unimplemented
+        {
+            tracing::info!("logging has no ListMessages (the original's): lists are read whole");
+            self.without_pages.store(true, Ordering::Relaxed);
+        }
+        listed
     }
 
     /// One page of stored messages in one attempt, bounded by the attempt timeout, spending

@@ -1,10 +1,6 @@
 //! What every handler shares: one `Clone` struct of handles and copies.
 
-use std::{
-    path::Path,
-    sync::{Arc, atomic::AtomicBool},
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use msglog_common::secret::Secret;
@@ -102,9 +98,6 @@ pub(crate) struct Shared {
     /// The last check of logging and messages for the status answer, and when it was made:
     /// the lock lets one check run at a time, and answers within a second of one share it.
     pub(crate) status_checks: tokio::sync::Mutex<Option<StatusChecks>>,
-    /// Set once logging answered `ListMessages` with `UNIMPLEMENTED` (it is the original's):
-    /// lists are then read whole with `GetMessages`.
-    pub(crate) logging_without_pages: AtomicBool,
 }
 
 impl AppState {
@@ -156,7 +149,6 @@ impl AppState {
             logging,
             metrics,
             calls,
-            logging_without_pages: AtomicBool::new(false),
             watch_slots: WatchSlots::new(
                 usize::try_from(settings.max_watches_per_client).unwrap_or(usize::MAX),
                 settings.limit_loopback,

@@ -15,8 +15,6 @@
 //!
 //! A logging service without `ListMessages` (the original's) is read with `GetMessages`, whole.
 
-use std::sync::atomic::Ordering;
-
 use axum::{
     Json,
     body::{Body, Bytes},
@@ -42,7 +40,7 @@ pub(crate) async fn get_messages(
     state: AppState,
     request_id: String,
 ) -> Result<Response, AppError> {
-    if state.logging_without_pages.load(Ordering::Relaxed) {
+    if state.logging.lacks_pages() {
         return whole(&state, &request_id).await;
     }
     let (first, from_service) = tokio::join!(
@@ -53,8 +51,6 @@ pub(crate) async fn get_messages(
     let first = match first {
         Ok(first) => first.value,
         Err(failure) if failure.status.code() == Code::Unimplemented => {
-            tracing::info!("logging has no ListMessages (the original's): reading it whole");
-            state.logging_without_pages.store(true, Ordering::Relaxed);
             state.calls.answered_another_way();
             // The messages service has answered already: only the list is read again.
             let logged = state.logging.get_messages(&request_id).await;
