@@ -10,7 +10,11 @@
 #   scripts/mutants.sh proto/src/text.rs      # one file
 #   WORKSPACE_TESTS=1 scripts/mutants.sh backend/facade/src/ids.rs
 #                                             # every test of the workspace for each mutant
-#                                             # (the system tests too; much slower)
+#                                             # (the system tests too; much slower). The
+#                                             # facade's feed and logging client need it: the
+#                                             # system tests are what exercise them.
+#   MSGLOG_REQUIRE_REDIS=1 scripts/mutants.sh backend/logging/src/store/redis.rs
+#                                             # the Redis store's tests run rather than skip
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
