@@ -450,6 +450,46 @@ mod tests {
         assert!(listed.into_inner().messages.is_empty());
     }
 
+    #[tokio::test]
+    async fn a_batch_of_exactly_the_most_items_is_taken() {
+        let api = api().await;
+        let items = (0..MAX_LOG_ITEMS)
+            .map(|n| {
+                let id = Uuid::from_u128(n as u128 + 1).to_string();
+                item(&id, Some(&format!("m{n}")))
+            })
+            .collect();
+        let results = api
+            .log_messages(Request::new(LogMessagesRequest { items }))
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert_eq!(results.len(), MAX_LOG_ITEMS);
+        assert!(results.iter().all(|result| result.status == STATUS_LOGGED));
+    }
+
+    #[tokio::test]
+    async fn a_backward_page_cut_by_its_byte_budget_keeps_the_newest_that_fit() {
+        // Six messages of 400 KiB: a page's 1 MiB holds two.
+        let store = MemoryStore::new(crate::store::DedupBy::Id);
+        let big = 400 << 10;
+        for n in 1..=6_u128 {
+            let text = MessageText::parse(format!("{n}").repeat(big), big).unwrap();
+            store
+                .insert(NewMessage {
+                    id: Uuid::from_u128(n),
+                    text,
+                })
+                .await
+                .unwrap();
+        }
+        let (page, next) = page_and_next(&store, 0, true, 5).await.unwrap();
+        let seqs: Vec<_> = page.iter().map(|message| message.seq).collect();
+        assert_eq!(seqs, [5, 6]);
+        assert_eq!(next, Some(5));
+    }
+
     #[test]
     fn shorten_cuts_on_character_boundaries() {
         assert_eq!(shorten("abc", 3), "abc");
