@@ -55,7 +55,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(10);
 #[component]
 pub fn App() -> impl IntoView {
     let list = LiveList::new();
-    // The last status check's answer (`None` until the first one).
+    // The last status check's answer (`None` until the first one). A signal filled by hand
+    // rather than a `LocalResource`: it has two writers, this tab's own checks and the answers
+    // the leading tab relays, and a resource has only its fetcher.
     let status = RwSignal::new(None);
     let tabs = Tabs::start(move |tabs, relay| match relay {
         Relay::Message(message) => {
