@@ -209,58 +209,58 @@ fn ShowIt(id: String) -> impl IntoView {
     }
 }
 
-/// What became of the last send.
+/// What became of the last send: one shape for every outcome (what happened, in words; a
+/// pointer to the message when it is stored; the detail when it failed).
 #[component]
 fn Outcome(
     /// The facade's answer.
     sent: Sent,
 ) -> impl IntoView {
-    match sent {
+    let (outcome, lead, words, show, error): (_, _, String, _, _) = match sent {
         // A duplicate is answered with the id of the message held: the one to point to.
-        Sent::Stored(answer) if answer.status() == SendStatus::Duplicate => view! {
-            <p class="result" data-outcome="duplicate">
-                <strong>"Already stored: "</strong>
-                "this text was sent before, so nothing new was saved. "
-                <ShowIt id=answer.id />
+        Sent::Stored(answer) if answer.status() == SendStatus::Duplicate => (
+            "duplicate",
+            "Already stored: ",
+            "this text was sent before, so nothing new was saved. ".to_owned(),
+            Some(answer.id),
+            None,
+        ),
+        Sent::Stored(answer) => (
+            "success",
+            "Stored. ",
+            "It is at the top of the list. ".to_owned(),
+            Some(answer.id),
+            None,
+        ),
+        Sent::Failed(error) => (
+            "error",
+            "Not stored yet. ",
+            format!(
+                "{} Your message is kept here and sent by itself when it can be.",
+                failed_words(&error)
+            ),
+            None,
+            Some(error),
+        ),
+        Sent::Refused(error) => (
+            "refused",
+            "Can't be stored: ",
+            format!("{}. Edit it or discard it below.", error.message),
+            None,
+            Some(error),
+        ),
+    };
+    let code = error.as_ref().map(|error| error.code);
+    let role = error.is_some().then_some("alert");
+    view! {
+        <div class="result" data-outcome=outcome data-code=code role=role>
+            <p>
+                <strong>{lead}</strong>
+                {words}
+                {show.map(|id| view! { <ShowIt id=id /> })}
             </p>
-        }
-        .into_any(),
-        Sent::Stored(answer) => view! {
-            <p class="result" data-outcome="success">
-                <strong>"Stored. "</strong>
-                "It is at the top of the list. "
-                <ShowIt id=answer.id />
-            </p>
-        }
-        .into_any(),
-        Sent::Failed(error) => {
-            let (code, words) = (error.code, failed_words(&error));
-            view! {
-                <div class="result" data-outcome="error" data-code=code role="alert">
-                    <p>
-                        <strong>"Not stored yet. "</strong>
-                        {words}
-                        " Your message is kept here and sent by itself when it can be."
-                    </p>
-                    <Details error=error />
-                </div>
-            }
-            .into_any()
-        }
-        Sent::Refused(error) => {
-            let (code, reason) = (error.code, error.message.clone());
-            view! {
-                <div class="result" data-outcome="refused" data-code=code role="alert">
-                    <p>
-                        <strong>"Can't be stored: "</strong>
-                        {reason}
-                        ". Edit it or discard it below."
-                    </p>
-                    <Details error=error />
-                </div>
-            }
-            .into_any()
-        }
+            {error.map(|error| view! { <Details error=error /> })}
+        </div>
     }
 }
 
