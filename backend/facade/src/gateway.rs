@@ -131,21 +131,6 @@ pub(crate) async fn send_message(
     })
 }
 
-/// The services at a glance, checked now; each door encodes it in its own shape.
-#[derive(Debug)]
-pub(crate) struct Services {
-    /// Logging's gRPC health check, or why it failed.
-    logging: Result<(), String>,
-    /// The messages service's text, or why there is none.
-    messages: Result<String, String>,
-    /// The live feed.
-    feed: FeedState,
-    /// Retries and failed calls to logging since start.
-    calls: CallCounts,
-    /// The longest text taken, in UTF-8 bytes.
-    max_message_bytes: u64,
-}
-
 /// How long a check of the services answers status requests.
 const STATUS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -153,7 +138,7 @@ const STATUS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// detail) concurrently, and reads the live feed's state. One check runs at a time, and a
 /// check at most a second old answers for a new one: however many ask, logging and messages
 /// see at most about one check a second from the status route.
-pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
+pub(crate) async fn services(state: &AppState, request_id: &str) -> Overview {
     let mut last = state.status_checks.lock().await;
     let checks = match last.as_ref() {
         Some(checks) if checks.at.elapsed() < STATUS_FRESH_FOR => checks.clone(),
@@ -172,10 +157,23 @@ pub(crate) async fn services(state: &AppState, request_id: &str) -> Services {
         }
     };
     drop(last);
-    Services {
-        logging: checks.logging,
-        messages: checks.messages,
-        feed: state.feed.state(),
+    let checked = |up, detail| Checked { up, detail };
+    let feed = state.feed.state();
+    let logging = match checks.logging {
+        // Serving, yet its live feed cannot be read: not up for what the page needs.
+        Ok(()) if feed.stuck => checked(false, format!("SERVING, but {}", feed.detail)),
+        Ok(()) => checked(true, "SERVING".to_owned()),
+        Err(detail) => checked(false, detail),
+    };
+    let messages = match checks.messages {
+        Ok(text) => checked(true, text),
+        Err(detail) => checked(false, detail),
+    };
+    Overview {
+        facade: checked(true, "serving".to_owned()),
+        logging,
+        messages,
+        feed,
         calls: CallCounts {
             retries: state.calls.retries_since_start(),
             errors: state.calls.failures_since_start(),
@@ -193,7 +191,8 @@ pub(crate) struct Checked {
     pub(crate) detail: String,
 }
 
-/// The services at a glance, as every door's status answer says it.
+/// The services at a glance, checked now, as every door's status answer says it; each door
+/// encodes it in its own shape.
 #[derive(Debug)]
 pub(crate) struct Overview {
     pub(crate) facade: Checked,
@@ -204,31 +203,4 @@ pub(crate) struct Overview {
     pub(crate) calls: CallCounts,
     /// The longest text taken, in UTF-8 bytes.
     pub(crate) max_message_bytes: u64,
-}
-
-impl Services {
-    /// What the checks mean for each service.
-    pub(crate) fn overview(self) -> Overview {
-        let checked = |up, detail| Checked { up, detail };
-        let logging = match self.logging {
-            // Serving, yet its live feed cannot be read: not up for what the page needs.
-            Ok(()) if self.feed.stuck => {
-                checked(false, format!("SERVING, but {}", self.feed.detail))
-            }
-            Ok(()) => checked(true, "SERVING".to_owned()),
-            Err(detail) => checked(false, detail),
-        };
-        let messages = match self.messages {
-            Ok(text) => checked(true, text),
-            Err(detail) => checked(false, detail),
-        };
-        Overview {
-            facade: checked(true, "serving".to_owned()),
-            logging,
-            messages,
-            feed: self.feed,
-            calls: self.calls,
-            max_message_bytes: self.max_message_bytes,
-        }
-    }
 }

@@ -19,7 +19,7 @@ use crate::{
     extract::{
         MaybeIdempotencyKey, Query, RequestId, SendMessageBody, StatusRequests, WithinRate, Writes,
     },
-    gateway::{Checked, Overview, Page, PageRequest, Sent, Services},
+    gateway::{Checked, Overview, Page, PageRequest, Sent},
     state::AppState,
 };
 
@@ -183,29 +183,21 @@ impl From<Page> for MessagesPage {
     }
 }
 
-impl From<Services> for StatusResponse {
-    fn from(services: Services) -> Self {
-        let Overview {
-            facade,
-            logging,
-            messages,
-            feed,
-            calls,
-            max_message_bytes,
-        } = services.overview();
+impl From<Overview> for StatusResponse {
+    fn from(overview: Overview) -> Self {
         let state = |Checked { up, detail }| ServiceStatus { up, detail };
         Self {
-            facade: state(facade),
-            logging: state(logging),
-            messages: state(messages),
+            facade: state(overview.facade),
+            logging: state(overview.logging),
+            messages: state(overview.messages),
             feed: LiveFeedStatus {
-                live: feed.live,
-                detail: feed.detail,
-                watchers: feed.watchers as u64,
-                newest_seq: feed.newest_seq,
+                live: overview.feed.live,
+                detail: overview.feed.detail,
+                watchers: overview.feed.watchers as u64,
+                newest_seq: overview.feed.newest_seq,
             },
-            calls,
-            max_message_bytes,
+            calls: overview.calls,
+            max_message_bytes: overview.max_message_bytes,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::{
     error::AppError,
     extract::client_ip,
     feed::WatchStream,
-    gateway::{Checked, Overview, Page, PageRequest, Sent, Services},
+    gateway::{Checked, Overview, Page, PageRequest, Sent},
     ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
     logging_client::Logged,
     state::AppState,
@@ -128,32 +128,24 @@ impl From<Page> for v1::ListResponse {
     }
 }
 
-impl From<Services> for v1::StatusResponse {
-    fn from(services: Services) -> Self {
-        let Overview {
-            facade,
-            logging,
-            messages,
-            feed,
-            calls,
-            max_message_bytes,
-        } = services.overview();
+impl From<Overview> for v1::StatusResponse {
+    fn from(overview: Overview) -> Self {
         let state = |Checked { up, detail }| Some(v1::ServiceState { up, detail });
         Self {
-            facade: state(facade),
-            logging: state(logging),
-            messages: state(messages),
+            facade: state(overview.facade),
+            logging: state(overview.logging),
+            messages: state(overview.messages),
             feed: Some(v1::LiveFeed {
-                live: feed.live,
-                detail: feed.detail,
-                watchers: feed.watchers as u64,
-                newest_seq: feed.newest_seq,
+                live: overview.feed.live,
+                detail: overview.feed.detail,
+                watchers: overview.feed.watchers as u64,
+                newest_seq: overview.feed.newest_seq,
             }),
             calls: Some(v1::CallCounts {
-                retries: calls.retries,
-                errors: calls.errors,
+                retries: overview.calls.retries,
+                errors: overview.calls.errors,
             }),
-            max_message_bytes,
+            max_message_bytes: overview.max_message_bytes,
         }
     }
 }
