@@ -106,6 +106,16 @@ export async function startStack({ tls = false, facadeArgs: extraFacadeArgs = []
   return stack;
 }
 
+/** POSTs `text` through the original's route of the facade at `addr`; it must be answered 200. */
+export async function postMessage(addr, text) {
+  const response = await fetch(`http://${addr}/send_message`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ message: text }),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
 /** Headless Chromium (with more command-line `args` when given), every page's console and errors collected. */
 export async function launchBrowser(args = []) {
   const { chromium } = await import('playwright-core');

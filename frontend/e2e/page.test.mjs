@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  WAIT, assertWhole, feed, listHas, listTexts, outboxEmpty, outboxShows, pendingTexts, pill, send,
+  WAIT, assertWhole, feed, listHas, listTexts, outboxEmpty, outboxShows, pendingTexts, pill, postMessage, send,
   skipUnlessReady, stopService, withStack,
 } from './harness.mjs';
 
@@ -21,14 +21,7 @@ test('two pages: live delivery, duplicates, a logging restart, older pages', asy
   await withStack('page', async (stack, chrome) => {
     const page = await chrome.open('A');
     const other = await chrome.open('B');
-    const post = async (text) => {
-      const response = await fetch(`http://${stack.facade.addr}/send_message`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ message: text }),
-      });
-      assert.equal(response.status, 200, await response.text());
-    };
+    const post = (text) => postMessage(stack.facade.addr, text);
 
     await page.goto(stack.url);
     await other.goto(stack.url);

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
-  ROW_TEXT, WAIT, feed, listHas, listTexts, outboxShows, send, skipUnlessReady, stopService, withStack,
+  ROW_TEXT, WAIT, feed, listHas, listTexts, outboxShows, postMessage, send, skipUnlessReady, stopService, withStack,
 } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -26,13 +26,7 @@ async function post(stack, texts, parallel = 1) {
   let next = 0;
   const worker = async () => {
     while (next < texts.length) {
-      const text = texts[next++];
-      const response = await fetch(`http://${stack.facade.addr}/send_message`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ message: text }),
-      });
-      assert.equal(response.status, 200, await response.text());
+      await postMessage(stack.facade.addr, texts[next++]);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));

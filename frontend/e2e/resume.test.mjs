@@ -8,19 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  assertWhole, binDir, feed, listHas, listTexts, skipUnlessReady, staticDir, stopService, withStack,
+  assertWhole, binDir, feed, listHas, listTexts, postMessage as post, skipUnlessReady, staticDir, stopService, withStack,
 } from './harness.mjs';
 import { startService } from './services.mjs';
-
-/** Posts `text` through the JSON route of the facade at `addr`. */
-async function post(addr, text) {
-  const response = await fetch(`http://${addr}/send_message`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ message: text }),
-  });
-  assert.equal(response.status, 200, await response.text());
-}
 
 /** What the page shows, oldest first, is exactly what logging holds: nothing missing, nothing twice. */
 async function showsExactly(page, stack, expected) {

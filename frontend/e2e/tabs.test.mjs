@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { WAIT, assertWhole, feed, listHas, listTexts, send, skipUnlessReady, withStack } from './harness.mjs';
+import { WAIT, assertWhole, feed, listHas, listTexts, postMessage, send, skipUnlessReady, withStack } from './harness.mjs';
 
 const TABS = 12;
 
@@ -29,13 +29,8 @@ async function until(condition, what, limit = WAIT) {
 }
 
 /** POSTs a message through the original's route. */
-async function post(stack, text) {
-  const response = await fetch(`http://${stack.facade.addr}/send_message`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ message: text }),
-  });
-  assert.equal(response.status, 200, await response.text());
+function post(stack, text) {
+  return postMessage(stack.facade.addr, text);
 }
 
 const median = (values) => {
