@@ -207,6 +207,11 @@ impl RedisStore {
     }
 }
 
+/// The tail's next wait after a failed read: twice the last, up to [`TAIL_MAX_BACKOFF`].
+fn longer(backoff: Duration) -> Duration {
+    (backoff * 2).min(TAIL_MAX_BACKOFF)
+}
+
 /// A Redis failure as the store reports it.
 fn unavailable(error: RedisError) -> StoreError {
     StoreError::Unavailable(format!("Redis: {error}"))
@@ -308,7 +313,7 @@ async fn follow_tail(
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(TAIL_MAX_BACKOFF);
+                backoff = longer(backoff);
             }
         }
     }
@@ -337,10 +342,12 @@ impl Store for RedisStore {
             .map_err(unavailable)?;
         let answer = match answer {
             redis::Value::Int(answer) => answer,
+            // The text is held under another id (under this one, the id's look-up answered
+            // first).
             redis::Value::BulkString(held_under) => {
                 return Ok(match uuid::Uuid::try_parse_ascii(&held_under) {
-                    Ok(held_under) if held_under != message.id => Inserted::DuplicateOf(held_under),
-                    _ => Inserted::Duplicate,
+                    Ok(held_under) => Inserted::DuplicateOf(held_under),
+                    Err(_) => Inserted::Duplicate,
                 });
             }
             other => {
@@ -455,4 +462,85 @@ mod tests {
     }
 
     store_contract_tests!(backend backend, durable);
+
+    /// `list` reads the log by pages of [`READ_COUNT`]: a log of two full pages and one more
+    /// message is read whole, in order.
+    #[tokio::test]
+    async fn a_list_longer_than_one_read_is_read_whole() {
+        let Some(server) = RedisServer::start_if_installed().await else {
+            return;
+        };
+        let store = RedisStore::open_with_prefix(&server.url(), "long", DedupBy::Id)
+            .await
+            .unwrap();
+        let texts: Vec<String> = (0..2 * READ_COUNT + 1).map(|n| format!("m{n}")).collect();
+        for (n, text) in texts.iter().enumerate() {
+            let message = NewMessage {
+                id: Uuid::from_u128(n as u128 + 1),
+                text: msglog_proto::MessageText::parse(text.clone(), 100).unwrap(),
+            };
+            assert_eq!(store.insert(message).await.unwrap(), Inserted::Stored);
+        }
+        assert_eq!(store.list().await.unwrap(), texts);
+    }
+
+    #[test]
+    fn the_tail_waits_longer_after_each_failed_read_up_to_its_ceiling() {
+        let mut waits = vec![Duration::from_millis(50)];
+        for _ in 0..6 {
+            waits.push(longer(waits[waits.len() - 1]));
+        }
+        let millis: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(millis, [50, 100, 200, 400, 800, 1000, 1000]);
+    }
+
+    /// Connections the Redis server has accepted since it started.
+    async fn connections_received(connection: &mut MultiplexedConnection) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(connection)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap()
+    }
+
+    /// A blocking read that comes back empty (nothing written for [`TAIL_BLOCK`]) is the tail's
+    /// ordinary idle state, not a failure: the tail reads again on the same connection, and a
+    /// message written after the idle spell is told to subscribers before its insert returns.
+    #[tokio::test]
+    async fn an_idle_tail_keeps_its_connection_and_tells_what_comes_after() {
+        let Some(server) = RedisServer::start_if_installed().await else {
+            return;
+        };
+        let store = RedisStore::open_with_prefix(&server.url(), "idle", DedupBy::Id)
+            .await
+            .unwrap();
+        let mut subscription = store.subscribe();
+        let mut probe = Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let before = connections_received(&mut probe).await;
+        tokio::time::sleep(TAIL_BLOCK + RESPONSE_TIMEOUT + Duration::from_secs(1)).await;
+        assert_eq!(
+            connections_received(&mut probe).await,
+            before,
+            "the tail connected again during an idle spell"
+        );
+        let message = NewMessage {
+            id: Uuid::from_u128(1),
+            text: msglog_proto::MessageText::parse("after the idle spell".to_owned(), 100).unwrap(),
+        };
+        assert_eq!(
+            store.insert(message.clone()).await.unwrap(),
+            Inserted::Stored
+        );
+        // Told by the time its insert returns.
+        let told = subscription.committed.try_recv().map(|stored| stored.id);
+        assert_eq!(told, Ok(message.id));
+    }
 }
