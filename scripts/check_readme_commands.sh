@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs the README's commands the way the README writes them, from a plain shell: scripts/run.sh
+# Runs the commands of the README and of docs/ the way they are written, from a plain shell
+# (the measuring commands of docs/performance.md and docs/limits.md excepted: they print
+# figures, and each doc says when it was run): scripts/run.sh
 # (which installs the page's tools, builds the page with a plain `trunk build --release`, and
 # builds and starts the three services), the original's curl scripts against it, the page it
-# serves, the gateway's gRPC-web on the same port, and Ctrl-C, which must stop all three. Free ports and a temporary data directory
-# are passed through the environment (as the README shows), so services already running on
-# the default ports are not disturbed. Ends with "README commands: P passed, F failed".
+# serves, the gateway's gRPC-web on the same port, HTTPS, the request id in the logs, Ctrl-C,
+# which must stop all three, and three logging replicas on Redis. Free ports and a temporary
+# data directory are passed through the environment (as the README shows), so services
+# already running on the default ports are not disturbed. Ends with "README commands: P passed, F failed".
 #
 #   scripts/check_readme_commands.sh
 #   RUN_TIMEOUT_S=1800 scripts/check_readme_commands.sh   # a slower machine's first build
@@ -109,6 +112,26 @@ check "/api/status reports the services" contains "$answer" '"messages":{"up":tr
 answer=$(curl -s "$base/api/openapi.json")
 check "/api/openapi.json is the API document" contains "$answer" '"/send_message"'
 
+# docs/api.md: the API document read by a JSON tool, and the gateway's Status with its bytes
+# filtered as the page shows them.
+answer=$(curl -s "$base/api/openapi.json" | python3 -m json.tool)
+check "docs/api.md: the API document is JSON" contains "$answer" '"openapi":'
+answer=$(printf '\x00\x00\x00\x00\x00' | curl -s -X POST --data-binary @- \
+  -H 'content-type: application/grpc-web+proto' -H 'x-grpc-web: 1' \
+  "$base/msglog.v1.MessageLog/Status" | strings)
+check "docs/api.md: the gRPC-web Status through strings reads as shown" test "$answer" = \
+'serving
+SERVING
+not implemented yet"
+grpc-status:0'
+# docs/settings.md: a request id given by the client is in the facade's and logging's log lines.
+curl -s -o /dev/null -X POST "$base/send_message" -H 'content-type: application/json' \
+  -H 'x-request-id: demo-1' -d '{"message": "traced"}'
+check "docs/settings.md: the facade logs the request id" \
+  grep -qE 'request_id="demo-1".*message sent to logging' "$log"
+check "docs/settings.md: logging logs the same request id" \
+  grep -qE 'item\{request_id="demo-1".*message stored' "$log"
+
 # Ctrl-C: run.sh stops the three services and exits cleanly.
 kill -INT -- "-$run_pid"
 run_status=0
@@ -119,6 +142,39 @@ for addr in "$FACADE_ADDR" "$LOGGING_ADDR" "$MESSAGES_ADDR"; do
   curl -s -o /dev/null --max-time 1 "http://$addr/" && still_up=1
 done
 check "Ctrl-C stops all three services" test "$still_up" = 0
+
+# docs/operations.md: three logging replicas on Redis (which run.sh installs and starts), the
+# facade balancing across them. The page is built already; HTTPS was checked above.
+export LOGGING_REPLICAS=3 LOGGING_STORE=redis SKIP_PAGE=1 MSGLOG_TLS=0
+unset FACADE_TLS_ADDR FACADE_TLS_CERT FACADE_TLS_KEY
+started=0
+start_services "$work/replicas" "$log" "$RUN_TIMEOUT_S" && started=1
+check "LOGGING_REPLICAS=3 LOGGING_STORE=redis scripts/run.sh starts them" test "$started" = 1
+if [ "$started" = 1 ]; then
+  base=http://$FACADE_ADDR
+  for n in 1 2 3 4 5 6; do
+    curl -s -o /dev/null -X POST "$base/send_message" -H 'content-type: application/json' \
+      -d "{\"message\": \"replicated $n\"}"
+  done
+  answer=$(curl -s "$base/get_messages")
+  check "the replicas store one log, in order" test "$answer" = \
+    '{"logged_messages":["replicated 1","replicated 2","replicated 3","replicated 4","replicated 5","replicated 6"],"message_from_service":"not implemented yet"}'
+  # Each replica's admin port counts what it stored: the facade's calls went to all three.
+  each=1
+  for admin in "${LOGGING_ADMIN_ADDR##*:}" $((LOGGING_REPLICA_BASE_PORT + 1002)) $((LOGGING_REPLICA_BASE_PORT + 1003)); do
+    stored=$(curl -s "http://127.0.0.1:$admin/metrics" | awk '/^store_inserts_total\{outcome="stored"\}/ { print $2 }')
+    [ "${stored:-0}" -ge 1 ] || each=0
+  done
+  check "the facade's POSTs reach each of the three replicas" test "$each" = 1
+  kill -INT -- "-$run_pid"
+  run_status=0
+  wait "$run_pid" || run_status=$?
+  check "Ctrl-C stops the replicas, Redis and the rest" test "$run_status" = 0
+  check "Redis is stopped too" sh -c "! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
+else
+  echo "--- scripts/run.sh said:" >&2
+  tail -n 40 "$log" >&2
+fi
 
 echo "README commands: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -13,6 +13,10 @@
 #                                             # (the system tests too; much slower). The
 #                                             # facade's feed and logging client need it: the
 #                                             # system tests are what exercise them.
+#   WORKSPACE_TESTS=1 scripts/mutants.sh backend/facade/src/feed.rs -- --timeout 60
+#                                             # options after `--` go to cargo-mutants: the
+#                                             # timeout it sets from a package-only baseline is
+#                                             # too short for the workspace's tests
 #   MSGLOG_REQUIRE_REDIS=1 scripts/mutants.sh backend/logging/src/store/redis.rs
 #                                             # the Redis store's tests run rather than skip
 set -euo pipefail
@@ -25,7 +29,10 @@ if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $VERSION" ]; the
     cargo install --locked cargo-mutants --version "$VERSION"
 fi
 
-files=("$@")
+# Files come first; anything after `--` goes to cargo-mutants as it is (e.g. `-- --timeout 60`).
+files=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do files+=("$1"); shift; done
+[ "${1:-}" = -- ] && shift
 if [ ${#files[@]} -eq 0 ]; then
   files=(
     proto/src/text.rs proto/src/limits.rs
@@ -40,4 +47,4 @@ fi
 args=(--no-shuffle --test-tool nextest)
 for file in "${files[@]}"; do args+=(--file "$file"); done
 [ "${WORKSPACE_TESTS:-0}" = 1 ] && args+=(--test-workspace true)
-cargo mutants "${args[@]}"
+cargo mutants "${args[@]}" "$@"

@@ -11,9 +11,11 @@
 #                                   # with a certificate made for this machine in data/tls
 #                                   # (or FACADE_TLS_CERT and FACADE_TLS_KEY of your own)
 #   LOGGING_REPLICAS=3 LOGGING_STORE=redis scripts/run.sh
-#                                   # Redis (installed if missing; its data in data/redis) and three
-#                                   # logging replicas on it (:8081, :8084, :8085), the facade
-#                                   # balancing across them
+#                                   # Redis (installed if missing; its data in data/redis, or
+#                                   # LOGGING_DATA_DIR/redis) and three logging replicas on it
+#                                   # (:8081, :8084, :8085), the facade balancing across them;
+#                                   # LOGGING_REPLICA_BASE_PORT=N moves replica n to port N+n
+#                                   # (its admin port to N+1000+n)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -37,9 +39,11 @@ if [ "$LOGGING_REPLICAS" -gt 1 ] && [[ "${LOGGING_STORE:-}" != redis://* ]]; the
   echo "several logging replicas need a store they share: add LOGGING_STORE=redis" >&2
   exit 1
 fi
-# Replica 1 on LOGGING_ADDR (the original's port), replica n on port 8082+n; admin ports alike.
-replica_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADDR" || echo $((8082 + $1)); }
-replica_admin_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADMIN_ADDR" || echo $((9082 + $1)); }
+# Replica 1 on LOGGING_ADDR (the original's port), replica n on port LOGGING_REPLICA_BASE_PORT+n
+# (default 8082+n: 8084, 8085, ...), its admin port 1000 above it (9084, 9085, ...).
+LOGGING_REPLICA_BASE_PORT=${LOGGING_REPLICA_BASE_PORT:-8082}
+replica_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADDR" || echo $((LOGGING_REPLICA_BASE_PORT + $1)); }
+replica_admin_port() { [ "$1" -eq 1 ] && port "$LOGGING_ADMIN_ADDR" || echo $((LOGGING_REPLICA_BASE_PORT + 1000 + $1)); }
 if [ -z "${LOGGING_URL:-}" ]; then
   LOGGING_URL=""
   for n in $(seq 1 "$LOGGING_REPLICAS"); do
@@ -76,10 +80,9 @@ if [ "${MSGLOG_TLS:-0}" = 1 ] && [ -z "${FACADE_TLS_CERT:-}" ]; then
 fi
 [ -z "${FACADE_TLS_CERT:-}" ] || export FACADE_TLS_ADDR=${FACADE_TLS_ADDR:-0.0.0.0:8443}
 
+. scripts/services.sh
 echo "==> building the services ($PROFILE)"
-cargo build --locked --profile "$PROFILE" --bin logging-service --bin messages-service --bin facade-service
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ "$PROFILE" = dev ] && bin_dir="$target_dir/debug" || bin_dir="$target_dir/$PROFILE"
+build_services
 
 pids=()
 stop_all() {
@@ -87,55 +90,22 @@ stop_all() {
   if [ ${#pids[@]} -gt 0 ]; then
     echo
     echo "==> stopping the services"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
+    stop_services
   fi
 }
 on_signal() { stop_all; exit 0; }
 trap on_signal INT TERM
 trap stop_all EXIT
 
-if [ -n "${start_redis:-}" ]; then
-  # Every write appended to its log and fsynced before Redis answers (see README: Storage).
-  mkdir -p data/redis
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/data/redis" \
-    --appendonly yes --appendfsync always --save "" & pids+=($!)
-  for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { echo "redis-server exited during start-up" >&2; exit 1; }
-    sleep 0.1
-  done
-fi
+# Every Redis write appended to its log and fsynced before Redis answers (docs/operations.md).
+[ -z "${start_redis:-}" ] || start_redis "$REDIS_PORT" "${LOGGING_DATA_DIR:-data}/redis"
 for n in $(seq 1 "$LOGGING_REPLICAS"); do
-  LOGGING_ADDR=${LOGGING_ADDR%:*}:$(replica_port "$n") \
-    LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR%:*}:$(replica_admin_port "$n") \
-    "$bin_dir/logging-service" & pids+=($!)
+  LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR%:*}:$(replica_admin_port "$n") \
+    start_logging "${LOGGING_ADDR%:*}:$(replica_port "$n")"
 done
-"$bin_dir/messages-service" & pids+=($!)
-"$bin_dir/facade-service" & pids+=($!)
-
-# Ready when each service answers: messages and the facade on /healthz, logging to a gRPC
-# health check sent over gRPC-web (an empty HealthCheckRequest frame).
-wait_healthy() {
-  local url=$1; shift
-  for _ in $(seq 1 100); do
-    printf '\x00\x00\x00\x00\x00' \
-      | curl -fsS -o /dev/null --max-time 1 "$@" "$url" 2>/dev/null && return 0
-    for pid in "${pids[@]}"; do
-      kill -0 "$pid" 2>/dev/null || { echo "a service exited during start-up" >&2; return 1; }
-    done
-    sleep 0.1
-  done
-  echo "$url did not answer within 10 s" >&2
-  return 1
-}
-for n in $(seq 1 "$LOGGING_REPLICAS"); do
-  wait_healthy "http://127.0.0.1:$(replica_port "$n")/grpc.health.v1.Health/Check" \
-    -X POST -H 'content-type: application/grpc-web+proto' --data-binary @-
-done
-wait_healthy "http://127.0.0.1:$(port "$MESSAGES_ADDR")/healthz"
-wait_healthy "http://127.0.0.1:$(port "$FACADE_ADDR")/healthz"
-[ -z "${FACADE_TLS_CERT:-}" ] || wait_healthy "https://localhost:$(port "$FACADE_TLS_ADDR")/healthz" --insecure
+start_messages "$MESSAGES_ADDR"
+start_facade "$FACADE_ADDR"
+[ -z "${FACADE_TLS_CERT:-}" ] || wait_ready "$facade_pid" "https://localhost:$(port "$FACADE_TLS_ADDR")/healthz" --insecure
 
 cat <<INFO
 

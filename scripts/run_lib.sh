@@ -4,13 +4,37 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Points scripts/run.sh at free ports (the three services and logging's admin port) and at a
-# data directory under $1, so services already running on the default ports are not disturbed.
+# A base port N for scripts/run.sh's logging replicas 2 to 9 (ports N+2.. and N+1002..), every
+# one of them free.
+free_replica_base() {
+  python3 -c '
+import socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1] - 2; s.close()
+    if base + 1009 < 65536 and all(free(base + n) and free(base + 1000 + n) for n in range(2, 10)):
+        print(base)
+        break'
+}
+
+# Points scripts/run.sh at free ports (the three services, logging's admin port, the logging
+# replicas' and Redis's when it starts them) and at a data directory under $1, so services
+# already running on the default ports are not disturbed.
 use_free_ports() {
   export FACADE_ADDR=127.0.0.1:$(free_port)
   export LOGGING_ADDR=127.0.0.1:$(free_port)
   export MESSAGES_ADDR=127.0.0.1:$(free_port)
   export LOGGING_ADMIN_ADDR=127.0.0.1:$(free_port)
+  export LOGGING_REPLICA_BASE_PORT=$(free_replica_base)
+  export REDIS_PORT=$(free_port)
   export LOGGING_DATA_DIR=$1/data
 }
 

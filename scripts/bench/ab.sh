@@ -24,7 +24,7 @@ DURATION=${DURATION:-8}
 bench_ports 19280
 require_curl
 ensure_wrk
-build_release bench-hello
+build_services bench-hello
 
 bench_workdir
 
@@ -38,19 +38,16 @@ rate() {
 
 # Starts facade build $1, measures its POSTs, stops it; prints "requests/s resident_MB".
 post_rate() {
-  "$1" --addr "127.0.0.1:$facade_port" --dedup unique \
-    --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-  local pid=$!
-  wait_for "$facade/healthz"
+  bin=${1%/*} start_facade "127.0.0.1:$facade_port" --dedup unique \
+    --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" >&2
   local r; r=$(rate -s "$work/post.lua" "$facade/send_message")
-  echo "$r $(rss_mb "$pid")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$r $(rss_mb "$facade_pid")"
+  stop "$facade_pid"
 }
 
-"$bin/bench-hello" "127.0.0.1:$hello_port" & pids+=($!)
-"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory --dedup-by id & pids+=($!)
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
-wait_for "http://127.0.0.1:$hello_port/"
+start_hello "$hello_port"
+start_logging "127.0.0.1:$logging_port" --store memory --dedup-by id
+start_messages "127.0.0.1:$messages_port"
 
 printf '%-5s %10s %10s %8s %10s %8s %9s\n' pair hello "A req/s" "A MB" "B req/s" "B MB" "B vs A"
 ratios=()

@@ -12,18 +12,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BENCH_BASE_PORT=${FAILOVER_BASE_PORT:-18080} bench_ports 18080
 require_curl
 command -v python3 >/dev/null 2>&1 || { echo "python3 is missing" >&2; exit 1; }
-build_release
+build_services
 bench_workdir
 data=$work
-start_facade() {
-  "$bin/facade-service" --addr "127.0.0.1:$facade_port" \
-    --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-  facade_pid=$!; pids+=("$facade_pid")
-  wait_for "http://127.0.0.1:$facade_port/healthz"
+facade_up() {
+  start_facade "127.0.0.1:$facade_port" \
+    --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
 }
-start_logging() {
-  "$bin/logging-service" --addr "127.0.0.1:$logging_port" --data-dir "$data" & logging_pid=$!; pids+=("$logging_pid")
-}
+logging_up() { start_logging "127.0.0.1:$logging_port" --data-dir "$data"; }
 post() { # label text
   curl -s -o "$work/answer" -w '%{http_code} %{time_total}\n' -X POST \
     "http://127.0.0.1:$facade_port/send_message" -H 'content-type: application/json' \
@@ -33,35 +29,29 @@ post() { # label text
     }
 }
 
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
-wait_for "http://127.0.0.1:$messages_port/healthz"
+start_messages "127.0.0.1:$messages_port"
 
 echo "== logging down (connection refused)"
-start_facade
+facade_up
 for i in 1 2 3 4; do post "POST $i" "down-$i"; done
 
 echo "== logging comes back"
-start_logging
-wait_for_logging() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$logging_port") 2>/dev/null && return 0; sleep 0.05
-  done
-}
-wait_for_logging
+logging_up
 post "first POST after logging started" "back"
 post "the same text again" "back"
 
 echo "== logging restarted (stopped, then started on the same port)"
-kill -TERM "$logging_pid"; wait "$logging_pid" 2>/dev/null || true
-start_logging; wait_for_logging
+stop "$logging_pid"
+logging_up
 post "first POST after the restart" "after-restart"
 
 echo "== logging hung (port open, never answers); fresh facade, full retry budget"
-kill -TERM "$logging_pid" "$facade_pid"; wait "$logging_pid" "$facade_pid" 2>/dev/null || true
+stop "$logging_pid" "$facade_pid"
 python3 -c "
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $logging_port)); s.listen(128); time.sleep(60)" & pids+=($!)
-wait_for_logging
-start_facade
+# Listening once a connection is accepted into its backlog.
+for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$logging_port") 2>/dev/null && break; sleep 0.05; done
+facade_up
 for i in 1 2 3; do post "POST $i" "hung-$i"; done

@@ -1,4 +1,8 @@
-# What the bench scripts share; sourced, not run.
+# What the bench scripts share; sourced, not run. The services are built and started as
+# scripts/run.sh builds and starts them (scripts/services.sh), in release.
+
+. scripts/services.sh
+PROFILE=release
 
 # Fails with how to install it when curl is missing.
 require_curl() {
@@ -14,16 +18,6 @@ ensure_wrk() {
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 }
 
-# Builds the three services and the named extra binaries in release, and sets $bin to where
-# they are.
-build_release() {
-  local extra=() name
-  for name in "$@"; do extra+=(--bin "$name"); done
-  cargo build --locked --release --bin logging-service --bin messages-service --bin facade-service \
-    "${extra[@]}" >&2
-  bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release"
-}
-
 # A process's memory in MB from /proc: `rss_mb PID` (resident), `rss_mb PID VmHWM` (its peak).
 rss_mb() { awk -v key="${2:-VmRSS}:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
@@ -33,13 +27,29 @@ bench_workdir() {
   export RUST_LOG=${RUST_LOG:-error}
   work=$(mktemp -d)
   pids=()
-  trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'stop_services; rm -rf "$work"' EXIT
 }
 
-# Waits up to 10 s for URL to answer with a 2xx status; exits the script if it does not.
-wait_for() {
-  for _ in $(seq 1 200); do curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "$1 did not come up" >&2; exit 1
+# start_hello PORT: the bare axum server answering `hello` (the bench-hello binary), the
+# reference every figure is set against. Sets $hello_pid.
+start_hello() {
+  "$bin/bench-hello" "127.0.0.1:$1" &
+  hello_pid=$!
+  pids+=("$hello_pid")
+  wait_ready "$hello_pid" "http://127.0.0.1:$1/"
+}
+
+# wait_post BASE_URL: waits up to 10 s until a POST /send_message through BASE_URL answers 200
+# (the facade up and reaching logging); exits the script if none does. HTTPS certificates are
+# not checked (the benches make their own).
+wait_post() {
+  for _ in $(seq 1 200); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$1/send_message" \
+      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && return 0
+    sleep 0.05
+  done
+  echo "no POST through $1 was answered 200 within 10 s" >&2
+  exit 1
 }
 
 # Writes to FILE the wrk script of the POST benches: POST /send_message with one message of

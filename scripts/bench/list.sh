@@ -23,22 +23,16 @@ ensure_wrk
 if [ -n "${BIN_DIR:-}" ]; then
   bin=$BIN_DIR
 else
-  build_release bench-fill
+  build_services bench-fill
 fi
 
 bench_workdir
 
 "$bin/bench-fill" "$work/list.sqlite3" "$MESSAGES"
-"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "sqlite:$work/list.sqlite3" &
-logging_pid=$!; pids+=($logging_pid)
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" \
-  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-facade_pid=$!; pids+=($facade_pid)
-for _ in $(seq 1 200); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$facade/get_messages")" = 200 ] && break
-  sleep 0.05
-done
+start_logging "127.0.0.1:$logging_port" --store "sqlite:$work/list.sqlite3"
+start_messages "127.0.0.1:$messages_port"
+start_facade "127.0.0.1:$facade_port" \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
 bytes=$(curl -s "$facade/get_messages" | wc -c)
 before="facade $(rss_mb "$facade_pid") MB, logging $(rss_mb "$logging_pid") MB"
 

@@ -29,7 +29,7 @@ bench_ports 19080
 require_curl
 ensure_wrk
 
-build_release bench-hello bench-fill
+build_services bench-hello bench-fill
 
 bench_workdir
 
@@ -55,18 +55,13 @@ row() {
     'BEGIN { printf "%-44s %10.0f %8.2f %8.2f %7d %8.0f %%", n, r, a, b, e, 100 * r / h }')")
 }
 
-# Logging on a store, fresh; the facade finds it again on the same port.
+# Logging on a store, fresh; the facade finds it again on the same port (a first POST through
+# it answered 200 says so).
 logging_pid=""
-start_logging() {
-  [ -z "$logging_pid" ] || { kill -TERM "$logging_pid"; wait "$logging_pid" 2>/dev/null || true; }
-  "$bin/logging-service" --addr "127.0.0.1:$logging_port" --store "$1" --dedup-by id &
-  logging_pid=$!; pids+=($logging_pid)
-  for _ in $(seq 1 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$facade/send_message" \
-      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && return 0
-    sleep 0.05
-  done
-  echo "logging did not come up on $1" >&2; exit 1
+use_store() {
+  [ -z "$logging_pid" ] || stop "$logging_pid"
+  start_logging "127.0.0.1:$logging_port" --store "$1" --dedup-by id
+  wait_post "$facade"
 }
 # Stores `n` more messages through the facade, 16 at a time.
 fill() {
@@ -74,25 +69,22 @@ fill() {
     -H 'content-type: application/json' -d '{"message":"a stored message of an ordinary length, number {}"}'
 }
 
-"$bin/bench-hello" "127.0.0.1:$hello_port" & pids+=($!)
-wait_for "http://127.0.0.1:$hello_port/"
+start_hello "$hello_port"
 row "hello (bare axum), c=32" "" "$(load 32 "http://127.0.0.1:$hello_port/")"; hello32=$rps
 row "hello (bare axum), c=1" "" "$(load 1 "http://127.0.0.1:$hello_port/")"; hello1=$rps
 
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & messages_pid=$!; pids+=($messages_pid)
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
-  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-facade_pid=$!; pids+=($facade_pid)
-wait_for "$facade/healthz"
+start_messages "127.0.0.1:$messages_port"
+start_facade "127.0.0.1:$facade_port" --dedup unique \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
 
-start_logging memory
+use_store memory
 row "POST /send_message, memory, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
 row "POST /send_message, memory, c=1" "$hello1" "$(load 1 "$facade/send_message" -s "$work/post.lua")"
-start_logging "sqlite:$work/bench.sqlite3"
+use_store "sqlite:$work/bench.sqlite3"
 row "POST /send_message, SQLite, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
 row "POST /send_message, SQLite, c=1" "$hello1" "$(load 1 "$facade/send_message" -s "$work/post.lua")"
 
-start_logging memory
+use_store memory
 fill 9
 row "GET /get_messages, 10 stored, c=32" "$hello32" "$(load 32 "$facade/get_messages")"
 fill 9990
@@ -111,7 +103,7 @@ list_body() {
 page_rows() {
   local stored=$1 label=$2 cursor=$(( $1 / 2 ))
   "$bin/bench-fill" "$work/list-$stored.sqlite3" "$stored"
-  start_logging "sqlite:$work/list-$stored.sqlite3"
+  use_store "sqlite:$work/list-$stored.sqlite3"
   row "List page (JSON), $label stored, c=32" "$hello32" \
     "$(load 32 "$facade/api/messages?cursor=$cursor&limit=100")"
   eval "json_$stored=\$rps"
@@ -133,31 +125,17 @@ memory="facade $(rss_mb "$facade_pid") MB, messages $(rss_mb "$messages_pid") MB
 # one logging replica on it, then through three with the facade balancing across them.
 scripts/setup.sh redis >&2
 redis_port=$((BASE_PORT + 4))
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$work" \
-  --appendonly yes --appendfsync always --save "" >/dev/null & pids+=($!)
-for _ in $(seq 1 100); do [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
-start_logging "redis://127.0.0.1:$redis_port"
+start_redis "$redis_port" "$work/redis"
+use_store "redis://127.0.0.1:$redis_port"
 row "POST /send_message, Redis, 1 replica, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
 urls="http://127.0.0.1:$logging_port"
 for n in 5 6; do
-  "$bin/logging-service" --addr "127.0.0.1:$((BASE_PORT + n))" --store "redis://127.0.0.1:$redis_port" \
-    --dedup-by id & pids+=($!)
+  start_logging "127.0.0.1:$((BASE_PORT + n))" --store "redis://127.0.0.1:$redis_port" --dedup-by id
   urls+=",http://127.0.0.1:$((BASE_PORT + n))"
 done
-kill -TERM "$facade_pid"; wait "$facade_pid" 2>/dev/null || true
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
-  --logging-url "$urls" --messages-url "http://127.0.0.1:$messages_port" &
-facade_pid=$!; pids+=($facade_pid)
-# Each replica serving (a gRPC health check over gRPC-web), then the facade.
-for n in 5 6; do
-  for _ in $(seq 1 200); do
-    printf '\x00\x00\x00\x00\x00' | curl -fsS -o /dev/null --max-time 1 -X POST \
-      -H 'content-type: application/grpc-web+proto' --data-binary @- \
-      "http://127.0.0.1:$((BASE_PORT + n))/grpc.health.v1.Health/Check" 2>/dev/null && break
-    sleep 0.05
-  done
-done
-wait_for "$facade/healthz"
+stop "$facade_pid"
+start_facade "127.0.0.1:$facade_port" --dedup unique \
+  --logging-url "$urls" --messages-url "http://127.0.0.1:$messages_port"
 row "POST /send_message, Redis, 3 replicas, c=32" "$hello32" "$(load 32 "$facade/send_message" -s "$work/post.lua")"
 
 echo

@@ -20,27 +20,17 @@ bench_ports 19180
 tls_port=$((BASE_PORT + 4))
 require_curl
 ensure_wrk
-build_release
+build_services
 bench_workdir
 post_script "$work/post.lua"
 scripts/dev_cert.sh "$work/tls"
 
-"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory --dedup-by id & pids+=($!)
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" --dedup unique \
+start_logging "127.0.0.1:$logging_port" --store memory --dedup-by id
+start_facade "127.0.0.1:$facade_port" --dedup unique \
   --tls-addr "127.0.0.1:$tls_port" --tls-cert "$work/tls/cert.pem" --tls-key "$work/tls/key.pem" \
-  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-pids+=($!)
-wait_for "$facade/healthz"
-wait_for_post() {
-  for _ in $(seq 1 200); do
-    [ "$(curl -sk -o /dev/null -w '%{http_code}' -X POST "$1/send_message" \
-      -H 'content-type: application/json' -d '{"message":"warm-up"}')" = 200 ] && return 0
-    sleep 0.05
-  done
-  echo "$1 did not answer a POST" >&2; exit 1
-}
-wait_for_post "$facade"
-wait_for_post "https://localhost:$tls_port"
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
+wait_post "$facade"
+wait_post "https://localhost:$tls_port"
 
 # Runs wrk (2 threads, 32 connections) for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms".
 load() {

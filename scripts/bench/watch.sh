@@ -24,16 +24,14 @@ require_curl
 ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
   echo "cannot raise the open-file limit to $(( WATCHERS * 2 + 1024 )) (ulimit -Hn: $(ulimit -Hn))" >&2; exit 1; }
 
-build_release watch-bench
+build_services watch-bench
 
 bench_workdir
 
-"$bin/logging-service" --addr "127.0.0.1:$logging_port" --store memory & pids+=($!)
-"$bin/messages-service" --addr "127.0.0.1:$messages_port" & pids+=($!)
-"$bin/facade-service" --addr "127.0.0.1:$facade_port" --max-connections $(( WATCHERS + 256 )) \
-  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port" &
-facade_pid=$!; pids+=($facade_pid)
-wait_for "http://127.0.0.1:$facade_port/healthz"
+start_logging "127.0.0.1:$logging_port" --store memory
+start_messages "127.0.0.1:$messages_port"
+start_facade "127.0.0.1:$facade_port" --max-connections $(( WATCHERS + 256 )) \
+  --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
 # The live feed connected: the status says so.
 for _ in $(seq 1 200); do
   curl -fsS "http://127.0.0.1:$facade_port/api/status" | grep -q '"live":true' && break; sleep 0.05
