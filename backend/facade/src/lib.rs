@@ -25,6 +25,9 @@
 //! - `ids`: how a message's id is picked (the key to safe retries).
 //! - `retry` (with its budget): back-off, retry budget and the retry loop;
 //!   `logging_client` and `messages_client`: the two dependencies.
+//! - `codes`: gRPC codes as error bodies, logs and metric labels name them; `metrics`: the
+//!   facade's Prometheus metrics; `compression`: the cap on answers compressed at once;
+//!   `openapi`: the API document, from the routes' own descriptions.
 
 pub mod app;
 mod clients;

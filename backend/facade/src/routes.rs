@@ -6,7 +6,9 @@
 //! - [`original`]: the original's routes and answers, exactly;
 //! - [`api`]: the page's API, nested under `/api` with answers of its own;
 //! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`;
-//! - [`ops`]: liveness, metrics, and the JSON 405.
+//! - [`ops`]: liveness, metrics, and the JSON 405;
+//! - [`listing`]: `GET /get_messages` streamed page by page (the original's door);
+//! - `described`: what the API document says of the answers several routes share.
 
 pub(crate) mod api;
 mod described;

@@ -14,8 +14,9 @@
 //! - `service`: the gRPC API, which checks requests and maps store outcomes to statuses;
 //!   `watch`: the `WatchMessages` stream (a cursor over the store, woken by each commit).
 //! - `auth`: the bearer token callers must present when one is set. `health`: gRPC health
-//!   kept in step with the store. Each call's `grpc-timeout` is
-//!   enforced, streams included (`msglog_common::grpc_deadline`).
+//!   kept in step with the store. Each call's `grpc-timeout` is enforced, streams included
+//!   (`msglog_common::grpc_deadline`). `metrics`: the store's and the calls' Prometheus
+//!   metrics, served on the admin port.
 //! - [`store`]: the object-safe [`Store`](store::Store) trait, one file per back-end (memory,
 //!   SQLite, Redis), and the contract suite every back-end passes.
 
