@@ -19,6 +19,7 @@ use crate::helpers::{
     Client, InProcess, TestApp, channel, facade_settings, fill, logging_settings, spawn_facade,
     spawn_logging_with, start_facade_binary, start_logging,
 };
+use crate::metrics::{Metrics, until_value};
 
 pub(crate) async fn gateway(facade: &InProcess) -> MessageLogClient<Channel> {
     MessageLogClient::new(channel(&facade.url()).await)
@@ -524,6 +525,37 @@ async fn a_stalled_watcher_holds_up_no_one_and_catches_up_from_logging_when_it_r
     let mut late = Seen::default();
     read_until(&mut stalled, &mut late, |s| s.messages.len() == 500).await;
     assert_eq!(late.messages, seen.messages);
+}
+
+/// A log longer than the buffer: the facade primes the buffer with the newest messages and
+/// knows where they begin, so a watcher from just before the oldest of them is served from the
+/// buffer alone, with no read of logging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_from_just_before_the_buffer_is_served_from_it_without_reading_logging() {
+    let logging = spawn_logging_with(&logging_settings(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--store", "memory"],
+    ))
+    .await;
+    fill(&logging.url(), "m", 30).await;
+    let mut settings = facade_settings(&logging.url(), "http://127.0.0.1:9");
+    settings.watch_buffer = 10;
+    let facade = spawn_facade(settings).await;
+    let metrics_url = format!("{}/metrics", facade.url());
+    let before = until_value(&metrics_url, "feed_live", &[], 1.0).await;
+    let reads = [("method", "ListMessages"), ("code", "OK")];
+    let mut client = gateway(&facade).await;
+    let mut stream = watch(&mut client, 20).await;
+    let mut seen = Seen::default();
+    read_until(&mut stream, &mut seen, |s| s.messages.len() == 10).await;
+    let seqs: Vec<u64> = seen.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (21..=30).collect::<Vec<_>>());
+    let after = Metrics::scrape(&metrics_url).await;
+    assert_eq!(
+        after.value("logging_calls_total", &reads),
+        before.value("logging_calls_total", &reads),
+        "the watcher read from logging what the buffer holds"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
