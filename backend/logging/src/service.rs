@@ -294,7 +294,7 @@ fn shorten(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
 
     const ID: &str = "6f1c2a3e-8a8b-4c0e-9e55-0b1f9f7c2d11";
 

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
 use anyhow::Context as _;
 use http::HeaderValue;
 
-use crate::store::{DedupBy, MemoryStore, RedisStore, SqliteStore, Store};
+use crate::store::{DedupBy, Store, memory::MemoryStore, redis::RedisStore, sqlite::SqliteStore};
 
 msglog_common::connection_settings!("LOGGING");
 

@@ -1,8 +1,11 @@
 //! Where messages live: one object-safe trait, one file per back-end.
 //!
-//! - [`MemoryStore`] (`memory.rs`): in memory, as the original; lost on exit.
-//! - [`SqliteStore`] (`sqlite.rs`): a SQLite file, durable, with group commit (the default).
-//! - [`RedisStore`] (`redis.rs`): a Redis server shared by several logging replicas.
+//! - [`MemoryStore`](memory::MemoryStore) (`memory.rs`): in memory, as the original; lost on
+//!   exit.
+//! - [`SqliteStore`](sqlite::SqliteStore) (`sqlite.rs`): a SQLite file, durable, with group
+//!   commit (the default).
+//! - [`RedisStore`](redis::RedisStore) (`redis.rs`): a Redis server shared by several logging
+//!   replicas.
 //! - `FaultyStore` (`faulty.rs`, feature `testing`): a memory store that fails on demand.
 //!
 //! The service holds an `Arc<dyn Store>` chosen at start-up (see `StoreChoice`), so adding a
@@ -24,17 +27,13 @@ use uuid::Uuid;
 #[cfg(test)]
 #[macro_use]
 mod contract;
+// The back-ends depend on what this file defines, and nothing here on them: a user names the
+// one it opens (`store::sqlite::SqliteStore`).
 #[cfg(feature = "testing")]
-mod faulty;
-mod memory;
-mod redis;
-mod sqlite;
-
-#[cfg(feature = "testing")]
-pub use faulty::{Fault, FaultyStore};
-pub use memory::MemoryStore;
-pub use redis::RedisStore;
-pub use sqlite::SqliteStore;
+pub mod faulty;
+pub mod memory;
+pub mod redis;
+pub mod sqlite;
 
 /// A message to store: its caller-chosen id and its checked text.
 #[derive(Debug, Clone, PartialEq, Eq)]

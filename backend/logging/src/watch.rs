@@ -201,7 +201,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::{Inserted, MemoryStore, NewMessage, StoreError, Subscription};
+    use crate::store::{Inserted, NewMessage, StoreError, Subscription, memory::MemoryStore};
 
     /// A memory store that counts its page reads, and (`forgets`) may answer them with
     /// nothing, as a store does for a cursor that came from another store.

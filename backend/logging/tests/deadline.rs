@@ -15,7 +15,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use logging_service::{
     Application, Settings,
-    store::{Fault, FaultyStore},
+    store::faulty::{Fault, FaultyStore},
 };
 use msglog_common::testing::InProcess;
 use msglog_proto::logging::LogRequest;

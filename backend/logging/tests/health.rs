@@ -10,7 +10,11 @@ use std::{sync::Arc, time::Duration};
 use clap::Parser as _;
 use logging_service::{
     Application, Settings,
-    store::{Fault, FaultyStore, SqliteStore, Store},
+    store::{
+        Store,
+        faulty::{Fault, FaultyStore},
+        sqlite::SqliteStore,
+    },
 };
 use msglog_common::testing::{InProcess, TempDir};
 use msglog_proto::logging::{Empty, LogRequest, logging_service_client::LoggingServiceClient};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use logging_service::store::{DedupBy, NewMessage, SqliteStore, Store};
+use logging_service::store::{DedupBy, NewMessage, Store, sqlite::SqliteStore};
 use msglog_proto::MessageText;
 
 #[tokio::main]

@@ -4,7 +4,8 @@
 use std::sync::{Mutex, PoisonError};
 
 use super::{
-    Cursor, DedupBy, Inserted, MemoryStore, NewMessage, Store, StoreError, Stored, Subscription,
+    Cursor, DedupBy, Inserted, NewMessage, Store, StoreError, Stored, Subscription,
+    memory::MemoryStore,
 };
 
 /// How [`FaultyStore`] misbehaves.

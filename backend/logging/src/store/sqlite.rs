@@ -2,7 +2,7 @@
 //! inserts grouped into one transaction.
 //!
 //! One writer thread owns the write connection. Inserts queue on a channel; the writer takes
-//! everything queued (up to [`MAX_BATCH`]), runs it in one `BEGIN IMMEDIATE` transaction, commits
+//! everything queued (up to `MAX_BATCH`), runs it in one `BEGIN IMMEDIATE` transaction, commits
 //! (with `synchronous = FULL` the commit is on disk when it returns), and only then answers
 //! each waiter. While one commit is being fsynced the next batch gathers, so many concurrent
 //! writers share one fsync: group commit. If the transaction fails, nothing of the batch is

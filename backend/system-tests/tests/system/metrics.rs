@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use logging_service::store::{Fault, FaultyStore, Store};
+use logging_service::store::{
+    Store,
+    faulty::{Fault, FaultyStore},
+};
 use msglog_proto::logging::{
     Empty, ListMessagesRequest, ListMessagesResponse, LogMessagesRequest, LogMessagesResponse,
     LogRequest, LogResponse, MessagesResponse, WatchMessagesRequest, WatchMessagesResponse,

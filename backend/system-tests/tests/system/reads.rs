@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use logging_service::store::{Fault, FaultyStore, NewMessage, Store as _};
+use logging_service::store::{
+    NewMessage, Store as _,
+    faulty::{Fault, FaultyStore},
+};
 use msglog_proto::{
     MessageText,
     api::GetMessagesResponse,

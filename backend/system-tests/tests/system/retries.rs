@@ -6,7 +6,7 @@ use std::{
 };
 
 use facade_service::DedupMode;
-use logging_service::store::{Fault, FaultyStore};
+use logging_service::store::faulty::{Fault, FaultyStore};
 use msglog_common::testing::TempDir;
 use serde_json::json;
 use tokio::sync::oneshot;
