@@ -470,17 +470,32 @@ mod tests {
         let Some(server) = RedisServer::start_if_installed().await else {
             return;
         };
+        // The log written as the insert script writes it, in one pipeline: this test is of
+        // the reading alone.
+        let texts: Vec<String> = (0..2 * READ_COUNT + 1).map(|n| format!("m{n}")).collect();
+        let mut pipeline = redis::pipe();
+        for (n, text) in texts.iter().enumerate() {
+            pipeline
+                .cmd("XADD")
+                .arg(Keys::new("long").log)
+                .arg(format!("0-{}", n + 1))
+                .arg("id")
+                .arg(Uuid::from_u128(n as u128 + 1).to_string())
+                .arg("text")
+                .arg(text)
+                .arg("at")
+                .arg(1)
+                .ignore();
+        }
+        let mut connection = Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = pipeline.query_async(&mut connection).await.unwrap();
         let store = RedisStore::open_with_prefix(&server.url(), "long", DedupBy::Id)
             .await
             .unwrap();
-        let texts: Vec<String> = (0..2 * READ_COUNT + 1).map(|n| format!("m{n}")).collect();
-        for (n, text) in texts.iter().enumerate() {
-            let message = NewMessage {
-                id: Uuid::from_u128(n as u128 + 1),
-                text: msglog_proto::MessageText::parse(text.clone(), 100).unwrap(),
-            };
-            assert_eq!(store.insert(message).await.unwrap(), Inserted::Stored);
-        }
         assert_eq!(store.list().await.unwrap(), texts);
     }
 
