@@ -23,6 +23,8 @@ pub mod paths {
     pub const API_STATUS: &str = "/status";
     /// Under [`API`]: the OpenAPI document of the JSON API.
     pub const API_OPENAPI: &str = "/openapi.json";
+    /// Under [`API`]: the live feed as server-sent events.
+    pub const API_WATCH: &str = "/messages/watch";
 }
 
 /// The largest seq a message can have (a store's signed 64-bit integer), so the largest
@@ -108,6 +110,49 @@ pub struct ListQuery {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", param(inline))]
     pub direction: Direction,
+}
+
+/// Query of `GET /api/messages/watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct WatchQuery {
+    /// Where the feed starts, not included: every stored message with a larger seq is sent,
+    /// then each new one (0 or left out: from the first). A `Last-Event-ID` header, which a
+    /// browser's `EventSource` sends when it reconnects, takes its place.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
+    pub after: u64,
+    /// `true` (the default): the stream goes on with each new message. `false`: it ends once
+    /// it has sent every message the facade knew of when it opened (a catch-up for scripts).
+    #[serde(default = "following")]
+    #[cfg_attr(feature = "openapi", param(default = true))]
+    pub follow: bool,
+}
+
+impl Default for WatchQuery {
+    fn default() -> Self {
+        Self {
+            after: 0,
+            follow: true,
+        }
+    }
+}
+
+fn following() -> bool {
+    true
+}
+
+/// The data of a `feed` event of `GET /api/messages/watch`: the live feed from logging broke
+/// (no message comes until it is back) or came back (delivery resumes after the last message
+/// sent, with no gap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeedEvent {
+    /// Whether messages are flowing.
+    pub live: bool,
+    /// Why not, for a person (empty when live).
+    pub detail: String,
 }
 
 /// Which way a page is read.

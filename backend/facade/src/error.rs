@@ -54,6 +54,9 @@ pub(crate) enum AppError {
         .0.retry_after_secs()
     )]
     TooManyRequests(Limited),
+    /// The client holds as many live feeds as one client may (429). The text says so.
+    #[error("{0}")]
+    TooManyWatches(String),
     /// The route exists but not with this method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -120,7 +123,7 @@ impl AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::UnknownHost(_) => StatusCode::MISDIRECTED_REQUEST,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::TooManyWatches(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::LogMessage { failure, .. } => match failure.status.code() {
@@ -154,7 +157,7 @@ impl From<AppError> for tonic::Status {
             AppError::UnsupportedMediaType => Code::InvalidArgument,
             AppError::NotFound(_) | AppError::MethodNotAllowed => Code::Unimplemented,
             AppError::UnknownHost(_) => Code::PermissionDenied,
-            AppError::TooManyRequests(_) => Code::ResourceExhausted,
+            AppError::TooManyRequests(_) | AppError::TooManyWatches(_) => Code::ResourceExhausted,
             AppError::Timeout => Code::DeadlineExceeded,
             AppError::LogMessage { failure, .. } => match failure.status.code() {
                 code @ (Code::AlreadyExists | Code::InvalidArgument) => code,

@@ -9,7 +9,7 @@
 use msglog_proto::{
     NOT_BLANK_PATTERN,
     api::{
-        ApiSendMessageResponse, CallCounts, Direction, ErrorBody, GetMessagesResponse,
+        ApiSendMessageResponse, CallCounts, Direction, ErrorBody, FeedEvent, GetMessagesResponse,
         LiveFeedStatus, MAX_SEQ, MessagesPage, PagedMessage, SendMessageRequest,
         SendMessageResponse, SendStatus, ServiceStatus, StatusResponse,
     },
@@ -44,6 +44,7 @@ use crate::{
         api::send,
         api::list,
         api::status,
+        routes::events::watch,
         routes::ops::healthz,
         routes::ops::metrics,
         api::openapi_json,
@@ -60,6 +61,7 @@ use crate::{
         StatusResponse,
         ServiceStatus,
         LiveFeedStatus,
+        FeedEvent,
         CallCounts,
         ErrorBody,
     )),
@@ -128,7 +130,9 @@ fn add_common(operation: &mut Value, limits: Limits) {
                     Some("Idempotency-Key") => {
                         parameter["schema"]["maxLength"] = json!(IdempotencyKey::MAX_LEN);
                     }
-                    Some("cursor") => parameter["schema"]["maximum"] = json!(MAX_SEQ),
+                    Some("cursor" | "after" | "Last-Event-ID") => {
+                        parameter["schema"]["maximum"] = json!(MAX_SEQ);
+                    }
                     _ => {}
                 }
             }
@@ -208,6 +212,7 @@ mod tests {
             operations,
             [
                 "GET /api/messages",
+                "GET /api/messages/watch",
                 "GET /api/openapi.json",
                 "GET /api/status",
                 "GET /get_messages",

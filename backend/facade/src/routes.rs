@@ -4,7 +4,8 @@
 //! answer in [`crate::error`].
 //!
 //! - [`original`]: the original's routes and answers, exactly;
-//! - [`api`]: the page's API, nested under `/api` with answers of its own;
+//! - [`api`]: the page's API, nested under `/api` with answers of its own; [`events`]: its
+//!   live feed as server-sent events;
 //! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`;
 //! - [`ops`]: liveness, metrics, and the JSON 405;
 //! - [`listing`]: `GET /get_messages` streamed page by page (the original's door);
@@ -12,6 +13,7 @@
 
 pub(crate) mod api;
 mod described;
+pub(crate) mod events;
 pub(crate) mod grpc;
 pub(crate) mod listing;
 pub(crate) mod ops;

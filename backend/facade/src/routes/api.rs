@@ -9,9 +9,13 @@ use axum::{
     routing::get,
 };
 use http::{HeaderValue, header};
-use msglog_proto::api::{
-    ApiSendMessageResponse, Direction, ErrorBody, ListQuery, LiveFeedStatus, MessagesPage,
-    PagedMessage, SendMessageRequest, SendMessageResponse, ServiceStatus, StatusResponse, paths,
+use msglog_proto::{
+    api::{
+        ApiSendMessageResponse, Direction, ErrorBody, ListQuery, LiveFeedStatus, MessagesPage,
+        PagedMessage, SendMessageRequest, SendMessageResponse, ServiceStatus, StatusResponse,
+        paths,
+    },
+    v1,
 };
 
 use crate::{
@@ -27,6 +31,7 @@ use crate::{
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(paths::API_MESSAGES, get(list).post(send))
+        .route(paths::API_WATCH, get(super::events::watch))
         .route(paths::API_STATUS, get(status))
         .route(paths::API_OPENAPI, get(openapi_json))
         .fallback(not_found)
@@ -171,15 +176,20 @@ impl From<Page> for MessagesPage {
             messages: page
                 .messages
                 .into_iter()
-                .map(|message| PagedMessage {
-                    seq: message.seq,
-                    id: message.id,
-                    text: message.message,
-                    stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
-                })
+                .map(|message| paged(message.into()))
                 .collect(),
             next_cursor: page.next_cursor,
         }
+    }
+}
+
+/// A stored message as the JSON API shows it (in a page, and in the live feed's events).
+pub(crate) fn paged(message: v1::StoredMessage) -> PagedMessage {
+    PagedMessage {
+        seq: message.seq,
+        id: message.id,
+        text: message.text,
+        stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
     }
 }
 

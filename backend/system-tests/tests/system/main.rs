@@ -8,6 +8,7 @@ mod helpers;
 
 mod balancing;
 mod batching;
+mod events;
 mod fairness;
 mod faults;
 mod fuzz_grpc;
