@@ -93,6 +93,11 @@ pub(crate) fn document(limits: Limits) -> Value {
         message["maxLength"] = json!(limits.max_message_bytes);
         message["pattern"] = json!(NOT_BLANK_PATTERN);
     }
+    if let Some(stream) = document
+        .pointer_mut("/paths/~1api~1messages~1watch/get/responses/200/content/text~1event-stream")
+    {
+        stream["schema"] = event_schema();
+    }
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for operation in paths
             .values_mut()
@@ -103,6 +108,34 @@ pub(crate) fn document(limits: Limits) -> Value {
         }
     }
     document
+}
+
+/// One event of `GET /api/messages/watch` (comments are not events): a message, whose `id`
+/// is its seq, a `feed` event, or the `end` event, each with its data's JSON schema.
+fn event_schema() -> Value {
+    let event = |name: &str, data: &str, id: bool| {
+        let mut properties = json!({
+            "event": { "const": name },
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": { "$ref": format!("#/components/schemas/{data}") },
+            },
+        });
+        let mut required = vec!["event", "data"];
+        if id {
+            properties["id"] = json!({ "type": "string", "pattern": "^[0-9]+$" });
+            required.push("id");
+        }
+        json!({ "type": "object", "properties": properties, "required": required })
+    };
+    json!({
+        "oneOf": [
+            event("message", "PagedMessage", true),
+            event("feed", "FeedEvent", false),
+            event("end", "ErrorBody", false),
+        ]
+    })
 }
 
 /// What every operation has: the request id both ways, and the request timeout's 503.
@@ -130,8 +163,12 @@ fn add_common(operation: &mut Value, limits: Limits) {
                     Some("Idempotency-Key") => {
                         parameter["schema"]["maxLength"] = json!(IdempotencyKey::MAX_LEN);
                     }
-                    Some("cursor" | "after" | "Last-Event-ID") => {
-                        parameter["schema"]["maximum"] = json!(MAX_SEQ);
+                    Some("cursor" | "after") => parameter["schema"]["maximum"] = json!(MAX_SEQ),
+                    // A header a client may leave out: a seq, never `null`.
+                    Some("Last-Event-ID") => {
+                        parameter["required"] = json!(false);
+                        parameter["schema"] =
+                            json!({ "type": "integer", "minimum": 0, "maximum": MAX_SEQ });
                     }
                     _ => {}
                 }
