@@ -111,6 +111,15 @@ answer=$(curl -s "$base/api/status")
 check "/api/status reports the services" contains "$answer" '"messages":{"up":true'
 answer=$(curl -s "$base/api/openapi.json")
 check "/api/openapi.json is the API document" contains "$answer" '"/send_message"'
+# The log followed live: curl -N gets the history at once (cut after a second here, as Ctrl-C
+# would); follow=false ends by itself after it (docs/api.md).
+answer=$(curl -sN --max-time 1 "$base/api/messages/watch?after=0" || true)
+check "curl -N on /api/messages/watch streams the log" contains "$answer" 'data: {"seq":1,'
+ended=0
+answer=$(curl -s --max-time 10 "$base/api/messages/watch?after=1&follow=false") && ended=1
+check "its catch-up (follow=false) ends by itself" test "$ended" = 1
+check "the catch-up starts after the cursor" contains "$answer" 'data: {"seq":2,'
+
 
 # docs/api.md: the API document read by a JSON tool, and the gateway's Status with its bytes
 # filtered as the page shows them.
