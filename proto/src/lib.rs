@@ -44,6 +44,9 @@ pub mod logging {
 /// are documented in the proto file.
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/msglog.v1.rs"));
+    // The canonical protobuf JSON mapping of each message (`serde`).
+    #[cfg(feature = "json")]
+    include!(concat!(env!("OUT_DIR"), "/msglog.v1.serde.rs"));
 
     /// Encoded `FileDescriptorSet` of `msglog/v1/message_log.proto`, for gRPC server reflection.
     #[cfg(feature = "server")]

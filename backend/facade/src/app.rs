@@ -38,7 +38,7 @@ use crate::{
     error::AppError,
     feed::Feed,
     hosts::AllowedHosts,
-    routes::{self, api, grpc::MessageLogApi, original},
+    routes::{self, api, connect::Connect, grpc::MessageLogApi, original},
     settings::Settings,
     state::{AppState, Limits},
     web,
@@ -200,6 +200,11 @@ impl Application {
 /// is made.
 fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Router> {
     let max_message = state.limits.max_body_bytes;
+    let connect = Connect {
+        api: MessageLogApi::new(state.clone()),
+        max_message,
+        request_timeout,
+    };
     let api =
         MessageLogServer::new(MessageLogApi::new(state)).max_decoding_message_size(max_message);
     let reflection = tonic_reflection::server::Builder::configure()
@@ -230,10 +235,42 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
     };
     let unary = guarded(GrpcDeadlineLayer::at_most(request_timeout));
     let streams = guarded(GrpcDeadlineLayer::client_only());
+    // The service's paths answer gRPC and gRPC-web (by their content type) and Connect
+    // (everything else), each call on the same `MessageLog`.
+    let door = |grpc| gateway_door(grpc, connect.clone());
     Ok(Router::new()
-        .route_service("/msglog.v1.MessageLog/{*method}", unary)
-        .route_service("/msglog.v1.MessageLog/Watch", streams.clone())
+        .route("/msglog.v1.MessageLog/{*method}", door(unary))
+        .route("/msglog.v1.MessageLog/Watch", door(streams.clone()))
         .route_service("/grpc.reflection.v1.ServerReflection/{*method}", streams))
+}
+
+/// A path of the gateway's service: gRPC and gRPC-web (told by their content type) to `grpc`,
+/// everything else to the Connect door, in a span of its own.
+fn gateway_door<S>(grpc: S, connect: Connect) -> axum::routing::MethodRouter
+where
+    S: tower::Service<Request<axum::body::Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+    axum::routing::any(move |request: Request<axum::body::Body>| {
+        let (grpc, connect) = (grpc.clone(), connect.clone());
+        async move {
+            if routes::connect::is_grpc(&request) {
+                match tower::ServiceExt::oneshot(grpc, request).await {
+                    Ok(response) => response.into_response(),
+                    Err(never) => match never {},
+                }
+            } else {
+                let span = msglog_common::telemetry::http_request_span(&request);
+                tracing::Instrument::instrument(routes::connect::serve(connect, request), span)
+                    .await
+            }
+        }
+    })
 }
 
 /// The JSON routes and the page (and `/metrics` when it has no admin port of its own) with

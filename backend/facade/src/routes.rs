@@ -6,12 +6,14 @@
 //! - [`original`]: the original's routes and answers, exactly;
 //! - [`api`]: the page's API, nested under `/api` with answers of its own; [`events`]: its
 //!   live feed as server-sent events;
-//! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`;
+//! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`; [`connect`]: the same in the Connect
+//!   protocol, on the same paths;
 //! - [`ops`]: liveness, metrics, and the JSON 405;
 //! - [`listing`]: `GET /get_messages` streamed page by page (the original's door);
 //! - `described`: what the API document says of the answers several routes share.
 
 pub(crate) mod api;
+pub(crate) mod connect;
 mod described;
 pub(crate) mod events;
 pub(crate) mod grpc;

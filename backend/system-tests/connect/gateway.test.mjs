@@ -1,8 +1,9 @@
 // The facade's gRPC API (msglog.v1.MessageLog) driven by a client no one on the project wrote:
-// Connect for Node, over its gRPC (HTTP/2) and gRPC-web (HTTP/1.1) transports, on the plain port
-// and on the HTTPS port (TLS with a certificate from scripts/dev_cert.sh, trusted as the only
-// CA), with stubs that protoc-gen-es generates from proto/msglog/v1/message_log.proto. Send,
-// List, Watch, Status, and the errors, against the real binaries.
+// Connect for Node, over its gRPC (HTTP/2), gRPC-web (HTTP/1.1) and Connect transports (JSON
+// and binary, HTTP/1.1 and HTTP/2, and GET for the side-effect-free List and Status), on the
+// plain port and on the HTTPS port (TLS with a certificate from scripts/dev_cert.sh, trusted as
+// the only CA), with stubs that protoc-gen-es generates from proto/msglog/v1/message_log.proto.
+// Send, List, Watch, Status, and the errors, against the real binaries.
 //
 // Run by scripts/test.sh (which installs protoc, runs `npm ci` here and builds the binaries).
 // Alone: cd backend/system-tests/connect && npm ci && node --test
@@ -82,7 +83,7 @@ async function readUntil(events, seen, until) {
 
 const big = (_, value) => (typeof value === 'bigint' ? value.toString() : value);
 
-test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-web', async (t) => {
+test('Connect for Node drives Send, List, Watch and Status over gRPC, gRPC-web and Connect', async (t) => {
   const missing = missingPrerequisite();
   if (missing) {
     if (required) assert.fail(missing);
@@ -90,7 +91,7 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
     return;
   }
   const { createClient, ConnectError, Code } = await import('@connectrpc/connect');
-  const { createGrpcTransport, createGrpcWebTransport } = await import('@connectrpc/connect-node');
+  const { createConnectTransport, createGrpcTransport, createGrpcWebTransport } = await import('@connectrpc/connect-node');
   const { MessageLog, SendStatus, Direction } = await generatedStubs();
 
   const services = [];
@@ -118,6 +119,13 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
       'grpc-web': createGrpcWebTransport({ baseUrl, httpVersion: '1.1' }),
       'grpc over TLS': createGrpcTransport({ baseUrl: secureUrl, nodeOptions: { ca } }),
       'grpc-web over TLS': createGrpcWebTransport({ baseUrl: secureUrl, httpVersion: '1.1', nodeOptions: { ca } }),
+      'connect (JSON, HTTP/1.1)': createConnectTransport({ baseUrl, httpVersion: '1.1' }),
+      'connect (binary, HTTP/2)': createConnectTransport({ baseUrl, httpVersion: '2', useBinaryFormat: true }),
+      'connect with GET (JSON, HTTP/1.1)': createConnectTransport({ baseUrl, httpVersion: '1.1', useHttpGet: true }),
+      'connect with GET (binary, HTTP/2)': createConnectTransport({
+        baseUrl, httpVersion: '2', useBinaryFormat: true, useHttpGet: true,
+      }),
+      'connect over TLS (JSON, HTTP/2)': createConnectTransport({ baseUrl: secureUrl, httpVersion: '2', nodeOptions: { ca } }),
     };
     let stored = [];
     for (const [name, transport] of Object.entries(transports)) {
@@ -180,7 +188,25 @@ test('Connect for Node drives Send, List, Watch and Status over gRPC and gRPC-we
       assert.equal(status.messages.up, false, 'no messages service in this test');
       assert.equal(status.feed.live, true);
     }
-    assert.equal(stored.length, 8, 'two messages per transport, nothing doubled');
+    assert.equal(stored.length, 2 * Object.keys(transports).length, 'two messages per transport, nothing doubled');
+    // The side-effect-free calls of the GET transports went as GETs (the facade counts its
+    // requests by method and route), each answered 200.
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    for (const method of ['List', 'Status']) {
+      const line = metrics.split('\n').find((l) => l.startsWith(
+        `http_requests_total{method="GET",route="/msglog.v1.MessageLog/${method}",status="200"}`));
+      assert.ok(line && Number(line.split(' ').pop()) >= 2, `GET ${method}: ${line}`);
+    }
+
+    // Logging down: each protocol says UNAVAILABLE (a resend is safe: it carries the same id).
+    await stopService(logging);
+    for (const name of ['grpc', 'grpc-web', 'connect (JSON, HTTP/1.1)', 'connect (binary, HTTP/2)']) {
+      const client = createClient(MessageLog, transports[name]);
+      await assert.rejects(client.send({ text: `while logging is down, over ${name}` }), (error) => {
+        assert.equal(error.code, Code.Unavailable, `${name}: ${error.message}`);
+        return true;
+      });
+    }
 
     // A client that trusts nobody here is refused at the handshake: the certificate matters.
     const untrusting = createClient(MessageLog, createGrpcTransport({ baseUrl: secureUrl }));
