@@ -1,8 +1,9 @@
 //! Random and broken input at the gRPC doors: logging's `LoggingService` and the facade's
 //! `msglog.v1.MessageLog`, each over native gRPC (HTTP/2), gRPC-web and gRPC-web-text
-//! (HTTP/1.1). Property tests (proptest) make each request: well-formed with random field
-//! values, well-formed but cut short, random bytes in a frame, a frame whose header lies, or
-//! random bytes that are not a frame at all.
+//! (HTTP/1.1), and the facade's also in the Connect protocol (binary and JSON; a unary call's
+//! body is the bare message, a stream's request one envelope). Property tests (proptest) make
+//! each request: well-formed with random field values, well-formed but cut short, random bytes
+//! in a frame, a frame whose header lies, or random bytes that are not a frame at all.
 //!
 //! For every request, whatever it is:
 //! - the service answers it (a status, or for a stream its start), and nothing panics;
@@ -65,8 +66,8 @@ fn count_panics() {
     });
 }
 
-/// The three ways a gRPC call reaches a service.
-#[derive(Debug, Clone, Copy)]
+/// The ways a call reaches a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Door {
     /// HTTP/2, `application/grpc`.
     Grpc,
@@ -74,14 +75,111 @@ enum Door {
     GrpcWeb,
     /// HTTP/1.1, `application/grpc-web-text` (the body in base64).
     GrpcWebText,
+    /// HTTP/1.1, Connect with protobuf: `application/proto` (a stream:
+    /// `application/connect+proto`).
+    ConnectProto,
+    /// HTTP/1.1, Connect with JSON: `application/json` (a stream: `application/connect+json`).
+    ConnectJson,
 }
 
+/// The gRPC doors (logging's).
 fn door() -> impl Strategy<Value = Door> {
     prop_oneof![
         Just(Door::Grpc),
         Just(Door::GrpcWeb),
         Just(Door::GrpcWebText)
     ]
+}
+
+/// The gRPC doors and Connect's (the facade's).
+fn gateway_door() -> impl Strategy<Value = Door> {
+    prop_oneof![
+        3 => door(),
+        1 => Just(Door::ConnectProto),
+        1 => Just(Door::ConnectJson),
+    ]
+}
+
+impl Door {
+    /// The request's body for `body` made of a well-formed request whose encoding (protobuf)
+    /// is `message`, for a call of `method`, and whether gRPC-web-text sends it as it is.
+    fn body(self, body: &Body, method: &str, message: &[u8], stream: bool) -> (Vec<u8>, bool) {
+        let message = match self {
+            Self::ConnectJson => json_request(method, message).unwrap_or_else(|| message.to_vec()),
+            _ => message.to_vec(),
+        };
+        match self {
+            Self::ConnectProto | Self::ConnectJson if !stream => (body.bare(&message), false),
+            _ => body.bytes(&message),
+        }
+    }
+
+    /// The message a service may decode from `bytes` and act on, as protobuf: one whole
+    /// uncompressed frame (the bare body for a Connect unary call; JSON made protobuf).
+    fn sent(self, method: &str, bytes: &[u8], stream: bool) -> Option<Vec<u8>> {
+        let message = match self {
+            Self::ConnectProto | Self::ConnectJson if !stream => bytes,
+            _ => only_frame(bytes)?,
+        };
+        match self {
+            Self::ConnectJson => proto_request(method, message),
+            _ => Some(message.to_vec()),
+        }
+    }
+}
+
+/// A request of `method` (protobuf) in the canonical JSON mapping, when it has one.
+fn json_request(method: &str, message: &[u8]) -> Option<Vec<u8>> {
+    match method {
+        "Send" => serde_json::to_vec(&v1::SendRequest::decode(message).ok()?).ok(),
+        "List" => serde_json::to_vec(&v1::ListRequest::decode(message).ok()?).ok(),
+        "Watch" => serde_json::to_vec(&v1::WatchRequest::decode(message).ok()?).ok(),
+        "Status" => serde_json::to_vec(&v1::StatusRequest::decode(message).ok()?).ok(),
+        _ => None,
+    }
+}
+
+/// A JSON request of `method` as protobuf, when it is one.
+fn proto_request(method: &str, json: &[u8]) -> Option<Vec<u8>> {
+    match method {
+        "Send" => Some(
+            serde_json::from_slice::<v1::SendRequest>(json)
+                .ok()?
+                .encode_to_vec(),
+        ),
+        "List" => Some(
+            serde_json::from_slice::<v1::ListRequest>(json)
+                .ok()?
+                .encode_to_vec(),
+        ),
+        "Watch" => Some(
+            serde_json::from_slice::<v1::WatchRequest>(json)
+                .ok()?
+                .encode_to_vec(),
+        ),
+        "Status" => Some(
+            serde_json::from_slice::<v1::StatusRequest>(json)
+                .ok()?
+                .encode_to_vec(),
+        ),
+        _ => None,
+    }
+}
+
+/// A JSON answer of `method` as protobuf; a failure when it is not one.
+fn proto_answer(method: &str, json: &[u8]) -> Vec<u8> {
+    let decoded = match method {
+        "Send" => serde_json::from_slice::<v1::SendResponse>(json).map(|m| m.encode_to_vec()),
+        "List" => serde_json::from_slice::<v1::ListResponse>(json).map(|m| m.encode_to_vec()),
+        "Watch" => serde_json::from_slice::<v1::WatchEvent>(json).map(|m| m.encode_to_vec()),
+        _ => serde_json::from_slice::<v1::StatusResponse>(json).map(|m| m.encode_to_vec()),
+    };
+    decoded.unwrap_or_else(|error| {
+        panic!(
+            "an answer of {method} that is not its message in JSON ({error}): {}",
+            String::from_utf8_lossy(json)
+        )
+    })
 }
 
 /// What a request's body is made of.
@@ -147,6 +245,16 @@ impl Body {
             Self::Random { bytes, raw } => (bytes.clone(), *raw),
         }
     }
+
+    /// The body without a frame around it (a Connect unary call's).
+    fn bare(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Whole => message.to_vec(),
+            Self::Cut { keep, .. } => message[..keep.index(message.len() + 1)].to_vec(),
+            Self::RandomMessage(bytes) => bytes.clone(),
+            Self::LyingHeader { .. } | Self::Random { .. } => self.bytes(message).0,
+        }
+    }
 }
 
 /// The message in a body that is one well-formed, uncompressed frame: what a service may
@@ -204,7 +312,92 @@ impl Caller {
             Door::GrpcWeb | Door::GrpcWebText => {
                 self.call_web(door, url, body, raw, stream, limit).await
             }
+            Door::ConnectProto | Door::ConnectJson => {
+                self.call_connect(door, url, body, stream, limit).await
+            }
         }
+    }
+
+    /// A Connect call: a unary answer is the message (its status 200) or a Connect error
+    /// (JSON with a code, its HTTP status from Connect's table); a stream's answer is 200 with
+    /// envelopes, the last one its end (with the error, if any). Messages are kept as
+    /// protobuf (JSON ones made protobuf, failing when they are not their method's message).
+    async fn call_connect(
+        &self,
+        door: Door,
+        url: &str,
+        body: Vec<u8>,
+        stream: bool,
+        limit: Duration,
+    ) -> Answer {
+        let json = door == Door::ConnectJson;
+        let content_type = match (json, stream) {
+            (true, true) => "application/connect+json",
+            (true, false) => "application/json",
+            (false, true) => "application/connect+proto",
+            (false, false) => "application/proto",
+        };
+        let method = url.rsplit('/').next().unwrap_or_default().to_owned();
+        let mut response = self
+            .http1
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("an HTTP/1.1 answer");
+        let mut answer = Answer {
+            http: response.status().as_u16(),
+            ..Answer::default()
+        };
+        let mut bytes = Vec::new();
+        loop {
+            match tokio::time::timeout(limit, response.chunk()).await {
+                Err(_) if stream => break,
+                Err(_) => panic!("a unary answer did not end within {limit:?}"),
+                Ok(chunk) => match chunk.expect("the answer's body arrives whole") {
+                    Some(chunk) => bytes.extend_from_slice(&chunk),
+                    None => break,
+                },
+            }
+        }
+        if !stream || answer.http != 200 {
+            if answer.http == 200 {
+                answer.grpc_status = Some(0);
+                answer.messages.push(if json {
+                    proto_answer(&method, &bytes)
+                } else {
+                    bytes
+                });
+            } else {
+                answer.grpc_status = Some(connect_error_code(answer.http, &bytes));
+            }
+            return answer;
+        }
+        let mut rest = bytes.as_slice();
+        while let Some((&flags, after)) = rest.split_first() {
+            let length = u32::from_be_bytes(after[..4].try_into().expect("an envelope")) as usize;
+            let message = &after[4..4 + length];
+            rest = &after[4 + length..];
+            if flags & 0x02 != 0 {
+                let end: serde_json::Value =
+                    serde_json::from_slice(message).expect("the end of a stream is JSON");
+                answer.grpc_status = Some(match end.get("error") {
+                    None => 0,
+                    Some(error) => connect_code(error["code"].as_str().expect("an error's code")),
+                });
+                assert!(rest.is_empty(), "nothing after the end of a stream");
+            } else {
+                assert_eq!(flags, 0, "uncompressed, as asked");
+                answer.messages.push(if json {
+                    proto_answer(&method, message)
+                } else {
+                    message.to_vec()
+                });
+            }
+        }
+        answer
     }
 
     async fn call_h2(&self, url: &str, body: Vec<u8>, stream: bool, limit: Duration) -> Answer {
@@ -322,6 +515,45 @@ impl Caller {
         }
         answer
     }
+}
+
+/// The code of a Connect error answer, checking it is one: JSON with a known code, with the
+/// HTTP status Connect's table gives that code.
+fn connect_error_code(http: u16, body: &[u8]) -> i32 {
+    if http == 415 {
+        // A content type not served: the protocol leaves the body free.
+        return tonic::Code::Internal as i32;
+    }
+    let error: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|_| {
+        panic!(
+            "a Connect error that is not JSON: {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    let code = connect_code(error["code"].as_str().expect("an error's code"));
+    let expected = match tonic::Code::from(code) {
+        tonic::Code::InvalidArgument
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::OutOfRange => 400,
+        tonic::Code::ResourceExhausted => 429,
+        tonic::Code::Unavailable => 503,
+        tonic::Code::DeadlineExceeded => 504,
+        tonic::Code::Unimplemented => 501,
+        tonic::Code::AlreadyExists | tonic::Code::Aborted => 409,
+        _ => 500,
+    };
+    assert_eq!(http, expected, "{error}");
+    code
+}
+
+/// A Connect code name as a gRPC code.
+fn connect_code(name: &str) -> i32 {
+    let name = if name == "canceled" {
+        "CANCELLED".to_owned()
+    } else {
+        name.to_ascii_uppercase()
+    };
+    msglog_proto::code_of(&name).unwrap_or_else(|| panic!("an unknown Connect code {name:?}"))
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
@@ -533,6 +765,7 @@ fn fuzz(
     base: &str,
     prefix: &str,
     calls: impl Strategy<Value = (&'static str, Vec<u8>, bool)>,
+    doors: impl Strategy<Value = Door>,
     stored_by: StoredBy,
 ) {
     count_panics();
@@ -547,12 +780,12 @@ fn fuzz(
     let stored_answers = AtomicUsize::new(0);
     let refusals = AtomicUsize::new(0);
     let result = runner.run(
-        &(calls, body(), door()),
+        &(calls, body(), doors),
         |((method, message, stream), body, door)| {
             runtime.block_on(async {
                 let before = services.stored().await;
-                let (bytes, raw) = body.bytes(&message);
-                let sent = only_frame(&bytes).map(<[u8]>::to_vec);
+                let (bytes, raw) = door.body(&body, method, &message, stream);
+                let sent = door.sent(method, &bytes, stream);
                 let url = format!("{base}{prefix}{method}");
                 let answer = caller.call(door, &url, bytes, raw, stream).await;
                 prop_assert!(
@@ -607,6 +840,7 @@ fn logging_service_takes_random_and_broken_frames_on_every_door() {
         &base,
         "/LoggingService/",
         logging_call(),
+        door(),
         stored_by_logging,
     );
     // Still serving: a valid message is stored.
@@ -634,6 +868,7 @@ fn the_gateway_takes_random_and_broken_frames_on_every_door() {
         &base,
         "/msglog.v1.MessageLog/",
         gateway_call(),
+        gateway_door(),
         stored_by_gateway,
     );
     runtime.block_on(async {
