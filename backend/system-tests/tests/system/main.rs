@@ -8,6 +8,7 @@ mod helpers;
 
 mod balancing;
 mod batching;
+mod connect;
 mod events;
 mod fairness;
 mod faults;
