@@ -133,6 +133,15 @@ check "docs/api.md: the gRPC-web Status through strings reads as shown" test "$a
 SERVING
 not implemented yet"
 grpc-status:0'
+# The Connect protocol on the same paths (README, docs/api.md): a POST of JSON, a GET of a
+# page, and an error in Connect's words.
+answer=$(curl -s "$base/msglog.v1.MessageLog/Send" -H 'content-type: application/json' -d '{"text": "hi"}')
+check "a Connect Send is a POST of JSON" contains "$answer" '"status":"SEND_STATUS_STORED","attempts":1}'
+answer=$(curl -s "$base/msglog.v1.MessageLog/List?encoding=json&message=%7B%22limit%22%3A2%7D")
+check "a Connect List is a GET too" contains "$answer" '{"messages":[{"seq":"1","id":'
+answer=$(curl -s "$base/msglog.v1.MessageLog/Send" -H 'content-type: application/json' -d '{"text": " "}')
+check "a Connect error says what was wrong" test "$answer" = \
+  '{"code":"invalid_argument","message":"text must not be empty or blank"}'
 # docs/settings.md: a request id given by the client is in the facade's and logging's log lines.
 curl -s -o /dev/null -X POST "$base/send_message" -H 'content-type: application/json' \
   -H 'x-request-id: demo-1' -d '{"message": "traced"}'
