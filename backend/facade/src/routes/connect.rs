@@ -201,21 +201,50 @@ async fn unary_post(connect: Connect, request: Request, method: &str) -> Respons
         Ok(compressed) => compressed,
         Err(status) => return error_response(&status),
     };
-    let bytes = match read_body(body, connect.max_message, compressed).await {
-        Ok(bytes) => bytes,
+    let deadline = match deadline(&connect, &parts.headers) {
+        Ok(deadline) => deadline,
         Err(status) => return error_response(&status),
     };
     let gzip = accepts_gzip(&parts.headers, &header::ACCEPT_ENCODING);
-    let answer = call(
-        &connect,
-        method,
-        codec,
-        &bytes,
-        parts.headers,
-        parts.extensions,
-    )
+    // The deadline covers reading the body too: a body that trickles in ends the call.
+    let answer = within(deadline, async {
+        let bytes = read_body(body, connect.max_message, compressed).await?;
+        call(
+            &connect,
+            method,
+            codec,
+            &bytes,
+            parts.headers,
+            parts.extensions,
+        )
+        .await
+    })
     .await;
     unary_response(answer, codec, gzip, method, false, &HeaderMap::new())
+}
+
+/// A unary call's deadline: the client's `Connect-Timeout-Ms`, or the request timeout when
+/// that is sooner.
+fn deadline(connect: &Connect, headers: &HeaderMap) -> Result<Duration, Status> {
+    Ok(match timeout(headers)? {
+        Some(client) => client.min(connect.request_timeout),
+        None => connect.request_timeout,
+    })
+}
+
+/// `answer`, or `deadline_exceeded` once `deadline` has passed.
+async fn within<T>(
+    deadline: Duration,
+    answer: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(deadline, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "no answer within {} ms",
+                deadline.as_millis()
+            )))
+        })
 }
 
 /// A unary `GET`: the message in the query.
@@ -237,14 +266,21 @@ async fn unary_get(connect: Connect, request: Request, method: &str) -> Response
         get.message
     };
     let gzip = accepts_gzip(&parts.headers, &header::ACCEPT_ENCODING);
+    let deadline = match deadline(&connect, &parts.headers) {
+        Ok(deadline) => deadline,
+        Err(status) => return error_response(&status),
+    };
     let request_headers = parts.headers.clone();
-    let answer = call(
-        &connect,
-        method,
-        get.codec,
-        &bytes,
-        parts.headers,
-        parts.extensions,
+    let answer = within(
+        deadline,
+        call(
+            &connect,
+            method,
+            get.codec,
+            &bytes,
+            parts.headers,
+            parts.extensions,
+        ),
     )
     .await;
     unary_response(answer, get.codec, gzip, method, true, &request_headers)
@@ -331,7 +367,7 @@ fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// Calls `method` of the gRPC door's `MessageLog` with the decoded request, and encodes its
-/// answer; within the call's deadline.
+/// answer.
 async fn call(
     connect: &Connect,
     method: &str,
@@ -340,46 +376,31 @@ async fn call(
     headers: HeaderMap,
     extensions: http::Extensions,
 ) -> Result<Vec<u8>, Status> {
-    let deadline = match timeout(&headers) {
-        Ok(Some(client)) => client.min(connect.request_timeout),
-        Ok(None) => connect.request_timeout,
-        Err(status) => return Err(status),
-    };
     let metadata = MetadataMap::from_headers(headers);
     let api = &connect.api;
-    let answer = async {
-        match method {
-            "Send" => {
-                let request = codec.decode(bytes)?;
-                let response = api
-                    .send(tonic::Request::from_parts(metadata, extensions, request))
-                    .await?;
-                Ok(codec.encode(response.get_ref()))
-            }
-            "List" => {
-                let request: ListRequest = codec.decode(bytes)?;
-                let response = api
-                    .list(tonic::Request::from_parts(metadata, extensions, request))
-                    .await?;
-                Ok(codec.encode(response.get_ref()))
-            }
-            _ => {
-                let request: StatusRequest = codec.decode(bytes)?;
-                let response = api
-                    .status(tonic::Request::from_parts(metadata, extensions, request))
-                    .await?;
-                Ok(codec.encode(response.get_ref()))
-            }
+    match method {
+        "Send" => {
+            let request = codec.decode(bytes)?;
+            let response = api
+                .send(tonic::Request::from_parts(metadata, extensions, request))
+                .await?;
+            Ok(codec.encode(response.get_ref()))
         }
-    };
-    tokio::time::timeout(deadline, answer)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Status::deadline_exceeded(format!(
-                "no answer within {} ms",
-                deadline.as_millis()
-            )))
-        })
+        "List" => {
+            let request: ListRequest = codec.decode(bytes)?;
+            let response = api
+                .list(tonic::Request::from_parts(metadata, extensions, request))
+                .await?;
+            Ok(codec.encode(response.get_ref()))
+        }
+        _ => {
+            let request: StatusRequest = codec.decode(bytes)?;
+            let response = api
+                .status(tonic::Request::from_parts(metadata, extensions, request))
+                .await?;
+            Ok(codec.encode(response.get_ref()))
+        }
+    }
 }
 
 /// A unary call's answer: the message (compressed when asked and worth it), or the error. A
@@ -471,7 +492,8 @@ async fn watch(connect: Connect, request: Request) -> Response {
             .into_inner();
         Ok::<_, Status>((events, deadline))
     };
-    let (events, deadline) = match opened.await {
+    // Opening (the request read whole, the watch started) is bounded like a unary call.
+    let (events, deadline) = match within(connect.request_timeout, opened).await {
         Ok(opened) => opened,
         Err(status) => {
             return stream_response(
