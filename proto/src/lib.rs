@@ -54,6 +54,18 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/msglog_v1_descriptor.bin"));
 }
 
+/// A stored message as the JSON API shows it (in a page, and in the live feed's events).
+impl From<v1::StoredMessage> for api::PagedMessage {
+    fn from(message: v1::StoredMessage) -> Self {
+        Self {
+            seq: message.seq,
+            id: message.id,
+            text: message.text,
+            stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
+        }
+    }
+}
+
 /// A message as logging stores it, as the gateway's contract names it.
 impl From<logging::LoggedMessage> for v1::StoredMessage {
     fn from(message: logging::LoggedMessage) -> Self {

@@ -12,8 +12,7 @@ use http::{HeaderValue, header};
 use msglog_proto::{
     api::{
         ApiSendMessageResponse, Direction, ErrorBody, ListQuery, LiveFeedStatus, MessagesPage,
-        PagedMessage, SendMessageRequest, SendMessageResponse, ServiceStatus, StatusResponse,
-        paths,
+        SendMessageRequest, SendMessageResponse, ServiceStatus, StatusResponse, paths,
     },
     v1,
 };
@@ -176,20 +175,10 @@ impl From<Page> for MessagesPage {
             messages: page
                 .messages
                 .into_iter()
-                .map(|message| paged(message.into()))
+                .map(|message| v1::StoredMessage::from(message).into())
                 .collect(),
             next_cursor: page.next_cursor,
         }
-    }
-}
-
-/// A stored message as the JSON API shows it (in a page, and in the live feed's events).
-pub(crate) fn paged(message: v1::StoredMessage) -> PagedMessage {
-    PagedMessage {
-        seq: message.seq,
-        id: message.id,
-        text: message.text,
-        stored_at_ms: (message.stored_at_ms != 0).then_some(message.stored_at_ms),
     }
 }
 

@@ -28,7 +28,7 @@ use futures_util::{Stream, StreamExt as _, stream};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use msglog_common::server::Peer;
 use msglog_proto::{
-    api::{ErrorBody, FeedEvent, MAX_SEQ, WatchQuery},
+    api::{ErrorBody, FeedEvent, MAX_SEQ, PagedMessage, WatchQuery},
     v1::{WatchEvent, watch_event},
 };
 use tonic::Status;
@@ -159,7 +159,7 @@ fn server_sent(event: WatchEvent) -> Event {
     match event.event {
         Some(watch_event::Event::Message(message)) => {
             let seq = message.seq;
-            json_event(&super::api::paged(message)).id(seq.to_string())
+            json_event(&PagedMessage::from(message)).id(seq.to_string())
         }
         Some(watch_event::Event::Feed(feed)) => json_event(&FeedEvent {
             live: feed.live,
