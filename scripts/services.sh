@@ -43,38 +43,39 @@ wait_ready() {
   return 1
 }
 
+# start_binary NAME ADDR [FLAG...]: the service binary NAME on ADDR in the background, added
+# to $pids; sets $started_pid. (The start_* below wait for it too.)
+start_binary() {
+  local name=$1 addr=$2
+  shift 2
+  "$bin/$name" --addr "$addr" "$@" &
+  started_pid=$!
+  pids+=("$started_pid")
+}
+
 # start_logging ADDR [FLAG...]: logging on ADDR, ready when it answers a gRPC health check
 # (sent as gRPC-web, an empty HealthCheckRequest). Sets $logging_pid.
 start_logging() {
-  local addr=$1
-  shift
-  "$bin/logging-service" --addr "$addr" "$@" &
-  logging_pid=$!
-  pids+=("$logging_pid")
-  wait_ready "$logging_pid" "$(local_url "$addr")/grpc.health.v1.Health/Check" \
+  start_binary logging-service "$@"
+  logging_pid=$started_pid
+  wait_ready "$logging_pid" "$(local_url "$1")/grpc.health.v1.Health/Check" \
     -X POST -H 'content-type: application/grpc-web+proto' --data-binary @-
 }
 
 # start_messages ADDR [FLAG...]: the messages stub on ADDR, ready on /healthz. Sets
 # $messages_pid.
 start_messages() {
-  local addr=$1
-  shift
-  "$bin/messages-service" --addr "$addr" "$@" &
-  messages_pid=$!
-  pids+=("$messages_pid")
-  wait_ready "$messages_pid" "$(local_url "$addr")/healthz"
+  start_binary messages-service "$@"
+  messages_pid=$started_pid
+  wait_ready "$messages_pid" "$(local_url "$1")/healthz"
 }
 
 # start_facade ADDR [FLAG...]: the facade on ADDR, ready on /healthz (which says the facade is
 # up, not that logging is: start it before logging as well as after). Sets $facade_pid.
 start_facade() {
-  local addr=$1
-  shift
-  "$bin/facade-service" --addr "$addr" "$@" &
-  facade_pid=$!
-  pids+=("$facade_pid")
-  wait_ready "$facade_pid" "$(local_url "$addr")/healthz"
+  start_binary facade-service "$@"
+  facade_pid=$started_pid
+  wait_ready "$facade_pid" "$(local_url "$1")/healthz"
 }
 
 # start_redis PORT DIR: redis-server on loopback, its data in DIR, every write appended to its

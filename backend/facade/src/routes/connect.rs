@@ -147,6 +147,14 @@ impl Codec {
     }
 }
 
+/// A request's `Content-Type` ("" when it has none or it is not text).
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
 /// The media type without parameters (`application/json; charset=utf-8` is JSON).
 fn media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
@@ -186,11 +194,7 @@ pub(crate) async fn serve(connect: Connect, request: Request) -> Response {
 /// A unary `POST`.
 async fn unary_post(connect: Connect, request: Request, method: &str) -> Response {
     let (parts, body) = request.into_parts();
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(&parts.headers);
     let Some(codec) = Codec::of_unary(content_type) else {
         return unsupported_media_type(content_type);
     };
@@ -463,11 +467,7 @@ fn etag(body: &[u8]) -> String {
 /// `Watch`: one enveloped request in, enveloped events out, then the end-of-stream message.
 async fn watch(connect: Connect, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(&parts.headers);
     let Some(codec) = Codec::of_stream(content_type) else {
         return unsupported_media_type(content_type);
     };

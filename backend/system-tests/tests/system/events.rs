@@ -16,8 +16,8 @@ use msglog_proto::{
 };
 
 use crate::helpers::{
-    Client, TestApp, facade_settings, logging_settings, spawn_facade, spawn_logging_with,
-    start_logging,
+    Client, TestApp, facade_on_restartable_logging, facade_settings, logging_settings,
+    spawn_facade, spawn_logging_with, start_logging,
 };
 
 /// One block of a `text/event-stream`: an event, or a comment alone.
@@ -266,14 +266,8 @@ async fn an_idle_stream_gets_a_heartbeat_comment_at_each_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feeds_break_and_return_are_feed_events_and_nothing_is_missed() {
     let dir = TempDir::new("msglog-events");
-    let db = dir.join("messages.sqlite3");
-    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let (logging, db, facade) = facade_on_restartable_logging(&dir).await;
     let addr = logging.addr;
-    let facade = spawn_facade(facade_settings(
-        &format!("http://{addr}"),
-        "http://127.0.0.1:9",
-    ))
-    .await;
     let json = Client::new(&facade);
     let http = reqwest::Client::new();
     let mut stream =

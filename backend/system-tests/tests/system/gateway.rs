@@ -16,8 +16,8 @@ use prost::Message as _;
 use tonic::{Code, Streaming, transport::Channel};
 
 use crate::helpers::{
-    Client, InProcess, TestApp, channel, facade_settings, fill, logging_settings, spawn_facade,
-    spawn_logging_with, start_facade_binary, start_logging,
+    Client, InProcess, TestApp, channel, facade_on_restartable_logging, facade_settings, fill,
+    logging_settings, spawn_facade, spawn_logging_with, start_facade_binary, start_logging,
 };
 use crate::metrics::{Metrics, until_value};
 
@@ -561,14 +561,8 @@ async fn a_watcher_from_just_before_the_buffer_is_served_from_it_without_reading
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_is_told_of_a_logging_restart_and_resumes_with_no_gap_and_no_double() {
     let dir = TempDir::new("msglog-gateway");
-    let db = dir.join("messages.sqlite3");
-    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let (logging, db, facade) = facade_on_restartable_logging(&dir).await;
     let addr = logging.addr;
-    let facade = spawn_facade(facade_settings(
-        &format!("http://{addr}"),
-        "http://127.0.0.1:9",
-    ))
-    .await;
     let json = Client::new(&facade);
     let mut client = gateway(&facade).await;
     let mut watcher = watch(&mut client, 0).await;

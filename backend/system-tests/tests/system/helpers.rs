@@ -187,6 +187,22 @@ pub async fn start_logging(db: &std::path::Path, addr: SocketAddr) -> ServicePro
 
 /// Starts the facade binary on any port in front of the logging service at `logging_url` (no
 /// messages service), with `extra` flags.
+/// Logging as a real process on SQLite in a directory of its own (so a test can kill it and
+/// start it again on its address, `start_logging(&db, addr)`), and a facade in this process
+/// on it: logging, its database and the facade.
+pub async fn facade_on_restartable_logging(
+    dir: &msglog_common::testing::TempDir,
+) -> (ServiceProcess, std::path::PathBuf, InProcess) {
+    let db = dir.join("messages.sqlite3");
+    let logging = start_logging(&db, "127.0.0.1:0".parse().unwrap()).await;
+    let facade = spawn_facade(facade_settings(
+        &format!("http://{}", logging.addr),
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    (logging, db, facade)
+}
+
 pub async fn start_facade_binary(
     logging_url: &str,
     extra: &[&str],
