@@ -286,3 +286,110 @@ async fn failing_reads_leave_the_writes_their_retries() {
         "{body}"
     );
 }
+
+/// The original's logging (no `LogMessages`, so each message goes alone by `LogMessage`) that
+/// answers its `LogMessage` calls from a script, in order (then stores), and records each
+/// call's `grpc-previous-rpc-attempts`.
+#[derive(Clone)]
+struct ScriptedLogging {
+    script: Arc<std::sync::Mutex<std::collections::VecDeque<tonic::Status>>>,
+    previous_attempts: Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl ScriptedLogging {
+    fn new(script: impl IntoIterator<Item = tonic::Status>) -> Self {
+        Self {
+            script: Arc::new(std::sync::Mutex::new(script.into_iter().collect())),
+            previous_attempts: Arc::default(),
+        }
+    }
+
+    fn previous_attempts(&self) -> Vec<Option<String>> {
+        self.previous_attempts.lock().unwrap().clone()
+    }
+}
+
+#[tonic::async_trait]
+impl msglog_proto::logging::logging_service_server::LoggingService for ScriptedLogging {
+    async fn log_message(
+        &self,
+        request: tonic::Request<msglog_proto::logging::LogRequest>,
+    ) -> Result<tonic::Response<msglog_proto::logging::LogResponse>, tonic::Status> {
+        let previous = request
+            .metadata()
+            .get("grpc-previous-rpc-attempts")
+            .map(|value| value.to_str().unwrap().to_owned());
+        self.previous_attempts.lock().unwrap().push(previous);
+        if let Some(status) = self.script.lock().unwrap().pop_front() {
+            return Err(status);
+        }
+        Ok(tonic::Response::new(msglog_proto::logging::LogResponse {
+            status: msglog_proto::logging::STATUS_LOGGED.to_owned(),
+            held_id: String::new(),
+        }))
+    }
+
+    async fn log_messages(
+        &self,
+        _request: tonic::Request<msglog_proto::logging::LogMessagesRequest>,
+    ) -> Result<tonic::Response<msglog_proto::logging::LogMessagesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+
+    async fn get_messages(
+        &self,
+        _request: tonic::Request<msglog_proto::logging::Empty>,
+    ) -> Result<tonic::Response<msglog_proto::logging::MessagesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not used"))
+    }
+
+    async fn list_messages(
+        &self,
+        _request: tonic::Request<msglog_proto::logging::ListMessagesRequest>,
+    ) -> Result<tonic::Response<msglog_proto::logging::ListMessagesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+
+    type WatchMessagesStream =
+        tokio_stream::Empty<Result<msglog_proto::logging::WatchMessagesResponse, tonic::Status>>;
+
+    async fn watch_messages(
+        &self,
+        _request: tonic::Request<msglog_proto::logging::WatchMessagesRequest>,
+    ) -> Result<tonic::Response<Self::WatchMessagesStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in the original"))
+    }
+}
+
+/// gRFC A6: each retry tells the server how many attempts came before it
+/// (`grpc-previous-rpc-attempts`); the first attempt carries none.
+#[tokio::test]
+async fn each_retry_says_how_many_attempts_came_before_it() {
+    let logging = ScriptedLogging::new([
+        tonic::Status::unavailable("not yet"),
+        tonic::Status::unavailable("not yet"),
+    ]);
+    let stand_in = crate::helpers::spawn_logging_stand_in(logging.clone()).await;
+    let facade = spawn_facade(facade_settings(&stand_in.url(), "http://127.0.0.1:9")).await;
+    let (status, body) = Client::new(&facade).post_message("third time").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        logging.previous_attempts(),
+        [None, Some("1".to_owned()), Some("2".to_owned())]
+    );
+}
+
+/// A status the server sent is the server's answer: `INTERNAL` from logging is not taken for a
+/// broken connection (which would be retried as `UNAVAILABLE`), and the client is told
+/// `INTERNAL`, after one attempt.
+#[tokio::test]
+async fn an_internal_error_sent_by_logging_is_not_retried_as_a_broken_connection() {
+    let logging = ScriptedLogging::new([tonic::Status::internal("the disk is on fire")]);
+    let stand_in = crate::helpers::spawn_logging_stand_in(logging.clone()).await;
+    let facade = spawn_facade(facade_settings(&stand_in.url(), "http://127.0.0.1:9")).await;
+    let (status, body) = Client::new(&facade).post_message("once").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], "INTERNAL", "{body}");
+    assert_eq!(body["attempts"], 1, "{body}");
+    assert_eq!(logging.previous_attempts(), [None]);
+}
