@@ -38,7 +38,7 @@ if [ ${#files[@]} -eq 0 ]; then
     proto/src/text.rs proto/src/limits.rs
     backend/facade/src/ids.rs backend/facade/src/retry.rs backend/facade/src/retry/budget.rs
     backend/facade/src/logging_client.rs backend/facade/src/logging_client/batch.rs
-    backend/facade/src/feed.rs
+    backend/facade/src/feed.rs backend/facade/src/feed/follower.rs backend/facade/src/feed/watcher.rs
     backend/logging/src/service.rs backend/logging/src/watch.rs
     backend/logging/src/store/memory.rs backend/logging/src/store/sqlite.rs
     backend/logging/src/store/redis.rs
