@@ -430,3 +430,66 @@ async fn a_body_that_stalls_ends_the_call_at_its_deadline() {
     );
     assert!(app.stored().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_takes_a_gzipped_request_and_gzips_large_events_for_a_client_that_accepts_it() {
+    use std::io::Write as _;
+    let app = TestApp::spawn().await;
+    let long = "a long message, worth compressing ".repeat(40);
+    assert_eq!(app.client().post_message(&long).await.0, 200);
+    // The request's envelope compressed, as Connect-Content-Encoding says.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(json!({ "afterSeq": "0" }).to_string().as_bytes())
+        .unwrap();
+    let compressed = encoder.finish().unwrap();
+    let mut body = vec![0x01];
+    body.extend_from_slice(&u32::try_from(compressed.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&compressed);
+    let response = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
+        .post(format!("{}{WATCH}", app.facade.url()))
+        .header("content-type", "application/connect+json")
+        .header("connect-content-encoding", "gzip")
+        .header("connect-accept-encoding", "gzip")
+        .header("connect-timeout-ms", "500")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["connect-content-encoding"], "gzip");
+    let bytes = response.bytes().await.unwrap();
+    let mut rest = &bytes[..];
+    let mut events = Vec::new();
+    while !rest.is_empty() {
+        let flags = rest[0];
+        let length = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        let mut message = rest[5..5 + length].to_vec();
+        rest = &rest[5 + length..];
+        if flags & 0x02 != 0 {
+            break;
+        }
+        if flags & 0x01 != 0 {
+            let mut inflated = Vec::new();
+            flate2::read::GzDecoder::new(&message[..])
+                .read_to_end(&mut inflated)
+                .unwrap();
+            message = inflated;
+        }
+        events.push((flags, serde_json::from_slice::<Value>(&message).unwrap()));
+    }
+    let (flags, event) = events
+        .iter()
+        .find(|(_, event)| event.get("message").is_some())
+        .expect("the message");
+    assert_eq!(event["message"]["text"], long.as_str());
+    assert_eq!(*flags, 0x01, "a large event goes compressed");
+    let (flags, _) = events
+        .iter()
+        .find(|(_, event)| event.get("heartbeat").is_some())
+        .expect("a heartbeat");
+    assert_eq!(*flags, 0, "a small one does not");
+}
