@@ -212,13 +212,8 @@ impl LiveList {
         .await
         .map_err(|error| error.message)?;
         self.older.set(page.next_cursor);
-        self.messages.update(|messages| {
-            // What the relay brought while the page loaded, if newer, stays after it.
-            let last = page.messages.last().map_or(0, |m| m.seq);
-            let newer: Vec<_> = messages.drain(..).filter(|m| m.seq > last).collect();
-            *messages = page.messages;
-            messages.extend(newer);
-        });
+        self.messages
+            .update(|messages| *messages = with_newest(std::mem::take(messages), page.messages));
         self.pending.set_value(Vec::new());
         self.blocks
             .set(vec![Block::new(self.messages.get_untracked())]);
@@ -236,7 +231,7 @@ impl LiveList {
     ) -> Ended {
         let after_seq = self
             .messages
-            .with_untracked(|messages| messages.last().map_or(0, |m| m.seq));
+            .with_untracked(|messages| resume_after(messages));
         let mut stream = match api::watch(WatchRequest { after_seq }).await {
             Ok(stream) => stream,
             Err(error) => return Ended::Broke(error.message),
@@ -298,21 +293,14 @@ impl LiveList {
     /// Adds a new message at the end, once, keeping at most [`KEEP`] on screen.
     /// What arrives in one go (before the page's next task) is drawn as one block.
     pub(crate) fn append(&self, message: StoredMessage) {
-        let mut dropped = None;
-        let mut added = false;
-        self.messages.update_untracked(|messages| {
-            if messages.last().is_some_and(|last| last.seq >= message.seq) {
-                return;
-            }
-            messages.push(message.clone());
-            added = true;
-            let cap = self.cap.get_value();
-            if messages.len() > cap {
-                let excess = messages.len() - cap;
-                messages.drain(..excess);
-                dropped = messages.first().map(|first| first.seq);
-            }
-        });
+        let cap = self.cap.get_value();
+        let Appended { added, trimmed_to } = self
+            .messages
+            .try_update_untracked(|messages| append_to(messages, message.clone(), cap))
+            .unwrap_or(Appended {
+                added: false,
+                trimmed_to: None,
+            });
         if added {
             self.pending.update_value(|pending| pending.push(message));
             self.arrived.update(|count| *count += 1);
@@ -322,7 +310,7 @@ impl LiveList {
                 leptos::task::spawn_local(async move { list.draw() });
             }
         }
-        if let Some(first_kept) = dropped {
+        if let Some(first_kept) = trimmed_to {
             self.older.set(Some(first_kept));
             self.trimmed.set(true);
         }
@@ -366,15 +354,7 @@ impl LiveList {
                 Ok(page) => {
                     let mut drawn = Vec::new();
                     self.messages.update(|messages| {
-                        // Only what is older than what is shown: never twice.
-                        let first = messages.first().map_or(u64::MAX, |m| m.seq);
-                        let older: Vec<_> = page
-                            .messages
-                            .into_iter()
-                            .filter(|m| m.seq < first)
-                            .collect();
-                        drawn.clone_from(&older);
-                        messages.splice(0..0, older);
+                        drawn = prepend_older(messages, page.messages);
                         // What the person loaded stays, with room for as many new ones.
                         self.cap
                             .set_value(self.cap.get_value().max(messages.len() + KEEP));
@@ -393,6 +373,63 @@ impl LiveList {
             self.loading_older.set(false);
         });
     }
+}
+
+/// What adding a message to the list did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Appended {
+    /// It was added (it was newer than every message shown).
+    added: bool,
+    /// The oldest seq kept, when older messages were put away to keep the cap.
+    trimmed_to: Option<u64>,
+}
+
+/// Adds `message` after `messages` (in seq order) unless it is not newer than the last one (a
+/// message shown already, or an old one: never twice, never out of order), keeping at most
+/// `cap`, the oldest put away.
+fn append_to(messages: &mut Vec<StoredMessage>, message: StoredMessage, cap: usize) -> Appended {
+    if messages.last().is_some_and(|last| last.seq >= message.seq) {
+        return Appended {
+            added: false,
+            trimmed_to: None,
+        };
+    }
+    messages.push(message);
+    let mut trimmed_to = None;
+    if messages.len() > cap {
+        messages.drain(..messages.len() - cap);
+        trimmed_to = messages.first().map(|first| first.seq);
+    }
+    Appended {
+        added: true,
+        trimmed_to,
+    }
+}
+
+/// Where a watch (re)starts: after the newest message shown, so nothing is missed or doubled.
+fn resume_after(messages: &[StoredMessage]) -> u64 {
+    messages.last().map_or(0, |m| m.seq)
+}
+
+/// The newest page in place of what was shown, followed by what arrived while it loaded (the
+/// relay's messages) when newer than the page.
+fn with_newest(shown: Vec<StoredMessage>, page: Vec<StoredMessage>) -> Vec<StoredMessage> {
+    let last = page.last().map_or(0, |m| m.seq);
+    let mut messages = page;
+    messages.extend(shown.into_iter().filter(|m| m.seq > last));
+    messages
+}
+
+/// An older page put before the messages shown: only what is older than the first of them
+/// (never twice). Returns what was put.
+fn prepend_older(
+    messages: &mut Vec<StoredMessage>,
+    page: Vec<StoredMessage>,
+) -> Vec<StoredMessage> {
+    let first = messages.first().map_or(u64::MAX, |m| m.seq);
+    let older: Vec<_> = page.into_iter().filter(|m| m.seq < first).collect();
+    messages.splice(0..0, older.iter().cloned());
+    older
 }
 
 /// Whether the browser says it has a network (`navigator.onLine`).
@@ -418,6 +455,82 @@ mod tests {
             .iter()
             .flat_map(|block| block.messages.iter().map(|m| m.seq))
             .collect()
+    }
+
+    fn seqs_of(messages: &[StoredMessage]) -> Vec<u64> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn a_message_is_appended_once_in_order_and_the_oldest_put_away_past_the_cap() {
+        let mut shown = messages(1..=3);
+        let added = append_to(&mut shown, messages(4..=4).remove(0), 10);
+        assert_eq!(
+            added,
+            Appended {
+                added: true,
+                trimmed_to: None
+            }
+        );
+        // The same message again (the relay and the watch both bring it), or an older one: not
+        // added, nothing moves.
+        for seq in [4, 2] {
+            let again = append_to(&mut shown, messages(seq..=seq).remove(0), 10);
+            assert_eq!(
+                again,
+                Appended {
+                    added: false,
+                    trimmed_to: None
+                }
+            );
+        }
+        assert_eq!(seqs_of(&shown), [1, 2, 3, 4]);
+        // A gap is kept as a gap (the watch resumes from the last seq; a seq never comes twice).
+        append_to(&mut shown, messages(7..=7).remove(0), 10);
+        assert_eq!(seqs_of(&shown), [1, 2, 3, 4, 7]);
+        // Past the cap, the oldest go, and the list says where it now starts.
+        let added = append_to(&mut shown, messages(8..=8).remove(0), 3);
+        assert_eq!(
+            added,
+            Appended {
+                added: true,
+                trimmed_to: Some(4)
+            }
+        );
+        assert_eq!(seqs_of(&shown), [4, 7, 8]);
+    }
+
+    #[test]
+    fn a_watch_resumes_after_the_newest_message_shown() {
+        assert_eq!(resume_after(&[]), 0, "an empty list: from the first");
+        assert_eq!(resume_after(&messages(3..=9)), 9);
+    }
+
+    #[test]
+    fn the_newest_page_keeps_what_arrived_meanwhile_once() {
+        // While the page loaded, the relay brought 9 and 10; the page ends at 9.
+        let merged = with_newest(messages(9..=10), messages(5..=9));
+        assert_eq!(seqs_of(&merged), [5, 6, 7, 8, 9, 10]);
+        // Nothing newer arrived: the page alone.
+        assert_eq!(
+            seqs_of(&with_newest(messages(1..=3), messages(4..=6))),
+            [4, 5, 6]
+        );
+        // An empty log: what arrived stays.
+        assert_eq!(seqs_of(&with_newest(messages(1..=2), vec![])), [1, 2]);
+    }
+
+    #[test]
+    fn an_older_page_adds_only_what_is_older_than_what_is_shown() {
+        let mut shown = messages(6..=8);
+        // The page overlaps what is shown (a message arrived between the two reads).
+        let put = prepend_older(&mut shown, messages(3..=6));
+        assert_eq!(seqs_of(&put), [3, 4, 5]);
+        assert_eq!(seqs_of(&shown), [3, 4, 5, 6, 7, 8]);
+        assert!(
+            prepend_older(&mut shown, messages(4..=5)).is_empty(),
+            "never twice"
+        );
     }
 
     #[test]

@@ -80,6 +80,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// A send that failed: one more attempt, why, and whether the facade refused it (then it is
+    /// not sent again). The key stays: a resend is the same message, stored once.
+    fn failed(&mut self, error: &ApiError) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_error.clone_from(&error.message);
+        self.last_code = error.code.to_owned();
+        self.refused = error.refused;
+    }
+
     /// Whether the tab `tab` sends it now: its own, or (when that tab leads) one nobody sends
     /// or whose owner has not tried it for [`ABANDONED`].
     fn sent_by(&self, tab: u64, leads: bool, now_ms: u64) -> bool {
@@ -211,12 +220,8 @@ impl Outbox {
     /// Applies `change` to the outbox as storage holds it now (another tab may have changed
     /// it), keeps the result, and shows it.
     fn change(self, change: impl FnOnce(&mut Vec<Entry>)) {
-        let mut entries = if storage().is_some() {
-            load()
-        } else {
-            self.entries.get_untracked()
-        };
-        change(&mut entries);
+        let kept = storage().is_some().then(load);
+        let entries = changed(kept, self.entries.get_untracked(), change);
         save(&entries);
         self.entries.set(entries);
     }
@@ -237,9 +242,7 @@ impl Outbox {
             let (now, leads) = (js_sys::Date::now() as u64, self.leading.get_untracked());
             let closing = self.closing.get_value();
             let (next, others) = self.entries.with_untracked(|entries| {
-                let next = entries
-                    .iter()
-                    .find(|entry| !closing && entry.sent_by(self.tab, leads, now));
+                let next = next_to_send(entries, self.tab, leads, now, closing);
                 (next.cloned(), entries.iter().any(|entry| !entry.refused))
             });
             let Some(entry) = next else {
@@ -274,14 +277,8 @@ impl Outbox {
                     backoff.succeeded();
                 }
                 Err(error) => {
-                    let refused = error.refused;
-                    self.update(&entry.key, |entry| {
-                        entry.attempts = entry.attempts.saturating_add(1);
-                        entry.last_error.clone_from(&error.message);
-                        entry.last_code = error.code.to_owned();
-                        entry.refused = refused;
-                    });
-                    if refused {
+                    self.update(&entry.key, |entry| entry.failed(&error));
+                    if error.refused {
                         self.last.set(Some(Sent::Refused(error)));
                         continue;
                     }
@@ -298,6 +295,33 @@ impl Outbox {
             }
         }
     }
+}
+
+/// The entry tab `tab` sends next: the oldest it may send ([`Entry::sent_by`]), so messages go
+/// in the order they were written; none while the tab is closing.
+fn next_to_send(
+    entries: &[Entry],
+    tab: u64,
+    leads: bool,
+    now_ms: u64,
+    closing: bool,
+) -> Option<&Entry> {
+    entries
+        .iter()
+        .find(|entry| !closing && entry.sent_by(tab, leads, now_ms))
+}
+
+/// The outbox after `change`, applied to what storage keeps now (`kept`: another tab may have
+/// changed it since this one last read it) rather than to this tab's copy (`shown`), which is
+/// used only without storage. So no tab's change undoes another's.
+fn changed(
+    kept: Option<Vec<Entry>>,
+    shown: Vec<Entry>,
+    change: impl FnOnce(&mut Vec<Entry>),
+) -> Vec<Entry> {
+    let mut entries = kept.unwrap_or(shown);
+    change(&mut entries);
+    entries
 }
 
 /// One send of an entry, with its key, given up after [`SEND_TIMEOUT`].
@@ -449,6 +473,73 @@ mod tests {
         assert!(!entry(8, stale, false).sent_by(7, false, now));
         // A refused message is sent by nobody.
         assert!(!entry(7, fresh, true).sent_by(7, true, now));
+    }
+
+    fn keyed(key: &str, owner: u64) -> Entry {
+        Entry {
+            key: key.into(),
+            text: format!("text of {key}"),
+            owner,
+            tried_ms: 1_000_000,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn messages_go_in_the_order_they_were_written_and_a_refused_one_is_passed_over() {
+        let now = 1_000_500;
+        let mut entries = vec![keyed("a", 7), keyed("b", 7), keyed("c", 7)];
+        let next =
+            |entries: &[Entry]| next_to_send(entries, 7, false, now, false).map(|e| e.key.clone());
+        assert_eq!(next(&entries).as_deref(), Some("a"));
+        // "a" failed: it is still first (it is tried again before those after it).
+        entries[0].failed(&ApiError::network());
+        assert_eq!(next(&entries).as_deref(), Some("a"));
+        // "a" refused: the next goes.
+        entries[0].failed(&ApiError::new("INVALID_ARGUMENT", "too long".into()));
+        assert_eq!(next(&entries).as_deref(), Some("b"));
+        // A closing tab sends nothing.
+        assert_eq!(next_to_send(&entries, 7, false, now, true), None);
+    }
+
+    #[test]
+    fn a_failed_send_keeps_its_key_and_counts_and_a_refusal_is_kept_as_one() {
+        let mut entry = keyed("k-1", 7);
+        entry.failed(&ApiError::new("UNAVAILABLE", "logging is down".into()));
+        entry.failed(&ApiError::timed_out(std::time::Duration::from_secs(15)));
+        assert_eq!(
+            entry.key, "k-1",
+            "a resend carries the same key: the same message"
+        );
+        assert_eq!(entry.attempts, 2);
+        assert_eq!(entry.last_code, "DEADLINE_EXCEEDED");
+        assert!(!entry.refused, "it may go another time");
+        entry.failed(&ApiError::new(
+            "ALREADY_EXISTS",
+            "key used for another text".into(),
+        ));
+        assert!(entry.refused);
+        assert_eq!(entry.last_error, "key used for another text");
+        assert_eq!((entry.key.as_str(), entry.attempts), ("k-1", 3));
+    }
+
+    #[test]
+    fn a_change_applies_to_what_storage_keeps_so_no_tab_undoes_another() {
+        // Tab 8 wrote "b" after tab 7 last read the outbox (its copy has only "a").
+        let kept = vec![keyed("a", 7), keyed("b", 8)];
+        let shown = vec![keyed("a", 7)];
+        let after = changed(Some(kept), shown.clone(), |entries| {
+            entries.push(keyed("c", 7))
+        });
+        let keys: Vec<_> = after.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["a", "b", "c"],
+            "tab 8's message survives tab 7's change"
+        );
+        // Without storage, the tab's own copy is all there is.
+        let alone = changed(None, shown, |entries| entries.retain(|e| e.key != "a"));
+        assert!(alone.is_empty());
     }
 
     #[test]
