@@ -74,12 +74,10 @@ setup_browser() {
   fi
   # A local certificate for the page over HTTPS (scripts/dev_cert.sh).
   command -v openssl >/dev/null 2>&1 || apt_install openssl
-  if [ -x /usr/bin/chromium ]; then
-    say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
-    return
-  fi
-  apt_install chromium
-  say "browser: $(/usr/bin/chromium --version)"
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  # Its WebDriver, through which wasm-bindgen-test-runner runs the page's browser-API tests.
+  [ -x /usr/bin/chromedriver ] || apt_install chromium-driver
+  say "browser: $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"
 }
 
 # Installs Debian packages (the package lists are refreshed once per run).

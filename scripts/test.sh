@@ -44,7 +44,7 @@ cargo fmt --all -- --check
 
 step "clippy -D warnings (services, and the page for wasm32)"
 cargo clippy --workspace --exclude msglog-frontend --all-targets --locked -- -D warnings
-cargo clippy --locked -p msglog-frontend --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked -p msglog-frontend --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 step "proto builds for wasm32 (message types, and the client stub)"
 cargo build --locked -p msglog-proto --target wasm32-unknown-unknown
@@ -91,6 +91,13 @@ scripts/fuzz_api.sh 2>&1 | tee -a "$results"
 fuzz_status=${PIPESTATUS[0]}
 set -e
 
+step "the page's browser-API parts in headless Chromium (wasm-bindgen-test: localStorage, BroadcastChannel, Web Locks)"
+set +e
+CHROMEDRIVER=$(command -v chromedriver) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --locked -p msglog-frontend --lib --target wasm32-unknown-unknown 2>&1 | tee -a "$results"
+wasm_status=${PIPESTATUS[0]}
+set -e
+
 step "browser test (headless Chromium)"
 set +e
 E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
@@ -126,5 +133,5 @@ while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
 echo
 echo "${passed} passed, ${failed} failed"
 [ "$rust_status" -eq 0 ] && [ "$python_status" -eq 0 ] && [ "$fuzz_status" -eq 0 ] \
-  && [ "$browser_status" -eq 0 ] && [ "$page_status" -eq 0 ] \
+  && [ "$browser_status" -eq 0 ] && [ "$page_status" -eq 0 ] && [ "$wasm_status" -eq 0 ] \
   && [ "$connect_status" -eq 0 ] && [ "$readme_status" -eq 0 ]

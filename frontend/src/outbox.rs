@@ -571,3 +571,45 @@ mod tests {
         assert_eq!(age(5_000, 1_000), "0 s", "a clock that went back");
     }
 }
+
+/// The outbox in a real browser's storage (headless Chromium, `wasm-bindgen-test`).
+#[cfg(all(test, target_arch = "wasm32"))]
+// Tests: a failed expectation is the failure (clippy knows `#[test]`s, not these).
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod browser {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    #[wasm_bindgen_test]
+    fn the_outbox_lives_in_local_storage_and_a_damaged_copy_reads_as_empty() {
+        let storage = storage().expect("a browser has localStorage");
+        let entries = vec![
+            Entry {
+                key: new_key(),
+                text: "first, with ünïcode and a newline\n".into(),
+                created_ms: 1,
+                ..Entry::default()
+            },
+            Entry {
+                key: new_key(),
+                text: "second".into(),
+                attempts: 2,
+                refused: true,
+                ..Entry::default()
+            },
+        ];
+        save(&entries);
+        assert_eq!(load(), entries, "read back as kept, in order");
+        assert_ne!(entries[0].key, entries[1].key, "each message its own key");
+        // Emptied: nothing is left behind in storage.
+        save(&[]);
+        assert_eq!(storage.get_item(STORAGE_KEY).ok().flatten(), None);
+        // Damaged by hand or by another version: read as empty, never a panic.
+        storage.set_item(STORAGE_KEY, "not hex").expect("set");
+        assert!(load().is_empty());
+        storage.remove_item(STORAGE_KEY).expect("remove");
+    }
+}

@@ -416,3 +416,73 @@ mod tests {
         }
     }
 }
+
+/// Two tabs of one browser (two `Tabs` in one page, which a `BroadcastChannel` and Web Locks
+/// treat as two), in headless Chromium (`wasm-bindgen-test`).
+#[cfg(all(test, target_arch = "wasm32"))]
+// Tests: a failed expectation is the failure (clippy knows `#[test]`s, not these).
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod browser {
+    use std::{cell::RefCell, rc::Rc, time::Duration};
+
+    use msglog_proto::v1::StoredMessage;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    /// Waits until `done` holds (checked every 10 ms), failing after 5 s.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            gloo_timers::future::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 5 s: {what}");
+    }
+
+    #[wasm_bindgen_test]
+    async fn one_tab_leads_and_each_hears_what_the_other_relays() {
+        let owner = Owner::new();
+        owner.set();
+        let heard_by_a = Rc::new(RefCell::new(Vec::new()));
+        let heard_by_b = Rc::new(RefCell::new(Vec::new()));
+        let a = {
+            let heard = Rc::clone(&heard_by_a);
+            Tabs::start(move |_, relay| heard.borrow_mut().push(relay))
+        };
+        let b = {
+            let heard = Rc::clone(&heard_by_b);
+            Tabs::start(move |_, relay| heard.borrow_mut().push(relay))
+        };
+        until("a tab leads", || a.leads() || b.leads()).await;
+        assert!(a.leads() != b.leads(), "one leads, not both");
+        let message = StoredMessage {
+            seq: 7,
+            id: "id-7".into(),
+            text: "from the leader".into(),
+            stored_at_ms: 1,
+        };
+        let (leader, heard_by_other) = if a.leads() {
+            (a, &heard_by_b)
+        } else {
+            (b, &heard_by_a)
+        };
+        leader.send(&Relay::Message(message.clone()));
+        until("the other tab hears the message", || {
+            heard_by_other
+                .borrow()
+                .contains(&Relay::Message(message.clone()))
+        })
+        .await;
+        // A tab does not hear itself.
+        let heard_by_leader = if a.leads() { &heard_by_a } else { &heard_by_b };
+        assert!(
+            !heard_by_leader
+                .borrow()
+                .contains(&Relay::Message(message.clone()))
+        );
+    }
+}
