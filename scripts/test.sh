@@ -2,7 +2,8 @@
 # Every check the project has: formatting, lints, the Rust tests (unit, router, whole
 # services on port 0, real binaries), the wasm32 builds, the page's weight budget, the wire
 # tests against the original's gRPC stack, schemathesis on the JSON API, the browser test of
-# the page in headless Chromium, the gateway driven by the Connect client for Node, and the
+# the page in headless Chromium (and its browser-API parts by wasm-bindgen-test), the gateway
+# driven by the Connect client for Node, and the
 # README's own commands run as it writes them. Installs what it needs first
 # (scripts/setup.sh). CI runs exactly this.
 #
@@ -104,7 +105,7 @@ E2E_REQUIRED=1 node --test frontend/e2e/ 2>&1 | tee -a "$results"
 browser_status=${PIPESTATUS[0]}
 set -e
 
-step "a client no one here wrote: Connect for Node (gRPC and gRPC-web) on the facade"
+step "a client no one here wrote: Connect for Node (gRPC, gRPC-web and the Connect protocol) on the facade"
 set +e
 (cd backend/system-tests/connect && CONNECT_REQUIRED=1 node --test) 2>&1 | tee -a "$results"
 connect_status=${PIPESTATUS[0]}
