@@ -85,8 +85,12 @@ struct Frames {
     /// The read under way: kept here, not in the caller's future, so a caller that stops
     /// waiting (a timer won a `select`) loses nothing; the next call waits for the same read.
     reading: Option<JsFuture>,
-    /// Bytes received and not yet taken as a frame.
+    /// Bytes received; those before `taken` were taken as frames already.
     buffer: Vec<u8>,
+    /// Where the next frame starts in `buffer` (frames are taken by moving it on, so a chunk of
+    /// many frames costs its length, not its length times its frames; the taken bytes are let
+    /// go when the next chunk comes).
+    taken: usize,
     /// The status was read (`OK`): the answer is over.
     finished: bool,
     /// Ends the fetch when the call is dropped.
@@ -127,6 +131,7 @@ impl Frames {
             reader: None,
             reading: None,
             buffer: Vec::new(),
+            taken: 0,
             finished: false,
             abort,
         };
@@ -177,6 +182,8 @@ impl Frames {
                 self.reader = None;
             } else {
                 let chunk: Uint8Array = read.get_value().unchecked_into();
+                self.buffer.drain(..self.taken);
+                self.taken = 0;
                 let start = self.buffer.len();
                 let len = chunk.length() as usize;
                 self.buffer.resize(start + len, 0);
@@ -185,15 +192,10 @@ impl Frames {
         }
     }
 
-    /// Takes a whole frame off the front of the buffer, if one is there.
+    /// Takes the next whole frame from the buffer, if one is there.
     fn take(&mut self) -> Option<(u8, Vec<u8>)> {
-        let (flag, length) = frame_header(&self.buffer)?;
-        let end = HEADER.checked_add(length)?;
-        if self.buffer.len() < end {
-            return None;
-        }
-        let payload = self.buffer[HEADER..end].to_vec();
-        self.buffer.drain(..end);
+        let (flag, payload, used) = next_frame(&self.buffer[self.taken..])?;
+        self.taken += used;
         Some((flag, payload))
     }
 }
@@ -203,6 +205,14 @@ impl Drop for Frames {
         // A no-op once the answer was read to the end.
         self.abort.abort();
     }
+}
+
+/// The first whole frame of `bytes`: its flag, its payload, and the bytes it used.
+fn next_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let (flag, length) = frame_header(bytes)?;
+    let end = HEADER.checked_add(length)?;
+    let payload = bytes.get(HEADER..end)?.to_vec();
+    Some((flag, payload, end))
 }
 
 /// A frame's flag and payload length, when its header has arrived.
@@ -301,6 +311,30 @@ mod tests {
     fn frames_are_read_whole_from_the_front() {
         assert_eq!(frame_header(&[0, 0, 0, 1]), None);
         assert_eq!(frame_header(&[0x80, 0, 0, 1, 2, 9]), Some((0x80, 258)));
+    }
+
+    #[test]
+    fn a_chunk_of_many_frames_is_walked_frame_by_frame_and_a_cut_one_waits() {
+        let mut chunk = Vec::new();
+        for n in 0..1000_u16 {
+            chunk.extend_from_slice(&[0, 0, 0, 0, 2]);
+            chunk.extend_from_slice(&n.to_be_bytes());
+        }
+        // The start of one more, cut short.
+        chunk.extend_from_slice(&[0, 0, 0, 0, 2, 9]);
+        let mut at = 0;
+        let mut payloads = Vec::new();
+        while let Some((flag, payload, used)) = next_frame(&chunk[at..]) {
+            assert_eq!(flag, 0);
+            payloads.push(u16::from_be_bytes([payload[0], payload[1]]));
+            at += used;
+        }
+        assert_eq!(payloads, (0..1000).collect::<Vec<_>>());
+        assert_eq!(
+            &chunk[at..],
+            [0, 0, 0, 0, 2, 9],
+            "the cut frame waits for its rest"
+        );
     }
 
     #[test]

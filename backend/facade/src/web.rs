@@ -276,15 +276,17 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
-/// Trunk names built assets `<name>-<16+ hex digits>[_bg].<ext>`; their content never changes
-/// under the same name, so browsers may keep them. The hash, for such a path.
+/// Trunk names built assets `<name>-<hash>[_bg].<ext>`, the hash a 64-bit number in hex
+/// written without leading zeros (16 digits, or fewer for one build in 16), some 20; their
+/// content never changes under the same name, so browsers may keep them. The hash (12 hex
+/// digits or more, which no ordinary name ends with), for such a path.
 fn asset_hash(path: &str) -> Option<&str> {
     let file = path.rsplit('/').next().unwrap_or_default();
     let stem = file.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     stem.rsplit_once('-')
         .map(|(_, hash)| hash)
-        .filter(|hash| hash.len() >= 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .filter(|hash| hash.len() >= 12 && hash.bytes().all(|byte| byte.is_ascii_hexdigit()))
 }
 
 /// `Accept-Encoding: *` (any coding) as the copies the build writes: `br, gzip`. (The file
@@ -446,7 +448,17 @@ mod tests {
             asset_hash("/style-0123456789abcdef0123.css"),
             Some("0123456789abcdef0123")
         );
+        // A hash with a leading zero left out (one build in 16).
+        assert_eq!(
+            asset_hash("/msglog-frontend-2768ee932b27306_bg.wasm"),
+            Some("2768ee932b27306")
+        );
         assert_eq!(asset_hash("/index.html"), None);
+        assert_eq!(
+            asset_hash("/logo-cafe.png"),
+            None,
+            "a short hex word is no hash"
+        );
         assert_eq!(asset_hash("/favicon.ico"), None);
         assert_eq!(asset_hash("/my-file.css"), None);
     }
