@@ -27,7 +27,8 @@
 //!   `logging_client` and `messages_client`: the two dependencies.
 //! - `codes`: gRPC codes as error bodies, logs and metric labels name them; `metrics`: the
 //!   facade's Prometheus metrics; `compression`: the cap on answers compressed at once;
-//!   `openapi`: the API document, from the routes' own descriptions.
+//!   `openapi`: the API document, from the routes' own descriptions; `negotiation`: what a
+//!   client's headers ask (the codings it accepts, whether its copy is current).
 
 pub mod app;
 mod clients;
@@ -42,6 +43,7 @@ mod ids;
 mod logging_client;
 mod messages_client;
 mod metrics;
+mod negotiation;
 mod openapi;
 mod retry;
 mod routes;

@@ -32,7 +32,11 @@ use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
 use tower_http::services::ServeDir;
 
-use crate::{error::AppError, state::AppState};
+use crate::{
+    error::AppError,
+    negotiation::{accepts_coding, content_tag, matches_tag},
+    state::AppState,
+};
 
 /// Marks an answer that is a file of the page, sent as stored (compressed at build time, or
 /// not at all): the compression layer leaves it alone.
@@ -187,12 +191,7 @@ async fn serve_page(file: &Path, static_dir: &Path, request: &HeaderMap) -> Resp
         Ok(html) => {
             let policy =
                 HeaderValue::from_str(&content_security_policy(&html)).unwrap_or(NOTHING_ALLOWED);
-            let digest = Sha256::digest(html.as_bytes());
-            let tag = format!(
-                "\"{}\"",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
-            );
-            let tag = HeaderValue::from_str(&tag).unwrap_or(NO_CACHE);
+            let tag = content_tag(html.as_bytes());
             let mut response = if request
                 .get(header::IF_NONE_MATCH)
                 .is_some_and(|wanted| matches_tag(wanted, &tag))
@@ -292,32 +291,12 @@ fn asset_hash(path: &str) -> Option<&str> {
 /// `Accept-Encoding: *` (any coding) as the copies the build writes: `br, gzip`. (The file
 /// server matches named codings only.)
 fn widen_wildcard(headers: &mut HeaderMap) {
-    let wildcard = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|accepted| {
-            accepted.split(',').any(|coding| {
-                let mut parts = coding.split(';').map(str::trim);
-                parts.next() == Some("*") && !parts.any(|q| q.replace(' ', "") == "q=0")
-            })
-        });
-    if wildcard {
+    if accepts_coding(headers, &header::ACCEPT_ENCODING, "*") {
         headers.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("br, gzip"),
         );
     }
-}
-
-/// Whether an `If-None-Match` value names `tag` (or is `*`).
-fn matches_tag(wanted: &HeaderValue, tag: &HeaderValue) -> bool {
-    let (Ok(wanted), Ok(tag)) = (wanted.to_str(), tag.to_str()) else {
-        return false;
-    };
-    wanted
-        .split(',')
-        .map(|one| one.trim().trim_start_matches("W/"))
-        .any(|one| one == "*" || one == tag)
 }
 
 /// A 304 for a copy the browser holds: its tag, and the headers that describe it.

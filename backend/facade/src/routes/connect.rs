@@ -37,14 +37,15 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{StreamExt as _, stream};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt as _;
-use msglog_proto::v1::{
-    ListRequest, StatusRequest, WatchEvent, WatchRequest, message_log_server::MessageLog,
-};
+use msglog_proto::v1::{WatchEvent, WatchRequest, message_log_server::MessageLog};
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Code, Status, metadata::MetadataMap};
 
 use super::grpc::MessageLogApi;
-use crate::codes::code_name;
+use crate::{
+    codes::code_name,
+    negotiation::{accepts_coding, content_tag, matches_tag},
+};
 
 /// The service's path prefix, shared with gRPC.
 pub(crate) const PREFIX: &str = "/msglog.v1.MessageLog/";
@@ -65,10 +66,7 @@ const END_STREAM: u8 = 0x02;
 /// Whether a request to the service's paths is gRPC or gRPC-web (which tonic serves) rather
 /// than Connect.
 pub(crate) fn is_grpc(request: &Request) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|content_type| content_type.as_bytes().starts_with(b"application/grpc"))
+    content_type(request.headers()).starts_with("application/grpc")
 }
 
 /// What the Connect door needs: the gRPC door's `MessageLog`, the largest request message,
@@ -168,48 +166,40 @@ pub(crate) async fn serve(connect: Connect, request: Request) -> Response {
         .strip_prefix(PREFIX)
         .unwrap_or_default()
         .to_owned();
-    match (request.method().clone(), method.as_str()) {
+    let answer = match (request.method().clone(), method.as_str()) {
         (Method::POST, "Send" | "List" | "Status") => unary_post(connect, request, &method).await,
         (Method::GET, "List" | "Status") => unary_get(connect, request, &method).await,
-        (Method::POST, "Watch") => watch(connect, request).await,
+        (Method::POST, "Watch") => Ok(watch(connect, request).await),
         (Method::GET, "Send" | "Watch") => {
-            let mut refused = error_response(&Status::new(
-                Code::Unimplemented,
-                format!("{method} has side effects or streams: call it with POST"),
-            ));
+            let mut refused = error_response(&Status::unimplemented(format!(
+                "{method} has side effects or streams: call it with POST"
+            )));
             *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             refused
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            refused
+            Ok(refused)
         }
-        (_, method) => error_response(&Status::unimplemented(format!(
+        (_, method) => Err(Status::unimplemented(format!(
             "msglog.v1.MessageLog has no method {:?} for {}",
             msglog_common::bounded::shorten_bytes(method.as_bytes(), 64),
             request.method()
         ))),
-    }
+    };
+    answer.unwrap_or_else(|status| error_response(&status))
 }
 
-/// A unary `POST`.
-async fn unary_post(connect: Connect, request: Request, method: &str) -> Response {
+/// A unary `POST`: the request message is the body.
+async fn unary_post(connect: Connect, request: Request, method: &str) -> Result<Response, Status> {
     let (parts, body) = request.into_parts();
     let content_type = content_type(&parts.headers);
     let Some(codec) = Codec::of_unary(content_type) else {
-        return unsupported_media_type(content_type);
+        return Ok(unsupported_media_type(content_type));
     };
-    if let Err(status) = protocol_version(&parts.headers) {
-        return error_response(&status);
-    }
-    let compressed = match content_encoding(&parts.headers, &header::CONTENT_ENCODING) {
-        Ok(compressed) => compressed,
-        Err(status) => return error_response(&status),
-    };
-    let deadline = match deadline(&connect, &parts.headers) {
-        Ok(deadline) => deadline,
-        Err(status) => return error_response(&status),
-    };
-    let gzip = accepts_gzip(&parts.headers, &header::ACCEPT_ENCODING);
+    protocol_version(&parts.headers)?;
+    let compressed = content_encoding(&parts.headers, &header::CONTENT_ENCODING)?;
+    let deadline = deadline(&connect, &parts.headers)?;
+    let gzip = accepts_coding(&parts.headers, &header::ACCEPT_ENCODING, "gzip");
     // The deadline covers reading the body too: a body that trickles in ends the call.
     let answer = within(deadline, async {
         let bytes = read_body(body, connect.max_message, compressed).await?;
@@ -223,8 +213,38 @@ async fn unary_post(connect: Connect, request: Request, method: &str) -> Respons
         )
         .await
     })
-    .await;
-    unary_response(answer, codec, gzip, method, false, &HeaderMap::new())
+    .await?;
+    Ok(unary_response(answer, codec, gzip, Caching::None))
+}
+
+/// A unary `GET`: the request message is in the query.
+async fn unary_get(connect: Connect, request: Request, method: &str) -> Result<Response, Status> {
+    let (parts, _) = request.into_parts();
+    let get = GetQuery::parse(parts.uri.query().unwrap_or(""))?;
+    let bytes = if get.compressed {
+        gunzip(&get.message, connect.max_message)?
+    } else if get.message.len() > connect.max_message {
+        return Err(too_large(connect.max_message));
+    } else {
+        get.message
+    };
+    let gzip = accepts_coding(&parts.headers, &header::ACCEPT_ENCODING, "gzip");
+    let deadline = deadline(&connect, &parts.headers)?;
+    let caching = if method == "List" {
+        Caching::Revalidated(parts.headers.get(header::IF_NONE_MATCH).cloned())
+    } else {
+        Caching::NoStore
+    };
+    let call = call(
+        &connect,
+        method,
+        get.codec,
+        &bytes,
+        parts.headers,
+        parts.extensions,
+    );
+    let answer = within(deadline, call).await?;
+    Ok(unary_response(answer, get.codec, gzip, caching))
 }
 
 /// A unary call's deadline: the client's `Connect-Timeout-Ms`, or the request timeout when
@@ -249,45 +269,6 @@ async fn within<T>(
                 deadline.as_millis()
             )))
         })
-}
-
-/// A unary `GET`: the message in the query.
-async fn unary_get(connect: Connect, request: Request, method: &str) -> Response {
-    let (parts, _) = request.into_parts();
-    let query = parts.uri.query().unwrap_or("");
-    let get = match GetQuery::parse(query) {
-        Ok(get) => get,
-        Err(status) => return error_response(&status),
-    };
-    let bytes = if get.compressed {
-        match gunzip(&get.message, connect.max_message) {
-            Ok(bytes) => bytes,
-            Err(status) => return error_response(&status),
-        }
-    } else if get.message.len() > connect.max_message {
-        return error_response(&too_large(connect.max_message));
-    } else {
-        get.message
-    };
-    let gzip = accepts_gzip(&parts.headers, &header::ACCEPT_ENCODING);
-    let deadline = match deadline(&connect, &parts.headers) {
-        Ok(deadline) => deadline,
-        Err(status) => return error_response(&status),
-    };
-    let request_headers = parts.headers.clone();
-    let answer = within(
-        deadline,
-        call(
-            &connect,
-            method,
-            get.codec,
-            &bytes,
-            parts.headers,
-            parts.extensions,
-        ),
-    )
-    .await;
-    unary_response(answer, get.codec, gzip, method, true, &request_headers)
 }
 
 /// What a Connect `GET`'s query says.
@@ -380,68 +361,67 @@ async fn call(
     headers: HeaderMap,
     extensions: http::Extensions,
 ) -> Result<Vec<u8>, Status> {
-    let metadata = MetadataMap::from_headers(headers);
     let api = &connect.api;
+    let parts = (MetadataMap::from_headers(headers), extensions);
     match method {
-        "Send" => {
-            let request = codec.decode(bytes)?;
-            let response = api
-                .send(tonic::Request::from_parts(metadata, extensions, request))
-                .await?;
-            Ok(codec.encode(response.get_ref()))
-        }
-        "List" => {
-            let request: ListRequest = codec.decode(bytes)?;
-            let response = api
-                .list(tonic::Request::from_parts(metadata, extensions, request))
-                .await?;
-            Ok(codec.encode(response.get_ref()))
-        }
-        _ => {
-            let request: StatusRequest = codec.decode(bytes)?;
-            let response = api
-                .status(tonic::Request::from_parts(metadata, extensions, request))
-                .await?;
-            Ok(codec.encode(response.get_ref()))
-        }
+        "Send" => unary(codec, bytes, parts, |request| api.send(request)).await,
+        "List" => unary(codec, bytes, parts, |request| api.list(request)).await,
+        _ => unary(codec, bytes, parts, |request| api.status(request)).await,
     }
 }
 
-/// A unary call's answer: the message (compressed when asked and worth it), or the error. A
-/// `GET`'s answer says how a cache may keep it: a page is revalidated by its `ETag` (a 304
-/// when the client's copy is current), the status is never stored.
-fn unary_response(
-    answer: Result<Vec<u8>, Status>,
+/// Decodes a request in `codec`, has `answer` answer it (with the call's metadata and
+/// extensions), and encodes the response in the same codec.
+async fn unary<Req, Resp, Answer>(
     codec: Codec,
-    gzip: bool,
-    method: &str,
-    get: bool,
-    request_headers: &HeaderMap,
-) -> Response {
-    let body = match answer {
-        Ok(body) => body,
-        Err(status) => return error_response(&status),
-    };
+    bytes: &[u8],
+    (metadata, extensions): (MetadataMap, http::Extensions),
+    answer: impl FnOnce(tonic::Request<Req>) -> Answer,
+) -> Result<Vec<u8>, Status>
+where
+    Req: prost::Message + DeserializeOwned + Default,
+    Resp: prost::Message + Serialize,
+    Answer: Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let request = codec.decode(bytes)?;
+    let response = answer(tonic::Request::from_parts(metadata, extensions, request)).await?;
+    Ok(codec.encode(response.get_ref()))
+}
+
+/// How a cache may keep a unary call's answer.
+enum Caching {
+    /// A `POST`'s: caches leave it alone.
+    None,
+    /// A page read by `GET`: kept, and revalidated by its `ETag` (the client's `If-None-Match`,
+    /// if it sent one: a 304 when it names the page as it is).
+    Revalidated(Option<HeaderValue>),
+    /// The status read by `GET`: never stored (it is checked now).
+    NoStore,
+}
+
+/// A unary call's answer: the message (compressed when the client accepts it and it is worth
+/// it), with what a cache may do with it.
+fn unary_response(body: Vec<u8>, codec: Codec, gzip: bool, caching: Caching) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(codec.unary_content_type()),
     );
-    if get {
-        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-        if method == "List" {
-            let etag = etag(&body);
+    let vary = HeaderValue::from_static("Accept-Encoding");
+    match caching {
+        Caching::None => {}
+        Caching::Revalidated(if_none_match) => {
+            headers.insert(header::VARY, vary);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let current = request_headers
-                .get(header::IF_NONE_MATCH)
-                .is_some_and(|given| given.as_bytes() == etag.as_bytes());
-            if let Ok(value) = HeaderValue::from_str(&etag) {
-                headers.insert(header::ETAG, value);
-            }
+            let tag = content_tag(&body);
+            let current = if_none_match.is_some_and(|wanted| matches_tag(&wanted, &tag));
+            headers.insert(header::ETAG, tag);
             if current {
                 return (StatusCode::NOT_MODIFIED, headers).into_response();
             }
-        } else {
+        }
+        Caching::NoStore => {
+            headers.insert(header::VARY, vary);
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
     }
@@ -454,16 +434,6 @@ fn unary_response(
     (StatusCode::OK, headers, body).into_response()
 }
 
-/// A strong validator of an answer's bytes.
-fn etag(body: &[u8]) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(body);
-    format!(
-        "\"{}\"",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
-    )
-}
-
 /// `Watch`: one enveloped request in, enveloped events out, then the end-of-stream message.
 async fn watch(connect: Connect, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -471,7 +441,7 @@ async fn watch(connect: Connect, request: Request) -> Response {
     let Some(codec) = Codec::of_stream(content_type) else {
         return unsupported_media_type(content_type);
     };
-    let gzip = accepts_gzip(&parts.headers, &CONNECT_ACCEPT_ENCODING);
+    let gzip = accepts_coding(&parts.headers, &CONNECT_ACCEPT_ENCODING, "gzip");
     // From here on every failure is an end-of-stream message in a 200, as the protocol says.
     let opened = async {
         protocol_version(&parts.headers)?;
@@ -668,24 +638,6 @@ fn content_encoding(headers: &HeaderMap, name: &HeaderName) -> Result<bool, Stat
             String::from_utf8_lossy(other)
         ))),
     }
-}
-
-/// Whether the client accepts gzip by `header` (a list, `q=0` refusing).
-fn accepts_gzip(headers: &HeaderMap, name: &HeaderName) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            parts.next() == Some("gzip")
-                && !parts.any(|parameter| {
-                    parameter
-                        .strip_prefix("q=")
-                        .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
-                })
-        })
 }
 
 /// `Connect-Protocol-Version`, when sent, must be 1.
