@@ -1,7 +1,8 @@
-//! What `Send`, `List` and `Status` mean, written once for every door (the original's JSON
-//! routes, the page's `/api/` routes and the gRPC API in [`crate::routes`]): a door parses its
-//! request into these types, calls these functions, and encodes what they give back in its own
-//! shape. `Watch` is the live feed's ([`crate::feed`]); errors map to answers in
+//! What `Send`, `List`, `Status` and the opening of a `Watch` mean, written once for every
+//! door (the original's JSON routes, the page's `/api/` routes and its event stream, and the
+//! gRPC API, which the Connect door shares, in [`crate::routes`]): a door parses its request
+//! into these types, calls these functions, and encodes what they give back in its own shape.
+//! A watch's events are the live feed's ([`crate::feed`]); errors map to answers in
 //! [`crate::error`].
 
 use msglog_proto::{
@@ -13,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     error::AppError,
-    feed::FeedState,
+    feed::{FeedState, WatchStream},
     ids::{DedupMode, IdempotencyKey},
     logging_client::Logged,
     state::{AppState, StatusChecks},
@@ -64,6 +65,21 @@ impl PageRequest {
             texts_only: false,
         }))
     }
+}
+
+/// Opens a watch from `after_seq` for `client`, within its share of live feeds
+/// (`--max-watches-per-client`; a client with no address is not limited).
+pub(crate) fn open_watch(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    after_seq: u64,
+) -> Result<WatchStream, AppError> {
+    let slot = state
+        .watch_slots
+        .open(client)
+        .map_err(|refused| AppError::TooManyWatches(refused.message().to_owned()))?;
+    tracing::info!(after_seq, "watcher opened");
+    Ok(state.feed.watch(after_seq, slot))
 }
 
 /// A page of the list, read from logging (with retries); each door encodes it in its own shape.

@@ -83,12 +83,9 @@ pub(crate) async fn watch(
             "the cursor ({after}) is past the largest seq a message can have ({MAX_SEQ})"
         )));
     }
-    let slot = state
-        .watch_slots
-        .open(peer.map(|Extension(peer)| peer.0.ip()))
-        .map_err(|refused| AppError::TooManyWatches(refused.message().to_owned()))?;
-    tracing::info!(after_seq = after, "watcher opened (server-sent events)");
-    let events = Sse::new(encode(state.feed.watch(after, slot), after, query.follow));
+    let client = peer.map(|Extension(peer)| peer.0.ip());
+    let watch = crate::gateway::open_watch(&state, client, after)?;
+    let events = Sse::new(encode(watch, after, query.follow));
     // Proxies that buffer answers (nginx) pass this one on as it comes.
     let unbuffered = [(
         HeaderName::from_static("x-accel-buffering"),

@@ -95,13 +95,10 @@ impl MessageLog for MessageLogApi {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let slot = self
-            .state
-            .watch_slots
-            .open(client_ip(request.extensions()))?;
+        let client = client_ip(request.extensions());
         let after_seq = request.into_inner().after_seq;
-        tracing::info!(after_seq, "watcher opened");
-        Ok(Response::new(self.state.feed.watch(after_seq, slot)))
+        let watch = crate::gateway::open_watch(&self.state, client, after_seq)?;
+        Ok(Response::new(watch))
     }
 }
 
