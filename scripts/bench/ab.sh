@@ -21,14 +21,7 @@ RUNS=${RUNS:-5}
 DURATION=${DURATION:-8}
 
 . scripts/bench/lib.sh
-bench_ports 19280
-require_curl
-ensure_wrk
-build_services bench-hello
-
-bench_workdir
-
-post_script "$work/post.lua"
+bench_start 19280 bench-hello
 
 # Requests/s of wrk at concurrency 32 for DURATION after a 2 s warm-up.
 rate() {

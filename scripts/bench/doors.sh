@@ -18,14 +18,9 @@ DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 
 . scripts/bench/lib.sh
-bench_ports 19380
-require_curl
-ensure_wrk
-build_services bench-hello
-bench_workdir
+bench_start 19380 bench-hello
 
 TEXT='a benchmark message of a realistic length, sixty-odd bytes'
-post_script "$work/json.lua"
 # A gRPC-web Send: SendRequest { text } (field 1, length-delimited) in one uncompressed frame.
 message_len=$(( ${#TEXT} + 2 ))
 grpc_web_body=$(printf '\\x%02x' 0 0 0 0 "$message_len" 10 "${#TEXT}")$TEXT
@@ -72,7 +67,7 @@ for run in $(seq 1 "$RUNS"); do
   for door in hello send_message grpc-web connect; do
     case "$door" in
       hello) figures=$(load "http://127.0.0.1:$hello_port/") ;;
-      send_message) figures=$(load -s "$work/json.lua" "$facade/send_message") ;;
+      send_message) figures=$(load -s "$work/post.lua" "$facade/send_message") ;;
       grpc-web) figures=$(load -s "$work/grpc-web.lua" "$facade/msglog.v1.MessageLog/Send") ;;
       connect) figures=$(load -s "$work/connect.lua" "$facade/msglog.v1.MessageLog/Send") ;;
     esac

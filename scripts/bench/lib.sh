@@ -89,3 +89,17 @@ wrk_figures() {
     END { printf "%s %s %s %d\n", rps, p50, p99, errors }
   ' "$1"
 }
+
+# bench_start DEFAULT_BASE_PORT [EXTRA_BIN...]: what each wrk bench does first: its ports
+# (bench_ports), curl and wrk, the release build (with the extra binaries), its work directory
+# (bench_workdir), and in $work/post.lua the wrk script of its POSTs (post_script).
+bench_start() {
+  local port=$1
+  shift
+  bench_ports "$port"
+  require_curl
+  ensure_wrk
+  build_services "$@"
+  bench_workdir
+  post_script "$work/post.lua"
+}

@@ -25,15 +25,7 @@ DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 
 . scripts/bench/lib.sh
-bench_ports 19080
-require_curl
-ensure_wrk
-
-build_services bench-hello bench-fill
-
-bench_workdir
-
-post_script "$work/post.lua"
+bench_start 19080 bench-hello bench-fill
 
 # Runs wrk for DURATION after a 2 s warm-up; prints "rps p50_ms p99_ms errors".
 load() {

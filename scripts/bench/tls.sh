@@ -16,13 +16,8 @@ DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 
 . scripts/bench/lib.sh
-bench_ports 19180
+bench_start 19180
 tls_port=$((BASE_PORT + 4))
-require_curl
-ensure_wrk
-build_services
-bench_workdir
-post_script "$work/post.lua"
 scripts/dev_cert.sh "$work/tls"
 
 start_logging "127.0.0.1:$logging_port" --store memory --dedup-by id
