@@ -230,7 +230,7 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
             .layer(deadline)
             .map_response(|response: Response<_>| response.map(tonic::body::Body::new))
             .layer(CatchPanicLayer::custom(grpc_panic_response))
-            .layer(OneMessageLayer::for_service("/msglog.v1.MessageLog/"))
+            .layer(OneMessageLayer::for_service(routes::connect::PREFIX))
             .service(routes.clone())
     };
     let unary = guarded(GrpcDeadlineLayer::at_most(request_timeout));
@@ -238,9 +238,10 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
     // The service's paths answer gRPC and gRPC-web (by their content type) and Connect
     // (everything else), each call on the same `MessageLog`.
     let door = |grpc| gateway_door(grpc, connect.clone());
+    let prefix = routes::connect::PREFIX;
     Ok(Router::new()
-        .route("/msglog.v1.MessageLog/{*method}", door(unary))
-        .route("/msglog.v1.MessageLog/Watch", door(streams.clone()))
+        .route(&format!("{prefix}{{*method}}"), door(unary))
+        .route(&format!("{prefix}Watch"), door(streams.clone()))
         .route_service("/grpc.reflection.v1.ServerReflection/{*method}", streams))
 }
 

@@ -47,7 +47,8 @@ use crate::{
     negotiation::{accepts_coding, content_tag, matches_tag},
 };
 
-/// The service's path prefix, shared with gRPC.
+/// The service's path prefix, shared with gRPC (its routes, and the rule of one request message
+/// per call, are set under it).
 pub(crate) const PREFIX: &str = "/msglog.v1.MessageLog/";
 /// Answers this large or larger are compressed when the client accepts it.
 const COMPRESS_FROM: usize = 1024;
