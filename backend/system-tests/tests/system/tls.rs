@@ -393,10 +393,20 @@ async fn the_facade_calls_logging_over_tls_trusting_its_ca_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_cap_counts_both_ports() {
     let app = SecureApp::spawn(&["--max-connections", "4"]).await;
-    // Four idle connections fill the cap on the plain port...
+    // Four idle connections fill the cap on the plain port: each is answered once, so the
+    // facade has taken it in (a connect alone returns before the facade accepts it), and is
+    // then left idle...
     let mut plain = Vec::new();
     for _ in 0..4 {
-        plain.push(TcpStream::connect(app.facade.addr).await.unwrap());
+        let mut stream = TcpStream::connect(app.facade.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0; 12];
+        stream.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        plain.push(stream);
     }
     // ...so four on the HTTPS port make room by closing them, as four more on the plain port
     // would: the cap is the process's, not each port's.
