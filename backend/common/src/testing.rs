@@ -5,7 +5,8 @@
 //! - [`ServiceProcess`] (`process.rs`): a service binary run as a real process, so tests can
 //!   send it real signals (SIGTERM, SIGKILL), read its memory, and restart it on the same
 //!   address;
-//! - [`RedisServer`] (`redis.rs`): a `redis-server` of a test's own, on a free port;
+//! - [`RedisServer`] (`redis.rs`): a `redis-server` of a test's own, on a free port, and
+//!   [`RedisReplicated`]: a primary, two replicas and three sentinels;
 //! - [`TempDir`] (`temp_dir.rs`): a directory removed with its content when dropped;
 //! - [`siege`] and [`check_connection_limits`] (`load.rs`): clients that misbehave on purpose,
 //!   and what the tests of connection limits share;
@@ -29,5 +30,5 @@ pub use load::{
     siege,
 };
 pub use process::{KEPT_LINES, LogAfterStart, ServiceProcess};
-pub use redis::RedisServer;
+pub use redis::{RedisReplicated, RedisServer, SENTINEL_DOWN_AFTER_MS, SENTINEL_MASTER};
 pub use temp_dir::TempDir;

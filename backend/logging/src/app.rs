@@ -55,7 +55,7 @@ impl Application {
     /// Opens the store the settings name, then binds the address. The store opens first: a
     /// database that cannot be used stops the start-up with its reason.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = settings.store_choice()?.open(settings.dedup_by).await?;
+        let store = settings.store_choice()?.open(settings).await?;
         tracing::info!(dedup_by = ?settings.dedup_by, "duplicate rule");
         Self::build_with_store(settings, store).await
     }

@@ -6,7 +6,12 @@ use std::{net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
 use anyhow::Context as _;
 use http::HeaderValue;
 
-use crate::store::{DedupBy, Store, memory::MemoryStore, redis::RedisStore, sqlite::SqliteStore};
+use crate::store::{
+    DedupBy, Store,
+    memory::MemoryStore,
+    redis::{Acks, RedisStore, Target},
+    sqlite::SqliteStore,
+};
 
 msglog_common::connection_settings!("LOGGING");
 
@@ -56,11 +61,22 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
-    /// Where messages are kept: `memory` (lost on exit, as the original), `sqlite:PATH`, or
+    /// Where messages are kept: `memory` (lost on exit, as the original), `sqlite:PATH`,
     /// `redis://HOST:PORT[/DB]` (shared by every logging process that names it: for several
-    /// replicas). Default: a SQLite file, `logging.sqlite3` in the data directory.
+    /// replicas), or `redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]` (the primary that
+    /// these Redis Sentinels name for the master MASTER, found again after a failover).
+    /// Default: a SQLite file, `logging.sqlite3` in the data directory.
     #[arg(long, env = "LOGGING_STORE")]
     pub store: Option<StoreChoice>,
+    /// On Redis: how many replicas must hold a write before it is acknowledged (and before
+    /// anyone reads it); a write they do not confirm within `--redis-ack-timeout-ms` is
+    /// answered `UNAVAILABLE` (the facade sends it again, with the same id). Default: 1 with
+    /// `redis-sentinel://`, 0 (no waiting) with `redis://`.
+    #[arg(long, env = "LOGGING_REDIS_ACK_REPLICAS")]
+    pub redis_ack_replicas: Option<u32>,
+    /// On Redis, with replicas to confirm writes: how long they have, in milliseconds.
+    #[arg(long, env = "LOGGING_REDIS_ACK_TIMEOUT_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_ack_timeout_ms: u64,
     /// Which messages are the same message: `text` (the original's rule: a text already held,
     /// under any id, is a duplicate) or `id` (only the id: equal texts under other ids are
     /// separate messages). In both, an id is stored once and the same id with another text is
@@ -97,8 +113,8 @@ pub enum StoreChoice {
     Memory,
     /// A SQLite file at this path.
     Sqlite(PathBuf),
-    /// A Redis server, at this URL (`redis://HOST:PORT[/DB]`).
-    Redis(String),
+    /// A Redis server (`redis://HOST:PORT[/DB]`), or the primary Sentinel names.
+    Redis(Target),
 }
 
 impl FromStr for StoreChoice {
@@ -108,28 +124,36 @@ impl FromStr for StoreChoice {
         match value.split_once(':') {
             _ if value == "memory" => Ok(Self::Memory),
             Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            Some(("redis", rest)) if rest.len() > 2 && rest.starts_with("//") => {
-                Ok(Self::Redis(value.to_owned()))
-            }
+            Some(("redis" | "redis-sentinel", _)) => Target::parse(value).map(Self::Redis),
             _ => Err(format!(
-                "expected `memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB]`, got {value:?}"
+                "expected `memory`, `sqlite:PATH`, `redis://HOST:PORT[/DB]` or `redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]`, got {value:?}"
             )),
         }
     }
 }
 
 impl StoreChoice {
-    /// Opens the store with the duplicate rule `dedup_by`. A database that cannot be used (or a
-    /// Redis that cannot be reached) is an error with its reason; there is no fallback to
-    /// memory.
-    pub async fn open(&self, dedup_by: DedupBy) -> anyhow::Result<Arc<dyn Store>> {
+    /// Opens the store with the settings' duplicate rule (and, on Redis, what acknowledges a
+    /// write). A database that cannot be used (or a Redis that cannot be reached) is an error
+    /// with its reason; there is no fallback to memory.
+    pub async fn open(&self, settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+        let dedup_by = settings.dedup_by;
         Ok(match self {
             Self::Memory => {
                 tracing::warn!("messages are kept in memory and lost when the service stops");
                 Arc::new(MemoryStore::new(dedup_by))
             }
             Self::Sqlite(path) => Arc::new(SqliteStore::open(path, dedup_by)?),
-            Self::Redis(url) => Arc::new(RedisStore::open(url, dedup_by).await?),
+            Self::Redis(target) => {
+                let acks = Acks {
+                    replicas: settings.redis_ack_replicas.unwrap_or(match target {
+                        Target::Server(_) => 0,
+                        Target::Sentinel { .. } => 1,
+                    }),
+                    timeout: std::time::Duration::from_millis(settings.redis_ack_timeout_ms),
+                };
+                Arc::new(RedisStore::connect(target, "msglog", dedup_by, acks).await?)
+            }
         })
     }
 }
@@ -181,10 +205,46 @@ mod tests {
         );
         assert_eq!(
             "redis://127.0.0.1:6379/2".parse(),
-            Ok(StoreChoice::Redis("redis://127.0.0.1:6379/2".to_owned()))
+            Ok(StoreChoice::Redis(Target::Server(
+                "redis://127.0.0.1:6379/2".to_owned()
+            )))
+        );
+        assert_eq!(
+            "redis-sentinel://127.0.0.1:26379,[::1]:26380,sentinel.example:26381/msglog".parse(),
+            Ok(StoreChoice::Redis(Target::Sentinel {
+                sentinels: vec![
+                    "redis://127.0.0.1:26379".to_owned(),
+                    "redis://[::1]:26380".to_owned(),
+                    "redis://sentinel.example:26381".to_owned(),
+                ],
+                master: "msglog".to_owned(),
+                db: 0,
+            }))
+        );
+        assert_eq!(
+            "redis-sentinel://localhost:26379/main/3".parse(),
+            Ok(StoreChoice::Redis(Target::Sentinel {
+                sentinels: vec!["redis://localhost:26379".to_owned()],
+                master: "main".to_owned(),
+                db: 3,
+            }))
         );
         for bad in [
-            "", "sqlite:", "sqlite", "redis:", "redis://", "redis:x", "Memory",
+            "",
+            "sqlite:",
+            "sqlite",
+            "redis:",
+            "redis://",
+            "redis:x",
+            "Memory",
+            "redis-sentinel://",
+            "redis-sentinel://localhost:26379",
+            "redis-sentinel://localhost:26379/",
+            "redis-sentinel://localhost/msglog",
+            "redis-sentinel://localhost:x/msglog",
+            "redis-sentinel://:26379/msglog",
+            "redis-sentinel://a:1,,b:2/msglog",
+            "redis-sentinel://localhost:26379/msglog/db",
         ] {
             assert!(bad.parse::<StoreChoice>().is_err(), "{bad:?}");
         }

@@ -1,12 +1,15 @@
 //! Messages in Redis, shared by every logging process that names the same server: the store
-//! for several replicas.
+//! for several replicas. The server is one `redis-server`, or a primary with replicas that
+//! Redis Sentinel watches and fails over (`primary.rs`: finding the primary, again after a
+//! failover; `replication.rs`: acknowledging a write only once replicas hold it).
 //!
-//! Four keys, with one hash tag so that a cluster keeps them on one node:
+//! Five keys, with one hash tag so that a cluster keeps them on one node:
 //! - `{msglog}:log`, a stream: one entry per message, `id` and `text`, under the entry id
 //!   `0-<seq>`, so the stream's order is the insertion order and a page is one range read;
 //! - `{msglog}:seq`, the counter that gives each message its seq;
 //! - `{msglog}:ids`, a hash from each id to its text (the id rule, and conflicts);
-//! - `{msglog}:texts`, a hash from each text to the first id stored with it (the text rule).
+//! - `{msglog}:texts`, a hash from each text to the first id stored with it (the text rule);
+//! - `{msglog}:acks`, the counter that rounds of replication confirmation write.
 //!
 //! An insert is one Lua script, which Redis runs atomically: the checks, the next seq and the
 //! writes happen with nothing in between, whichever replica sent it. Every replica tails the
@@ -14,19 +17,25 @@
 //! message, so a watcher on any replica sees the writes of all of them.
 //!
 //! What a stored message survives is Redis's own setting: with `appendonly yes` and
-//! `appendfsync always`, Redis writes and fsyncs the script's writes before it answers.
+//! `appendfsync always`, Redis writes and fsyncs the script's writes before it answers. With
+//! [`Acks::replicas`] above 0, nothing is answered, listed or told to a watcher before that
+//! many replicas hold it, so a seq that anyone saw survives the primary's loss (a seq the old
+//! primary gave and no replica received is given again, to whichever message comes next:
+//! no one saw it); and on each new connection the seq counter is raised to the newest seq
+//! this process told of, should a failover have lost it, so a seq is never given twice.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use redis::{
-    AsyncCommands as _, Client, RedisError, Script, Value,
-    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    Client, FromRedisValue, RedisError, RedisResult, Script, Value,
+    aio::MultiplexedConnection,
+    sentinel::{Sentinel, SentinelNodeConnectionInfo},
     streams::{StreamId, StreamRangeReply, StreamReadReply},
 };
 use tokio_util::sync::CancellationToken;
@@ -36,10 +45,13 @@ use super::{
     Cursor, DedupBy, Inserted, NewMessage, Publisher, Store, StoreError, Stored, Subscription,
 };
 
-/// How long one command may take before the store calls Redis unavailable.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+mod primary;
+mod replication;
+
+use primary::{CONNECT_TIMEOUT, Locator, Primary, RESPONSE_TIMEOUT};
+pub use replication::Acks;
+use replication::Replication;
+
 /// How long one blocking read of the tail waits before it is made again (it returns at once
 /// when a message comes).
 const TAIL_BLOCK: Duration = Duration::from_secs(5);
@@ -50,9 +62,9 @@ const TAIL_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The insert, atomically: `KEYS` are the seq counter, the stream, the id hash and the text
 /// hash; `ARGV` the id, the text, `1` for the text rule, and the time of the insert (this
-/// logging's clock, milliseconds since the epoch), kept in the entry as `at`. Answers the new seq, `0` for a
-/// duplicate of the same id, `-1` for a conflict, and the id the text is held under for a
-/// duplicate by the text rule.
+/// logging's clock, milliseconds since the epoch), kept in the entry as `at`. Answers the new
+/// seq, `0` for a duplicate of the same id, `-1` for a conflict, and the id the text is held
+/// under for a duplicate by the text rule.
 const INSERT: &str = r"
 local held = redis.call('HGET', KEYS[3], ARGV[1])
 if held then
@@ -70,6 +82,19 @@ redis.call('HSETNX', KEYS[4], ARGV[2], ARGV[1])
 return seq
 ";
 
+/// The seq counter's floor: `KEYS[1]` the counter, `ARGV[1]` the newest seq this process has
+/// told of. A counter below it (a failover lost messages that were told) is raised to it, so
+/// the next seq is one no one has seen. Answers how far it was raised.
+const FLOOR: &str = r"
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if seq < floor then
+  redis.call('SET', KEYS[1], floor)
+  return floor - seq
+end
+return 0
+";
+
 /// The names of the store's keys under one prefix.
 #[derive(Debug, Clone)]
 struct Keys {
@@ -77,6 +102,7 @@ struct Keys {
     log: String,
     ids: String,
     texts: String,
+    acks: String,
     probe: String,
 }
 
@@ -88,15 +114,108 @@ impl Keys {
             log: key("log"),
             ids: key("ids"),
             texts: key("texts"),
+            acks: key("acks"),
             probe: key("probe"),
+        }
+    }
+}
+
+/// Where the store's Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One server, at this URL (`redis://HOST:PORT[/DB]`).
+    Server(String),
+    /// The primary that these sentinels (`redis://HOST:PORT` each) name for the master
+    /// `master`, in database `db`.
+    Sentinel {
+        /// The sentinels' URLs.
+        sentinels: Vec<String>,
+        /// The master's name in their configuration.
+        master: String,
+        /// The database on the primary.
+        db: i64,
+    },
+}
+
+impl Target {
+    /// Reads `redis://HOST:PORT[/DB]` or `redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(rest) = value.strip_prefix("redis://")
+            && !rest.is_empty()
+        {
+            return Ok(Self::Server(value.to_owned()));
+        }
+        let sentinel = || -> Option<Self> {
+            let rest = value.strip_prefix("redis-sentinel://")?;
+            let (hosts, path) = rest.split_once('/')?;
+            let (master, db) = match path.split_once('/') {
+                Some((master, db)) => (master, db.parse().ok()?),
+                None => (path, 0),
+            };
+            let sentinels: Vec<String> = hosts
+                .split(',')
+                .map(|host| {
+                    let (name, port) = host.rsplit_once(':')?;
+                    (!name.is_empty() && port.parse::<u16>().is_ok())
+                        .then(|| format!("redis://{host}"))
+                })
+                .collect::<Option<_>>()?;
+            (!master.is_empty()).then(|| Self::Sentinel {
+                sentinels,
+                master: master.to_owned(),
+                db,
+            })
+        };
+        sentinel().ok_or_else(|| {
+            format!(
+                "expected `redis://HOST:PORT[/DB]` or `redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB]`, got {value:?}"
+            )
+        })
+    }
+
+    /// How the store finds its primary.
+    fn locator(&self) -> anyhow::Result<Locator> {
+        use anyhow::Context as _;
+        Ok(match self {
+            Self::Server(url) => Locator::Server(
+                Client::open(url.as_str()).with_context(|| format!("invalid Redis URL {url:?}"))?,
+            ),
+            Self::Sentinel {
+                sentinels,
+                master,
+                db,
+            } => Locator::Sentinel {
+                sentinels: tokio::sync::Mutex::new(
+                    Sentinel::build(sentinels.iter().map(String::as_str).collect())
+                        .context("invalid sentinel addresses")?,
+                ),
+                master: master.clone(),
+                node: SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(redis::RedisConnectionInfo::default().set_db(*db)),
+            },
+        })
+    }
+
+    /// Where it is, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Self::Server(url) => url.clone(),
+            Self::Sentinel {
+                sentinels, master, ..
+            } => format!(
+                "the primary of {master:?} (sentinels {})",
+                sentinels.join(", ")
+            ),
         }
     }
 }
 
 /// Messages in Redis. See the module documentation.
 pub struct RedisStore {
-    /// Commands, on a connection that reconnects by itself after a failure.
-    connection: ConnectionManager,
+    /// Where commands go, found again after a failure.
+    primary: Arc<Primary>,
+    /// Confirms writes are replicated, when replicas are to confirm them.
+    replication: Option<Replication>,
     /// The insert script (sent by its SHA-1, loaded again if Redis lost it).
     insert: Script,
     keys: Keys,
@@ -115,6 +234,7 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
+            .field("primary", &self.primary)
             .field("keys", &self.keys)
             .field("dedup_by", &self.dedup_by)
             .finish_non_exhaustive()
@@ -135,36 +255,61 @@ impl RedisStore {
         prefix: &str,
         dedup_by: DedupBy,
     ) -> anyhow::Result<Self> {
+        let no_acks = Acks {
+            replicas: 0,
+            timeout: Duration::ZERO,
+        };
+        Self::connect(&Target::Server(url.to_owned()), prefix, dedup_by, no_acks).await
+    }
+
+    /// Connects to the Redis `target` names (finding its primary), with the keys under
+    /// `prefix`, acknowledging a write once `acks` says, and starts following its log. Fails
+    /// if no primary can be reached now.
+    pub async fn connect(
+        target: &Target,
+        prefix: &str,
+        dedup_by: DedupBy,
+        acks: Acks,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let client = Client::open(url).with_context(|| format!("invalid Redis URL {url:?}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            // Reconnects quickly: a command during an outage fails at once (the caller retries),
-            // and the next one after Redis is back finds it.
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let mut connection = client
-            .get_connection_manager_with_config(config)
-            .await
-            .with_context(|| format!("cannot connect to Redis at {url}"))?;
         let keys = Keys::new(prefix);
-        let newest: Option<u64> = connection
-            .get(&keys.seq)
-            .await
-            .with_context(|| format!("cannot read the log's newest seq from Redis at {url}"))?;
-        let publisher = Arc::new(Publisher::new(newest.unwrap_or(0)));
-        let stop = CancellationToken::new();
-        tokio::spawn(follow_tail(
-            client,
-            keys.log.clone(),
-            newest.unwrap_or(0),
-            Arc::clone(&publisher),
-            stop.clone(),
+        let floor = Arc::new(AtomicU64::new(0));
+        let primary = Arc::new(Primary::new(target.locator()?).on_connect(
+            Script::new(FLOOR),
+            vec![keys.seq.clone()],
+            Arc::clone(&floor),
         ));
+        let where_ = target.describe();
+        let mut link = primary
+            .link()
+            .await
+            .with_context(|| format!("cannot connect to Redis at {where_}"))?;
+        let newest: Option<u64> = redis::cmd("GET")
+            .arg(&keys.seq)
+            .query_async(&mut link.connection)
+            .await
+            .with_context(|| format!("cannot read the log's newest seq from Redis at {where_}"))?;
+        let newest = newest.unwrap_or(0);
+        floor.store(newest, Ordering::Release);
+        let publisher = Arc::new(Publisher::new(newest));
+        let stop = CancellationToken::new();
+        let replication = (acks.replicas > 0).then(|| {
+            Replication::start(Arc::clone(&primary), keys.acks.clone(), acks, stop.clone())
+        });
+        tokio::spawn(
+            Tail {
+                primary: Arc::clone(&primary),
+                replication: replication.clone(),
+                log: keys.log.clone(),
+                publisher: Arc::clone(&publisher),
+                floor,
+            }
+            .follow(newest, stop.clone()),
+        );
         let told = publisher.subscribe().newest;
         Ok(Self {
-            connection,
+            primary,
+            replication,
             insert: Script::new(INSERT),
             keys,
             dedup_by,
@@ -175,12 +320,42 @@ impl RedisStore {
         })
     }
 
-    /// The connection, unless the store was closed.
-    fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    /// Runs `command` on the primary's connection, unless the store was closed; a failure
+    /// makes the store find the primary again. Answers the connection's generation too.
+    async fn on_primary<T, F, Fut>(&self, command: F) -> Result<(T, u64), StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("the store is closed".to_owned()));
         }
-        Ok(self.connection.clone())
+        let link = self.primary.link().await.map_err(unavailable)?;
+        match command(link.connection).await {
+            Ok(answer) => Ok((answer, link.generation)),
+            Err(error) => {
+                self.primary.failed(link.generation, &error);
+                Err(unavailable(error))
+            }
+        }
+    }
+
+    /// Waits until what was written or read on the connection of `generation` is held by
+    /// the replicas, when they are to confirm it.
+    async fn replicated(&self, generation: u64) -> Result<(), StoreError> {
+        match &self.replication {
+            Some(replication) => replication.confirmed(generation).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `command` on the primary and answers once what it read is replicated.
+    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        let (answer, generation) = self
+            .on_primary(|mut connection| async move { command.query_async(&mut connection).await })
+            .await?;
+        self.replicated(generation).await?;
+        Ok(answer)
     }
 
     /// Up to `count` messages of the range `start`..`end` (stream ids; `(` excludes), in
@@ -192,17 +367,14 @@ impl RedisStore {
         count: usize,
         backward: bool,
     ) -> Result<Vec<Stored>, StoreError> {
-        let mut connection = self.connection()?;
-        let command = if backward { "XREVRANGE" } else { "XRANGE" };
-        let reply: StreamRangeReply = redis::cmd(command)
+        let mut command = redis::cmd(if backward { "XREVRANGE" } else { "XRANGE" });
+        command
             .arg(&self.keys.log)
             .arg(start)
             .arg(end)
             .arg("COUNT")
-            .arg(count)
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(count);
+        let reply: StreamRangeReply = self.query(&command).await?;
         reply.ids.iter().map(stored).collect()
     }
 }
@@ -241,90 +413,125 @@ fn stored(entry: &StreamId) -> Result<Stored, StoreError> {
     })
 }
 
-/// Follows the log from `after`: blocking reads of what comes next, each message told to
-/// `publisher`. A failed read is made again (after a short wait, growing while Redis is away)
-/// from the last message told, so nothing is skipped or told twice.
-async fn follow_tail(
-    client: Client,
+/// Follows the log: blocking reads of what comes next, on a connection of its own to the
+/// primary, each message told to the publisher once the replicas hold it.
+struct Tail {
+    primary: Arc<Primary>,
+    replication: Option<Replication>,
     log: String,
-    mut after: u64,
     publisher: Arc<Publisher>,
-    stop: CancellationToken,
-) {
-    let mut connection: Option<MultiplexedConnection> = None;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let read = async {
-            let tail = match &mut connection {
-                Some(tail) => tail,
-                None => {
-                    // A connection of its own: a blocking read holds its connection.
-                    let config = redis::AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                        .set_response_timeout(Some(TAIL_BLOCK + RESPONSE_TIMEOUT));
-                    connection.insert(
-                        client
+    /// The newest seq told, for the seq counter's floor.
+    floor: Arc<AtomicU64>,
+}
+
+impl Tail {
+    /// Follows the log from `after`. A failed read (or a read the replicas do not confirm) is
+    /// made again, after a short wait growing while Redis is away, from the last message
+    /// told, so nothing is skipped or told twice.
+    async fn follow(self, mut after: u64, stop: CancellationToken) {
+        let mut connection: Option<(u64, MultiplexedConnection)> = None;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let read = async {
+                let (generation, tail) = match &mut connection {
+                    Some(tail) => tail,
+                    None => {
+                        let link = self.primary.link().await.map_err(|error| (0, error))?;
+                        // A connection of its own: a blocking read holds its connection.
+                        let config = redis::AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                            .set_response_timeout(Some(TAIL_BLOCK + RESPONSE_TIMEOUT));
+                        let tail = link
+                            .client
                             .get_multiplexed_async_connection_with_config(&config)
-                            .await?,
-                    )
+                            .await
+                            .map_err(|error| (link.generation, error))?;
+                        connection.insert((link.generation, tail))
+                    }
+                };
+                let reply: Option<StreamReadReply> = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(READ_COUNT)
+                    .arg("BLOCK")
+                    .arg(TAIL_BLOCK.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(&self.log)
+                    .arg(format!("0-{after}"))
+                    .query_async(tail)
+                    .await
+                    .map_err(|error| (*generation, error))?;
+                Ok::<_, (u64, RedisError)>((*generation, reply))
+            };
+            let reply = tokio::select! {
+                () = stop.cancelled() => return,
+                reply = read => reply,
+            };
+            let outcome = match reply {
+                Ok((generation, reply)) => self.tell(reply, &mut after, generation).await,
+                Err((generation, error)) => {
+                    self.primary.failed(generation, &error);
+                    Err(unavailable(error))
                 }
             };
-            let reply: Option<StreamReadReply> = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .arg("BLOCK")
-                .arg(TAIL_BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&log)
-                .arg(format!("0-{after}"))
-                .query_async(tail)
-                .await?;
-            Ok::<_, RedisError>(reply)
-        };
-        let reply = tokio::select! {
-            () = stop.cancelled() => return,
-            reply = read => reply,
-        };
-        match reply {
-            Ok(reply) => {
-                backoff = Duration::from_millis(50);
-                let entries = reply
-                    .into_iter()
-                    .flat_map(|reply| reply.keys)
-                    .flat_map(|key| key.ids);
-                let mut messages = Vec::new();
-                for entry in entries {
-                    match stored(&entry) {
-                        Ok(message) => messages.push(message),
-                        Err(error) => tracing::error!(%error, "skipping a log entry"),
+            match outcome {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(error) => {
+                    tracing::warn!(%error, "reading the log's tail from Redis failed; reading again");
+                    connection = None;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
                     }
-                    if let Some(seq) = seq_of(&entry.id) {
-                        after = after.max(seq);
-                    }
+                    backoff = longer(backoff);
                 }
-                if !messages.is_empty() {
-                    publisher.publish(messages, after);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "reading the log's tail from Redis failed; reading again");
-                connection = None;
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = longer(backoff);
             }
         }
+    }
+
+    /// Tells the messages of `reply` (read on the connection of `generation`) once the
+    /// replicas hold them, and moves `after` past them.
+    async fn tell(
+        &self,
+        reply: Option<StreamReadReply>,
+        after: &mut u64,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        let entries: Vec<StreamId> = reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if let Some(replication) = &self.replication {
+            replication.confirmed(generation).await?;
+        }
+        let mut newest = *after;
+        let mut messages = Vec::new();
+        for entry in entries {
+            match stored(&entry) {
+                Ok(message) => messages.push(message),
+                Err(error) => tracing::error!(%error, "skipping a log entry"),
+            }
+            if let Some(seq) = seq_of(&entry.id) {
+                newest = newest.max(seq);
+            }
+        }
+        if !messages.is_empty() {
+            self.publisher.publish(messages, newest);
+        }
+        *after = newest;
+        self.floor.fetch_max(newest, Ordering::AcqRel);
+        Ok(())
     }
 }
 
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn insert(&self, message: NewMessage) -> Result<Inserted, StoreError> {
-        let mut connection = self.connection()?;
-        let answer: redis::Value = self
-            .insert
+        let mut invocation = self.insert.prepare_invoke();
+        invocation
             .key(&self.keys.seq)
             .key(&self.keys.log)
             .key(&self.keys.ids)
@@ -336,16 +543,21 @@ impl Store for RedisStore {
             } else {
                 "0"
             })
-            .arg(super::now_ms())
-            .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .arg(super::now_ms());
+        let (answer, generation) = self
+            .on_primary(|mut connection| async move {
+                invocation.invoke_async::<Value>(&mut connection).await
+            })
+            .await?;
         let answer = match answer {
-            redis::Value::Int(answer) => answer,
+            Value::Int(-1) => return Err(StoreError::Conflict { id: message.id }),
+            Value::Int(answer) => answer,
             // The text is held under another id (under this one, the id's look-up answered
             // first).
-            redis::Value::BulkString(held_under) => {
-                return Ok(match uuid::Uuid::try_parse_ascii(&held_under) {
+            Value::BulkString(held_under) => {
+                // Held, but answered only once the replicas hold it too.
+                self.replicated(generation).await?;
+                return Ok(match Uuid::try_parse_ascii(&held_under) {
                     Ok(held_under) => Inserted::DuplicateOf(held_under),
                     Err(_) => Inserted::Duplicate,
                 });
@@ -356,24 +568,23 @@ impl Store for RedisStore {
                 )));
             }
         };
-        match answer {
-            0 => Ok(Inserted::Duplicate),
-            -1 => Err(StoreError::Conflict { id: message.id }),
-            seq => {
-                // Stored; wait (briefly) until the tail has told watchers of it. If the tail is
-                // cut off meanwhile, the message is stored all the same, and told once the tail
-                // reads again.
-                let seq = u64::try_from(seq).unwrap_or_default();
-                let mut told = self.told.clone();
-                if tokio::time::timeout(RESPONSE_TIMEOUT, told.wait_for(|newest| *newest >= seq))
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(seq, "stored, but the log's tail has not read it yet");
-                }
-                Ok(Inserted::Stored)
-            }
+        // A duplicate too: the first copy may not have reached the replicas yet (its insert
+        // answered UNAVAILABLE, and this is the retry).
+        self.replicated(generation).await?;
+        if answer == 0 {
+            return Ok(Inserted::Duplicate);
         }
+        // Stored; wait (briefly) until the tail has told watchers of it. If the tail is cut off
+        // meanwhile, the message is stored all the same, and told once the tail reads again.
+        let seq = u64::try_from(answer).unwrap_or_default();
+        let mut told = self.told.clone();
+        if tokio::time::timeout(RESPONSE_TIMEOUT, told.wait_for(|newest| *newest >= seq))
+            .await
+            .is_err()
+        {
+            tracing::warn!(seq, "stored, but the log's tail has not read it yet");
+        }
+        Ok(Inserted::Stored)
     }
 
     async fn list(&self) -> Result<Vec<String>, StoreError> {
@@ -419,15 +630,11 @@ impl Store for RedisStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        connection
-            .set::<_, _, Value>(&self.keys.probe, now)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        // A write, confirmed by the replicas when they are to confirm writes: the store can
+        // take writes only if both work.
+        let mut command = redis::cmd("SET");
+        command.arg(&self.keys.probe).arg(super::now_ms());
+        self.query::<Value>(&command).await.map(drop)
     }
 
     async fn close(&self) {
@@ -462,6 +669,39 @@ mod tests {
     }
 
     store_contract_tests!(backend backend, durable);
+
+    /// The same contract on a replicated Redis found through Sentinel (a primary, two
+    /// replicas, three sentinels), each write acknowledged once a replica holds it.
+    mod replicated {
+        use std::sync::Arc;
+
+        use msglog_common::testing::RedisReplicated;
+
+        use super::super::{Acks, RedisStore, Target};
+        use crate::store::{Store, contract::OpenFn};
+
+        async fn backend() -> Option<Box<OpenFn>> {
+            let redis = Arc::new(RedisReplicated::start_if_installed().await?);
+            let target = Target::parse(&redis.store_url()).unwrap();
+            Some(Box::new(move |dir, dedup_by| {
+                let (redis, target) = (Arc::clone(&redis), target.clone());
+                Box::pin(async move {
+                    let acks = Acks {
+                        replicas: 1,
+                        timeout: std::time::Duration::from_secs(1),
+                    };
+                    let store =
+                        RedisStore::connect(&target, &dir.display().to_string(), dedup_by, acks)
+                            .await
+                            .unwrap();
+                    drop(redis);
+                    Arc::new(store) as Arc<dyn Store>
+                })
+            }))
+        }
+
+        store_contract_tests!(backend backend, durable);
+    }
 
     /// `list` reads the log by pages of [`READ_COUNT`]: a log of two full pages and one more
     /// message is read whole, in order.
