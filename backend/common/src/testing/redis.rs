@@ -362,20 +362,16 @@ impl RedisReplicated {
             .unwrap_or_else(|| panic!("the new primary {new} is not one of the servers"))
     }
 
-    /// Waits until the first sentinel has turned the server `index` (back) into a replica
-    /// `count` times in all.
-    pub async fn wait_for_rejoin(&self, index: usize, count: usize) {
-        let port = format!(":{} ", self.servers[index].port);
-        let port_at_end = format!(":{}", self.servers[index].port);
-        self.sentinels[0]
+    /// Waits until the server `index`, restarted, has been made a replica (by whichever
+    /// sentinel saw it first) and has taken the primary's data: its first sync since the
+    /// restart has finished.
+    pub async fn wait_for_rejoin(&self, index: usize) {
+        self.servers[index]
             .log
             .wait_for(
                 0,
-                count,
-                |line| {
-                    line.contains("+convert-to-slave")
-                        && (line.contains(&port) || line.ends_with(&port_at_end))
-                },
+                1,
+                |line| line.contains("MASTER <-> REPLICA sync: Finished with success"),
                 "the old primary to rejoin as a replica",
             )
             .await;

@@ -701,6 +701,110 @@ mod tests {
         }
 
         store_contract_tests!(backend backend, durable);
+
+        /// A write the replicas do not confirm in time is answered `UNAVAILABLE`, and neither
+        /// read nor told meanwhile; sent again (the same id) once they can confirm it, it is a
+        /// duplicate of the copy held, and the log holds it once.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_unconfirmed_write_is_unavailable_and_its_retry_is_stored_once() {
+            use crate::store::{Cursor, DedupBy, Inserted, NewMessage, StoreError};
+            let Some(redis) = RedisReplicated::start_if_installed().await else {
+                return;
+            };
+            let target = Target::parse(&redis.store_url()).unwrap();
+            // Three replicas asked for, of the two there are.
+            let wanting = RedisStore::connect(
+                &target,
+                "unconfirmed",
+                DedupBy::Id,
+                Acks {
+                    replicas: 3,
+                    timeout: std::time::Duration::from_millis(200),
+                },
+            )
+            .await
+            .unwrap();
+            let mut subscription = wanting.subscribe();
+            let message = NewMessage {
+                id: uuid::Uuid::from_u128(7),
+                text: msglog_proto::MessageText::parse("wait for it".to_owned(), 100).unwrap(),
+            };
+            let error = wanting.insert(message.clone()).await.unwrap_err();
+            assert!(
+                matches!(&error, StoreError::Unavailable(why) if why.contains("of the 3 replicas")),
+                "{error}"
+            );
+            assert!(wanting.page(Cursor::After(0), 10).await.is_err());
+            assert!(
+                subscription.committed.try_recv().is_err(),
+                "told unconfirmed"
+            );
+
+            let store = RedisStore::connect(
+                &target,
+                "unconfirmed",
+                DedupBy::Id,
+                Acks {
+                    replicas: 2,
+                    timeout: std::time::Duration::from_secs(1),
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                store.insert(message.clone()).await.unwrap(),
+                Inserted::Duplicate
+            );
+            let page = store.page(Cursor::After(0), 10).await.unwrap();
+            let held: Vec<(u64, uuid::Uuid)> =
+                page.iter().map(|stored| (stored.seq, stored.id)).collect();
+            assert_eq!(held, [(1, message.id)]);
+        }
+    }
+
+    /// A counter found below the newest seq this process told of (a failover lost messages
+    /// that were told) is raised to it on the next connection, so no seq is given twice.
+    #[tokio::test]
+    async fn a_seq_counter_gone_back_is_raised_to_what_was_told() {
+        let Some(server) = RedisServer::start_if_installed().await else {
+            return;
+        };
+        let store = RedisStore::open_with_prefix(&server.url(), "floor", DedupBy::Id)
+            .await
+            .unwrap();
+        let message = |n: u128| NewMessage {
+            id: Uuid::from_u128(n),
+            text: msglog_proto::MessageText::parse(format!("m{n}"), 100).unwrap(),
+        };
+        for n in 1..=3 {
+            assert_eq!(store.insert(message(n)).await.unwrap(), Inserted::Stored);
+        }
+        // The counter goes back to 1, and the connection fails (as at a failover).
+        let mut other = Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let () = redis::cmd("SET")
+            .arg(&Keys::new("floor").seq)
+            .arg(1)
+            .query_async(&mut other)
+            .await
+            .unwrap();
+        let generation = store.primary.link().await.unwrap().generation;
+        store.primary.failed(
+            generation,
+            &RedisError::from((redis::ErrorKind::Io, "cut off for the test")),
+        );
+        assert_eq!(store.insert(message(4)).await.unwrap(), Inserted::Stored);
+        let seqs: Vec<u64> = store
+            .page(Cursor::After(3), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|stored| stored.seq)
+            .collect();
+        assert_eq!(seqs, [4], "the new message took a seq already given");
     }
 
     /// `list` reads the log by pages of [`READ_COUNT`]: a log of two full pages and one more

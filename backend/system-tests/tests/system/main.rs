@@ -10,6 +10,7 @@ mod balancing;
 mod batching;
 mod connect;
 mod events;
+mod failover;
 mod fairness;
 mod faults;
 mod fuzz_grpc;
