@@ -5,7 +5,8 @@
 # (which installs the page's tools, builds the page with a plain `trunk build --release`, and
 # builds and starts the three services), the original's curl scripts against it, the page it
 # serves, the gateway's gRPC-web on the same port, HTTPS, the request id in the logs, Ctrl-C,
-# which must stop all three, and three logging replicas on Redis. Free ports and a temporary
+# which must stop all three, three logging replicas on Redis, and a replicated Redis with two
+# facades losing its primary. Free ports and a temporary
 # data directory are passed through the environment (as the README shows), so services
 # already running on the default ports are not disturbed. Ends with "README commands: P passed, F failed".
 #
@@ -189,6 +190,43 @@ if [ "$started" = 1 ]; then
   wait "$run_pid" || run_status=$?
   check "Ctrl-C stops the replicas, Redis and the rest" test "$run_status" = 0
   check "Redis is stopped too" sh -c "! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
+else
+  echo "--- scripts/run.sh said:" >&2
+  tail -n 40 "$log" >&2
+fi
+
+echo "==> no single machine to lose: LOGGING_STORE=redis-sentinel scripts/run.sh, the primary killed"
+export LOGGING_STORE=redis-sentinel SENTINEL_DOWN_AFTER_MS=500
+unset LOGGING_REPLICAS
+started=0
+start_services "$work/sentinel" "$log" "$RUN_TIMEOUT_S" && started=1
+check "LOGGING_STORE=redis-sentinel scripts/run.sh starts them" test "$started" = 1
+if [ "$started" = 1 ]; then
+  first=http://$FACADE_ADDR
+  second=http://127.0.0.1:$((FACADE_REPLICA_BASE_PORT + 2))
+  curl -s -o /dev/null -X POST "$first/send_message" -H 'content-type: application/json' -d '{"message": "before"}'
+  primary_pid=$(sed -n 's/.*To see a failover:  kill -9 \([0-9]*\).*/\1/p' "$log")
+  check "it says which process is the Redis primary" test -n "$primary_pid"
+  [ -z "$primary_pid" ] || kill -9 "$primary_pid"
+  code=
+  for _ in $(seq 1 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$second/send_message" \
+      -H 'content-type: application/json' -d '{"message": "after the failover"}')
+    [ "$code" = 200 ] && break
+    sleep 0.1
+  done
+  check "after the primary's kill, POSTs succeed again (through the second facade)" test "$code" = 200
+  answer=$(curl -s "$first/get_messages")
+  check "both facades' messages are in the one log, once each" test "$answer" = \
+    '{"logged_messages":["before","after the failover"],"message_from_service":"not implemented yet"}' \
+    || echo "  it answered: $answer" >&2
+  promoted=$(redis-cli -p "$SENTINEL_PORT" sentinel get-master-addr-by-name msglog | tail -n 1)
+  check "the sentinels name a replica as the new primary" test "$promoted" != "$REDIS_PORT"
+  kill -INT -- "-$run_pid"
+  run_status=0
+  wait "$run_pid" || run_status=$?
+  check "Ctrl-C stops the facades, the replicas, Redis and its sentinels" test "$run_status" = 0
+  check "the sentinels are stopped too" sh -c "! redis-cli -p $SENTINEL_PORT ping >/dev/null 2>&1"
 else
   echo "--- scripts/run.sh said:" >&2
   tail -n 40 "$log" >&2

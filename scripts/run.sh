@@ -16,6 +16,13 @@
 #                                   # (:8081, :8084, :8085), the facade balancing across them;
 #                                   # LOGGING_REPLICA_BASE_PORT=N moves replica n to port N+n
 #                                   # (its admin port to N+1000+n)
+#   LOGGING_STORE=redis-sentinel scripts/run.sh
+#                                   # no single machine to lose: a replicated Redis (a primary on
+#                                   # :6379, replicas on :6380 and :6381, three sentinels on
+#                                   # :26379-26381; REDIS_PORT and SENTINEL_PORT move them), three
+#                                   # logging replicas on it and two facades (:8080 and :8090;
+#                                   # FACADES=N for more, facade n on FACADE_REPLICA_BASE_PORT+n,
+#                                   # default 8088+n); prints what to kill to see a failover
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,14 +35,24 @@ export MESSAGES_ADDR=${MESSAGES_ADDR:-0.0.0.0:8082}
 # Logging's admin port: its Prometheus metrics at /metrics.
 export LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR:-127.0.0.1:9081}
 port() { echo "${1##*:}"; }
-LOGGING_REPLICAS=${LOGGING_REPLICAS:-1}
 REDIS_PORT=${REDIS_PORT:-6379}
+SENTINEL_PORT=${SENTINEL_PORT:-26379}
+if [ "${LOGGING_STORE:-}" = redis-sentinel ]; then
+  export LOGGING_STORE=redis-sentinel://127.0.0.1:$SENTINEL_PORT,127.0.0.1:$((SENTINEL_PORT + 1)),127.0.0.1:$((SENTINEL_PORT + 2))/msglog
+  start_redis=replicated
+  LOGGING_REPLICAS=${LOGGING_REPLICAS:-3}
+  FACADES=${FACADES:-2}
+fi
+LOGGING_REPLICAS=${LOGGING_REPLICAS:-1}
+FACADES=${FACADES:-1}
+FACADE_REPLICA_BASE_PORT=${FACADE_REPLICA_BASE_PORT:-8088}
 case "$LOGGING_REPLICAS" in ''|*[!0-9]*|0) echo "LOGGING_REPLICAS must be a number from 1" >&2; exit 1 ;; esac
+case "$FACADES" in ''|*[!0-9]*|0) echo "FACADES must be a number from 1" >&2; exit 1 ;; esac
 if [ "${LOGGING_STORE:-}" = redis ]; then
   export LOGGING_STORE=redis://127.0.0.1:$REDIS_PORT
   start_redis=1
 fi
-if [ "$LOGGING_REPLICAS" -gt 1 ] && [[ "${LOGGING_STORE:-}" != redis://* ]]; then
+if [ "$LOGGING_REPLICAS" -gt 1 ] && [[ "${LOGGING_STORE:-}" != redis://* && "${LOGGING_STORE:-}" != redis-sentinel://* ]]; then
   echo "several logging replicas need a store they share: add LOGGING_STORE=redis" >&2
   exit 1
 fi
@@ -98,7 +115,10 @@ trap on_signal INT TERM
 trap stop_all EXIT
 
 # Every Redis write appended to its log and fsynced before Redis answers (docs/operations.md).
-[ -z "${start_redis:-}" ] || start_redis "$REDIS_PORT" "${LOGGING_DATA_DIR:-data}/redis"
+case "${start_redis:-}" in
+  1) start_redis "$REDIS_PORT" "${LOGGING_DATA_DIR:-data}/redis" ;;
+  replicated) start_redis_replicated "$REDIS_PORT" "$SENTINEL_PORT" "${LOGGING_DATA_DIR:-data}/redis" ;;
+esac
 for n in $(seq 1 "$LOGGING_REPLICAS"); do
   LOGGING_ADMIN_ADDR=${LOGGING_ADMIN_ADDR%:*}:$(replica_admin_port "$n") \
     start_logging "${LOGGING_ADDR%:*}:$(replica_port "$n")"
@@ -106,10 +126,22 @@ done
 start_messages "$MESSAGES_ADDR"
 start_facade "$FACADE_ADDR"
 [ -z "${FACADE_TLS_CERT:-}" ] || wait_ready "$facade_pid" "https://localhost:$(port "$FACADE_TLS_ADDR")/healthz" --insecure
+# More facades (plain HTTP only), each on the same logging replicas: behind any load balancer.
+facade_pids=("$facade_pid")
+for n in $(seq 2 "$FACADES"); do
+  (
+    unset FACADE_TLS_CERT FACADE_TLS_KEY FACADE_TLS_ADDR
+    exec "$bin/facade-service" --addr "${FACADE_ADDR%:*}:$((FACADE_REPLICA_BASE_PORT + n))"
+  ) &
+  pids+=("$!")
+  facade_pids+=("$!")
+  wait_ready "$!" "http://127.0.0.1:$((FACADE_REPLICA_BASE_PORT + n))/healthz"
+done
 
 cat <<INFO
 
   page      http://localhost:$(port "$FACADE_ADDR")/   <- open this in a browser
+$(for n in $(seq 2 "$FACADES"); do echo "            http://localhost:$((FACADE_REPLICA_BASE_PORT + n))/   (facade $n: the same log, live)"; done)
 $([ -z "${FACADE_TLS_CERT:-}" ] || echo "            https://localhost:$(port "$FACADE_TLS_ADDR")/  (HTTPS and HTTP/2: every tab on one connection)")
   facade    http://localhost:$(port "$FACADE_ADDR")   (POST /send_message, GET /get_messages, /api/;
                                    gRPC and gRPC-web: msglog.v1.MessageLog)
@@ -119,14 +151,26 @@ $([ -z "${FACADE_TLS_CERT:-}" ] || echo "            https://localhost:$(port "$
   messages  http://localhost:$(port "$MESSAGES_ADDR")   (GET /get_message)
 
   Try:  scripts/test_requests_post.sh "hello"  and  scripts/test_requests_get.sh
+$([ "${start_redis:-}" = replicated ] && cat <<FAILOVER
+
+  To see a failover:  kill -9 ${redis_pids[0]}   (the Redis primary, port $REDIS_PORT)
+      within a few seconds the sentinels promote a replica, and POSTs succeed again;
+      redis-cli -p $SENTINEL_PORT sentinel get-master-addr-by-name msglog   names the new one.
+  Or lose a facade (kill -9 ${facade_pids[1]:-}, port $((FACADE_REPLICA_BASE_PORT + 2))) or a logging replica: the rest serve.
+FAILOVER
+)
   Ctrl-C stops them all.
 
 INFO
 
 # Runs until Ctrl-C (handled by on_signal), or until a service exits: then the EXIT trap
-# stops the other two.
+# stops the other two. With a replicated Redis, the parts there are several of (the Redis
+# servers and sentinels, the logging replicas, the facades after the first) are there to be
+# lost: only the first facade or messages exiting stops the rest.
+watched=("${pids[@]}")
+[ "${start_redis:-}" != replicated ] || watched=("$messages_pid" "${facade_pids[0]}")
 set +e
-wait -n "${pids[@]}"
+wait -n "${watched[@]}"
 status=$?
 echo "a service exited (status $status); stopping the others" >&2
 exit "$status"

@@ -25,8 +25,29 @@ while True:
         break'
 }
 
+# A base port N with N, N+1 and N+2 free (a replicated Redis's three servers, or its three
+# sentinels).
+free_three() {
+  python3 -c '
+import socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1]; s.close()
+    if base + 2 < 65536 and all(free(base + n) for n in range(3)):
+        print(base)
+        break'
+}
+
 # Points scripts/run.sh at free ports (the three services, logging's admin port, the logging
-# replicas' and Redis's when it starts them) and at a data directory under $1, so services
+# replicas', the second facade's, and Redis's and its sentinels' when it starts them) and at a data directory under $1, so services
 # already running on the default ports are not disturbed.
 use_free_ports() {
   export FACADE_ADDR=127.0.0.1:$(free_port)
@@ -34,7 +55,9 @@ use_free_ports() {
   export MESSAGES_ADDR=127.0.0.1:$(free_port)
   export LOGGING_ADMIN_ADDR=127.0.0.1:$(free_port)
   export LOGGING_REPLICA_BASE_PORT=$(free_replica_base)
-  export REDIS_PORT=$(free_port)
+  export REDIS_PORT=$(free_three)
+  export SENTINEL_PORT=$(free_three)
+  export FACADE_REPLICA_BASE_PORT=$(($(free_port) - 2))
   export LOGGING_DATA_DIR=$1/data
 }
 

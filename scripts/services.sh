@@ -12,6 +12,7 @@
 #   start_messages 127.0.0.1:8082
 #   start_facade 127.0.0.1:8080 --logging-url http://127.0.0.1:8081
 #   start_redis 6379 data/redis
+#   start_redis_replicated 6379 26379 data/redis
 
 # build_services [EXTRA_BIN...]: builds logging, messages and the facade (and the named extra
 # binaries of the workspace) with cargo's profile $PROFILE (default release); sets $bin to the
@@ -78,15 +79,17 @@ start_facade() {
   wait_ready "$facade_pid" "$(local_url "$1")/healthz"
 }
 
-# start_redis PORT DIR: redis-server on loopback, its data in DIR, every write appended to its
-# log and fsynced before it answers (the durability the Redis store promises), its own log in
-# DIR/redis.log; ready when it answers PING. Sets $redis_pid.
+# start_redis PORT DIR [SETTING...]: redis-server on loopback, its data in DIR, every write
+# appended to its log and fsynced before it answers (the durability the Redis store promises),
+# its own log in DIR/redis.log, with more settings (`--name value`) after; ready when it
+# answers PING. Sets $redis_pid.
 start_redis() {
   local port=$1 dir=$2
+  shift 2
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --logfile "$dir/redis.log" \
-    --appendonly yes --appendfsync always --save "" &
+    --appendonly yes --appendfsync always --save "" "$@" &
   redis_pid=$!
   pids+=("$redis_pid")
   for _ in $(seq 1 200); do
@@ -100,6 +103,60 @@ start_redis() {
   done
   echo "redis-server did not answer on port $port within 10 s" >&2
   return 1
+}
+
+# start_redis_replicated PORT SENTINEL_PORT DIR: a replicated Redis on loopback, as production
+# runs one: a primary on PORT and two replicas on PORT+1 and PORT+2 (each with start_redis's
+# durability; the primary takes a write only while a replica is connected and at most 10 s
+# behind), watched by three sentinels on SENTINEL_PORT..SENTINEL_PORT+2 (`redis-server
+# --sentinel`, quorum 2, the master named msglog, a server called down after
+# SENTINEL_DOWN_AFTER_MS, default 2000). Data and logs under DIR/PORT and DIR/sentinel-PORT.
+# Returns once the replicas are in sync and each sentinel names the primary. Sets
+# $redis_pids (the three servers, in port order) and $redis_sentinels (HOST:PORT,...).
+start_redis_replicated() {
+  local port=$1 sentinel_port=$2 dir=$3 n p s
+  local safety=(--min-replicas-to-write 1 --min-replicas-max-lag 10 --repl-diskless-sync-delay 0)
+  redis_pids=()
+  start_redis "$port" "$dir/$port" "${safety[@]}"
+  redis_pids+=("$redis_pid")
+  for n in 1 2; do
+    p=$((port + n))
+    start_redis "$p" "$dir/$p" "${safety[@]}" --replicaof 127.0.0.1 "$port"
+    redis_pids+=("$redis_pid")
+  done
+  for n in 1 2; do
+    p=$((port + n))
+    for _ in $(seq 1 200); do
+      redis-cli -p "$p" info replication 2>/dev/null | grep -q '^master_link_status:up' && break
+      sleep 0.05
+    done
+    redis-cli -p "$p" info replication | grep -q '^master_link_status:up' \
+      || { echo "the replica on port $p did not sync within 10 s" >&2; return 1; }
+  done
+  redis_sentinels=""
+  for n in 0 1 2; do
+    s=$((sentinel_port + n))
+    mkdir -p "$dir/sentinel-$s"
+    # A sentinel rewrites its own configuration file (the current primary, the others).
+    cat > "$dir/sentinel-$s/sentinel.conf" <<CONF
+port $s
+bind 127.0.0.1
+dir $(cd "$dir/sentinel-$s" && pwd)
+logfile $(cd "$dir/sentinel-$s" && pwd)/sentinel.log
+sentinel monitor msglog 127.0.0.1 $port 2
+sentinel down-after-milliseconds msglog ${SENTINEL_DOWN_AFTER_MS:-2000}
+sentinel failover-timeout msglog 10000
+CONF
+    redis-server "$dir/sentinel-$s/sentinel.conf" --sentinel &
+    pids+=("$!")
+    for _ in $(seq 1 200); do
+      redis-cli -p "$s" sentinel get-master-addr-by-name msglog >/dev/null 2>&1 && break
+      sleep 0.05
+    done
+    redis-cli -p "$s" sentinel get-master-addr-by-name msglog >/dev/null 2>&1 \
+      || { echo "the sentinel on port $s did not start within 10 s" >&2; return 1; }
+    redis_sentinels+="${redis_sentinels:+,}127.0.0.1:$s"
+  done
 }
 
 # stop PID...: asks the processes to stop (SIGTERM: each service drains and exits) and waits.
