@@ -6,6 +6,7 @@
 #   scripts/setup.sh browser   # Chromium (Debian package; needs root) and playwright-core
 #   scripts/setup.sh connect   # protoc (Debian package) and the Connect client for Node
 #   scripts/setup.sh redis     # redis-server (Debian package; needs root), for the Redis store
+#                              # (and, as `redis-server --sentinel`, the sentinels of a replicated one)
 #   scripts/setup.sh           # all four
 #
 # trunk and wasm-bindgen go where `cargo install` puts programs (~/.cargo/bin), and wasm-opt

@@ -1,4 +1,5 @@
-// The page's live list across a break of its stream: what was stored while the page could not
+// The page's live list across a break of its stream (and, first, what goes in through a second
+// facade shown live, as behind a load balancer): what was stored while the page could not
 // hear of it shows once each, in order, counted in the DOM. The break is made two ways: the
 // facade the page talks to stops (messages go in through a second facade on the same logging
 // meanwhile), and the browser goes offline (messages go in through the same facade).
@@ -38,20 +39,23 @@ test('the facade restarts: what was stored meanwhile through another facade show
     await feed(page, 'live');
     await post(stack.facade.addr, 'before 1');
     await listHas(page, 'before 1');
+    // Facades behind a load balancer: what goes in through the other shows here, live.
+    await post(other.addr, 'through the other facade');
+    await listHas(page, 'through the other facade');
 
     await stopService(stack.facade);
     await feed(page, 'interrupted');
     const gap = numbered('during the gap', 5);
     for (const text of gap) await post(other.addr, text);
     // Nothing of the gap reached the page while its facade was down.
-    assert.deepEqual(await listTexts(page), ['before 1']);
+    assert.deepEqual(await listTexts(page), ['before 1', 'through the other facade']);
 
     await stack.restartFacade();
     await feed(page, 'live');
     await listHas(page, gap.at(-1));
     await post(stack.facade.addr, 'after 1');
     await listHas(page, 'after 1');
-    await showsExactly(page, stack, ['before 1', ...gap, 'after 1']);
+    await showsExactly(page, stack, ['before 1', 'through the other facade', ...gap, 'after 1']);
   });
 });
 
