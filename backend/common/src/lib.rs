@@ -15,6 +15,7 @@
 //! - [`random_id`]: random UUIDs without a system call per id;
 //! - [`secret`]: a deployment's shared secrets (logging's token, the ids' key), read from files;
 //! - [`bounded`]: what a client sent, cut short before it is logged or quoted;
+//! - [`runtime`]: the tokio runtime each service runs on (its worker count);
 //! - [`shutdown`]: a future that resolves on SIGINT or SIGTERM;
 //! - [`bind`]: binds a listener with an error that names the address;
 //! - `testing` (feature `testing`): the test harness (services in-process or as real processes).
@@ -28,6 +29,7 @@ pub mod http_edge;
 pub mod metrics;
 pub mod random_id;
 pub mod request_id;
+pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

@@ -1,10 +1,18 @@
 use clap::Parser as _;
 use messages_service::{Application, Settings};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     msglog_common::telemetry::init("info");
-    let app = Application::build(&settings).await?;
-    app.run_until(msglog_common::shutdown::signal()).await
+    // The service runs as a task on the runtime's workers, like every task it spawns (see
+    // msglog_common::runtime).
+    msglog_common::runtime::build("MESSAGES", msglog_common::runtime::Share::One)?.block_on(
+        async move {
+            tokio::spawn(async move {
+                let app = Application::build(&settings).await?;
+                app.run_until(msglog_common::shutdown::signal()).await
+            })
+            .await?
+        },
+    )
 }
