@@ -4,11 +4,11 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# A base port N for scripts/run.sh's logging replicas 2 to 9 (ports N+2.. and N+1002..), every
-# one of them free.
-free_replica_base() {
-  python3 -c '
-import socket
+# free_base OFFSET...: a base port N with N+OFFSET free for each OFFSET given.
+free_base() {
+  python3 - "$@" <<'PY'
+import socket, sys
+offsets = [int(offset) for offset in sys.argv[1:]]
 def free(port):
     s = socket.socket()
     try:
@@ -19,32 +19,17 @@ def free(port):
     finally:
         s.close()
 while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1] - 2; s.close()
-    if base + 1009 < 65536 and all(free(base + n) and free(base + 1000 + n) for n in range(2, 10)):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1] - min(offsets); s.close()
+    if base > 0 and base + max(offsets) < 65536 and all(free(base + n) for n in offsets):
         print(base)
-        break'
+        break
+PY
 }
-
-# A base port N with N, N+1 and N+2 free (a replicated Redis's three servers, or its three
-# sentinels).
-free_three() {
-  python3 -c '
-import socket
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); base = s.getsockname()[1]; s.close()
-    if base + 2 < 65536 and all(free(base + n) for n in range(3)):
-        print(base)
-        break'
-}
+# A base port N for scripts/run.sh's logging replicas 2 to 9: ports N+2..N+9, and their admin
+# ports N+1002..N+1009.
+free_replica_base() { free_base $(seq 2 9) $(seq 1002 1009); }
+# A base port N with N, N+1 and N+2 free (a replicated Redis's three servers, or its sentinels).
+free_three() { free_base 0 1 2; }
 
 # Points scripts/run.sh at free ports (the three services, logging's admin port, the logging
 # replicas', the second facade's, and Redis's and its sentinels' when it starts them) and at a data directory under $1, so services

@@ -39,6 +39,17 @@ pub fn build(prefix: &str, share: Share) -> std::io::Result<tokio::runtime::Runt
     builder.build()
 }
 
+/// Runs a service: its tracing set up, then `serve` as a task on the runtime [`build`] makes
+/// (so the service, like every task it spawns, runs on the runtime's workers), until it ends.
+pub fn run<F, Fut>(prefix: &str, share: Share, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    crate::telemetry::init("info");
+    build(prefix, share)?.block_on(async move { tokio::spawn(serve()).await? })
+}
+
 /// The workers `share` of this process's cores comes to.
 fn workers(share: Share) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);

@@ -1,18 +1,11 @@
 use clap::Parser as _;
 use messages_service::{Application, Settings};
+use msglog_common::runtime::{Share, run};
 
 fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    msglog_common::telemetry::init("info");
-    // The service runs as a task on the runtime's workers, like every task it spawns (see
-    // msglog_common::runtime).
-    msglog_common::runtime::build("MESSAGES", msglog_common::runtime::Share::One)?.block_on(
-        async move {
-            tokio::spawn(async move {
-                let app = Application::build(&settings).await?;
-                app.run_until(msglog_common::shutdown::signal()).await
-            })
-            .await?
-        },
-    )
+    run("MESSAGES", Share::One, || async move {
+        let app = Application::build(&settings).await?;
+        app.run_until(msglog_common::shutdown::signal()).await
+    })
 }

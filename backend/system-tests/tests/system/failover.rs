@@ -33,40 +33,68 @@ use crate::helpers::start_facade_binary;
 /// a loaded one.
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 
-/// Three logging replicas on `redis`, and two facades in front of all three (real binaries).
-async fn start_system(redis: &RedisReplicated) -> (Vec<ServiceProcess>, Vec<ServiceProcess>) {
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut loggings = Vec::new();
-    for _ in 0..3 {
-        loggings.push(
-            ServiceProcess::start(
-                env!("CARGO_BIN_EXE_logging"),
-                [
-                    "--addr".to_owned(),
-                    any.to_string(),
-                    format!("--store={}", redis.store_url()),
-                ],
-                LogAfterStart::Drain,
-            )
-            .await,
-        );
+/// A replicated Redis ready to fail over, three logging replicas on it, and two facades in
+/// front of all three (real binaries), with clients of the facades.
+struct System {
+    redis: RedisReplicated,
+    _loggings: Vec<ServiceProcess>,
+    facades: Vec<ServiceProcess>,
+    load: Arc<Load>,
+}
+
+impl System {
+    /// Starts one (`None`, saying why, where Redis is not installed).
+    async fn start() -> Option<Self> {
+        let redis = RedisReplicated::start_if_installed().await?;
+        redis.wait_until_failover_is_possible().await;
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut loggings = Vec::new();
+        for _ in 0..3 {
+            loggings.push(
+                ServiceProcess::start(
+                    env!("CARGO_BIN_EXE_logging"),
+                    [
+                        "--addr".to_owned(),
+                        any.to_string(),
+                        format!("--store={}", redis.store_url()),
+                    ],
+                    LogAfterStart::Drain,
+                )
+                .await,
+            );
+        }
+        let urls: Vec<String> = loggings
+            .iter()
+            .map(|logging| format!("http://{}", logging.addr))
+            .collect();
+        let mut facades = Vec::new();
+        for _ in 0..2 {
+            facades.push(
+                start_facade_binary(
+                    &urls.join(","),
+                    &["--logging-health-ms", "50"],
+                    LogAfterStart::Drain,
+                )
+                .await,
+            );
+        }
+        let load = Load::new(&facades);
+        Some(Self {
+            redis,
+            _loggings: loggings,
+            facades,
+            load,
+        })
     }
-    let urls: Vec<String> = loggings
-        .iter()
-        .map(|logging| format!("http://{}", logging.addr))
-        .collect();
-    let mut facades = Vec::new();
-    for _ in 0..2 {
-        facades.push(
-            start_facade_binary(
-                &urls.join(","),
-                &["--logging-health-ms", "50"],
-                LogAfterStart::Drain,
-            )
-            .await,
-        );
+
+    /// Kills (SIGKILL) the primary the system started with: the failovers announced before,
+    /// and when it was killed.
+    fn kill_the_primary(&mut self) -> (usize, Instant) {
+        let failovers = self.redis.failovers();
+        let killed = Instant::now();
+        self.redis.servers[0].kill();
+        (failovers, killed)
     }
-    (loggings, facades)
 }
 
 /// One POST's outcome: which message, its status (`None`: no answer, the connection failed),
@@ -176,6 +204,15 @@ async fn post_until_stored(load: &Load, text: &str, since: Instant) {
     }
 }
 
+/// Every worker's POSTs, once all have ended.
+async fn ended(workers: Vec<tokio::task::JoinHandle<Vec<Posted>>>) -> Vec<Vec<Posted>> {
+    let mut done = Vec::new();
+    for worker in workers {
+        done.push(worker.await.unwrap());
+    }
+    done
+}
+
 /// The whole stored log as `(seq, text)`, read through the facade at `base` by forward pages
 /// (through logging, from the current primary).
 async fn stored_log(base: &str) -> Vec<(u64, String)> {
@@ -263,12 +300,10 @@ fn outcomes(workers: Vec<Vec<Posted>>, killed: Instant) -> (BTreeSet<String>, Op
 async fn the_primary_killed_under_load_loses_and_doubles_nothing() {
     const POSTS: usize = 2_000;
     const CONCURRENCY: usize = 32;
-    let Some(mut redis) = RedisReplicated::start_if_installed().await else {
+    let Some(mut system) = System::start().await else {
         return;
     };
-    redis.wait_until_failover_is_possible().await;
-    let (_loggings, facades) = start_system(&redis).await;
-    let load = Load::new(&facades);
+    let load = Arc::clone(&system.load);
     let (workers, mut answered) = load.run(POSTS, CONCURRENCY);
 
     // A quarter of the way, the primary dies.
@@ -276,17 +311,11 @@ async fn the_primary_killed_under_load_loses_and_doubles_nothing() {
         .wait_for(|count| *count >= POSTS / 4)
         .await
         .unwrap();
-    let failovers = redis.failovers();
-    let killed = Instant::now();
-    redis.servers[0].kill();
-    let promoted = redis.wait_for_failover(failovers + 1).await;
+    let (failovers, killed) = system.kill_the_primary();
+    let promoted = system.redis.wait_for_failover(failovers + 1).await;
     assert_ne!(promoted, 0, "a replica is promoted");
 
-    let mut done = Vec::new();
-    for worker in workers {
-        done.push(worker.await.unwrap());
-    }
-    let (mut acknowledged, recovered) = outcomes(done, killed);
+    let (mut acknowledged, recovered) = outcomes(ended(workers).await, killed);
     // POSTs succeed again, within the bound (a POST now, if none of the run's did after the
     // kill: the run may have ended while the sentinels were still deciding).
     let recovered = match recovered {
@@ -318,12 +347,10 @@ async fn the_primary_killed_under_load_loses_and_doubles_nothing() {
 async fn a_facade_killed_and_the_old_primary_restarted_double_nothing() {
     const POSTS: usize = 2_000;
     const CONCURRENCY: usize = 32;
-    let Some(mut redis) = RedisReplicated::start_if_installed().await else {
+    let Some(mut system) = System::start().await else {
         return;
     };
-    redis.wait_until_failover_is_possible().await;
-    let (_loggings, mut facades) = start_system(&redis).await;
-    let load = Load::new(&facades);
+    let load = Arc::clone(&system.load);
     let (workers, mut answered) = load.run(POSTS, CONCURRENCY);
 
     // The primary dies a quarter of the way; the second facade at half way, with POSTs in
@@ -332,27 +359,21 @@ async fn a_facade_killed_and_the_old_primary_restarted_double_nothing() {
         .wait_for(|count| *count >= POSTS / 4)
         .await
         .unwrap();
-    let failovers = redis.failovers();
-    let killed = Instant::now();
-    redis.servers[0].kill();
+    let (failovers, killed) = system.kill_the_primary();
     answered
         .wait_for(|count| *count >= POSTS / 2)
         .await
         .unwrap();
     load.down[1].store(true, Ordering::Release);
-    facades.pop().unwrap().kill9().await;
-    redis.wait_for_failover(failovers + 1).await;
+    system.facades.pop().unwrap().kill9().await;
+    system.redis.wait_for_failover(failovers + 1).await;
 
-    let mut done = Vec::new();
-    for worker in workers {
-        done.push(worker.await.unwrap());
-    }
-    let (mut acknowledged, _) = outcomes(done, killed);
+    let (mut acknowledged, _) = outcomes(ended(workers).await, killed);
 
     // The old primary comes back with what it held: the sentinels make it a replica of the
     // new one, and what it held that no replica had is dropped, not stored a second time.
-    redis.servers[0].restart().await;
-    redis.wait_for_rejoin(0).await;
+    system.redis.servers[0].restart().await;
+    system.redis.wait_for_rejoin(0).await;
     for n in 0..10 {
         let text = format!("after the rejoin {n}");
         let (status, body) = post(&load.http, load.base(0), &text).await.unwrap();
@@ -366,12 +387,10 @@ async fn a_facade_killed_and_the_old_primary_restarted_double_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_across_the_failover_sees_every_message_once_in_order() {
     const MESSAGES: usize = 20;
-    let Some(mut redis) = RedisReplicated::start_if_installed().await else {
+    let Some(mut system) = System::start().await else {
         return;
     };
-    redis.wait_until_failover_is_possible().await;
-    let (_loggings, facades) = start_system(&redis).await;
-    let load = Load::new(&facades);
+    let load = Arc::clone(&system.load);
     // The watcher on the first facade; the messages through the second.
     let mut watcher = MessageLogClient::new(
         Channel::from_shared(load.bases[0].clone())
@@ -385,14 +404,14 @@ async fn a_watcher_across_the_failover_sees_every_message_once_in_order() {
         .await
         .unwrap()
         .into_inner();
-    let failovers = redis.failovers();
+    let mut failovers = 0;
     for n in 0..MESSAGES {
         if n == MESSAGES / 2 {
-            redis.servers[0].kill();
+            failovers = system.kill_the_primary().0;
         }
         post_until_stored(&load, &format!("message {n}"), Instant::now()).await;
     }
-    redis.wait_for_failover(failovers + 1).await;
+    system.redis.wait_for_failover(failovers + 1).await;
 
     let mut seen = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
