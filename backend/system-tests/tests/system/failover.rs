@@ -33,6 +33,15 @@ use crate::helpers::start_facade_binary;
 /// a loaded one.
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 
+/// The POSTs of the tests under load, and how many at once.
+const POSTS: usize = 2_000;
+const CONCURRENCY: usize = 32;
+
+/// The POSTing tasks, each answering its POSTs' outcomes.
+type Workers = Vec<tokio::task::JoinHandle<Vec<Posted>>>;
+/// How many POSTs have been answered so far.
+type Answered = tokio::sync::watch::Receiver<usize>;
+
 /// A replicated Redis ready to fail over, three logging replicas on it, and two facades in
 /// front of all three (real binaries), with clients of the facades.
 struct System {
@@ -85,6 +94,19 @@ impl System {
             facades,
             load,
         })
+    }
+
+    /// 2,000 POSTs at concurrency 32 through both facades, the primary killed (SIGKILL) a
+    /// quarter of the way: the workers, the count of answers, the failovers announced before
+    /// the kill, and when it was.
+    async fn posts_with_the_primary_killed(&mut self) -> (Workers, Answered, usize, Instant) {
+        let (workers, mut answered) = self.load.run(POSTS, CONCURRENCY);
+        answered
+            .wait_for(|count| *count >= POSTS / 4)
+            .await
+            .unwrap();
+        let (failovers, killed) = self.kill_the_primary();
+        (workers, answered, failovers, killed)
     }
 
     /// Kills (SIGKILL) the primary the system started with: the failovers announced before,
@@ -150,14 +172,7 @@ impl Load {
 
     /// POSTs `message 0` .. `message {posts - 1}`, `concurrency` at a time, in the
     /// background: the workers, and a count of the answers so far.
-    fn run(
-        self: &Arc<Self>,
-        posts: usize,
-        concurrency: usize,
-    ) -> (
-        Vec<tokio::task::JoinHandle<Vec<Posted>>>,
-        tokio::sync::watch::Receiver<usize>,
-    ) {
+    fn run(self: &Arc<Self>, posts: usize, concurrency: usize) -> (Workers, Answered) {
         let next = Arc::new(AtomicUsize::new(0));
         let (progress, answered) = tokio::sync::watch::channel(0_usize);
         let progress = Arc::new(progress);
@@ -205,7 +220,7 @@ async fn post_until_stored(load: &Load, text: &str, since: Instant) {
 }
 
 /// Every worker's POSTs, once all have ended.
-async fn ended(workers: Vec<tokio::task::JoinHandle<Vec<Posted>>>) -> Vec<Vec<Posted>> {
+async fn ended(workers: Workers) -> Vec<Vec<Posted>> {
     let mut done = Vec::new();
     for worker in workers {
         done.push(worker.await.unwrap());
@@ -298,20 +313,11 @@ fn outcomes(workers: Vec<Vec<Posted>>, killed: Instant) -> (BTreeSet<String>, Op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_primary_killed_under_load_loses_and_doubles_nothing() {
-    const POSTS: usize = 2_000;
-    const CONCURRENCY: usize = 32;
     let Some(mut system) = System::start().await else {
         return;
     };
     let load = Arc::clone(&system.load);
-    let (workers, mut answered) = load.run(POSTS, CONCURRENCY);
-
-    // A quarter of the way, the primary dies.
-    answered
-        .wait_for(|count| *count >= POSTS / 4)
-        .await
-        .unwrap();
-    let (failovers, killed) = system.kill_the_primary();
+    let (workers, _, failovers, killed) = system.posts_with_the_primary_killed().await;
     let promoted = system.redis.wait_for_failover(failovers + 1).await;
     assert_ne!(promoted, 0, "a replica is promoted");
 
@@ -345,21 +351,13 @@ async fn the_primary_killed_under_load_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_facade_killed_and_the_old_primary_restarted_double_nothing() {
-    const POSTS: usize = 2_000;
-    const CONCURRENCY: usize = 32;
     let Some(mut system) = System::start().await else {
         return;
     };
     let load = Arc::clone(&system.load);
-    let (workers, mut answered) = load.run(POSTS, CONCURRENCY);
-
     // The primary dies a quarter of the way; the second facade at half way, with POSTs in
     // flight (later ones go to the first).
-    answered
-        .wait_for(|count| *count >= POSTS / 4)
-        .await
-        .unwrap();
-    let (failovers, killed) = system.kill_the_primary();
+    let (workers, mut answered, failovers, killed) = system.posts_with_the_primary_killed().await;
     answered
         .wait_for(|count| *count >= POSTS / 2)
         .await
