@@ -159,9 +159,29 @@ CONF
   done
 }
 
-# stop PID...: asks the processes to stop (SIGTERM: each service drains and exits) and waits.
+# stop PID...: asks the processes to stop (SIGTERM: each service drains and exits) and waits,
+# asking again each second those still running (a Redis writing its first append-only file,
+# say, a replica just synced, refuses a shutdown and does not retry it); after 15 s, kills
+# (SIGKILL) what is left, saying so.
 stop() {
+  local pid left tries=0
   kill -TERM "$@" 2>/dev/null || true
+  while :; do
+    left=()
+    # Running, not merely unreaped (an exited child stays a zombie until `wait`).
+    for pid in "$@"; do
+      case "$(ps -o stat= -p "$pid" 2>/dev/null)" in ''|Z*) ;; *) left+=("$pid") ;; esac
+    done
+    [ ${#left[@]} -gt 0 ] || break
+    tries=$((tries + 1))
+    if [ "$tries" -ge 300 ]; then
+      echo "still running 15 s after SIGTERM, killed: ${left[*]}" >&2
+      kill -KILL "${left[@]}" 2>/dev/null || true
+      break
+    fi
+    [ $((tries % 20)) -ne 0 ] || kill -TERM "${left[@]}" 2>/dev/null || true
+    sleep 0.05
+  done
   wait "$@" 2>/dev/null || true
 }
 

@@ -69,6 +69,8 @@ set -e
 step "the page (trunk build --release) and the service binaries"
 trunk build --release
 cargo build --locked --bins
+# Where those binaries are, for the tests below that start them (CARGO_TARGET_DIR moves them).
+export MSGLOG_BIN_DIR=${MSGLOG_BIN_DIR:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug}
 
 step "the page's weight: wasm + js gzipped within its budget (scripts/page_size.sh)"
 set +e
