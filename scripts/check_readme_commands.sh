@@ -35,6 +35,13 @@ check() {
   fi
 }
 contains() { grep -qF -- "$2" <<<"$1"; }
+# Ctrl-C to scripts/run.sh (started by start_services): it exits with status 0.
+ctrl_c() {
+  local status=0
+  kill -INT -- "-$run_pid"
+  wait "$run_pid" || status=$?
+  [ "$status" = 0 ]
+}
 
 work=$(mktemp -d)
 log=$work/run.log
@@ -152,10 +159,7 @@ check "docs/settings.md: logging logs the same request id" \
   grep -qE 'item\{request_id="demo-1".*message stored' "$log"
 
 # Ctrl-C: run.sh stops the three services and exits cleanly.
-kill -INT -- "-$run_pid"
-run_status=0
-wait "$run_pid" || run_status=$?
-check "Ctrl-C stops scripts/run.sh cleanly" test "$run_status" = 0
+check "Ctrl-C stops scripts/run.sh cleanly" ctrl_c
 still_up=0
 for addr in "$FACADE_ADDR" "$LOGGING_ADDR" "$MESSAGES_ADDR"; do
   curl -s -o /dev/null --max-time 1 "http://$addr/" && still_up=1
@@ -185,10 +189,7 @@ if [ "$started" = 1 ]; then
     [ "${stored:-0}" -ge 1 ] || each=0
   done
   check "the facade's POSTs reach each of the three replicas" test "$each" = 1
-  kill -INT -- "-$run_pid"
-  run_status=0
-  wait "$run_pid" || run_status=$?
-  check "Ctrl-C stops the replicas, Redis and the rest" test "$run_status" = 0
+  check "Ctrl-C stops the replicas, Redis and the rest" ctrl_c
   check "Redis is stopped too" sh -c "! redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
 else
   echo "--- scripts/run.sh said:" >&2
@@ -222,10 +223,7 @@ if [ "$started" = 1 ]; then
     || echo "  it answered: $answer" >&2
   promoted=$(redis-cli -p "$SENTINEL_PORT" sentinel get-master-addr-by-name msglog | tail -n 1)
   check "the sentinels name a replica as the new primary" test "$promoted" != "$REDIS_PORT"
-  kill -INT -- "-$run_pid"
-  run_status=0
-  wait "$run_pid" || run_status=$?
-  check "Ctrl-C stops the facades, the replicas, Redis and its sentinels" test "$run_status" = 0
+  check "Ctrl-C stops the facades, the replicas, Redis and its sentinels" ctrl_c
   check "the sentinels are stopped too" sh -c "! redis-cli -p $SENTINEL_PORT ping >/dev/null 2>&1"
 else
   echo "--- scripts/run.sh said:" >&2

@@ -125,13 +125,8 @@ start_redis_replicated() {
     redis_pids+=("$redis_pid")
   done
   for n in 1 2; do
-    p=$((port + n))
-    for _ in $(seq 1 200); do
-      redis-cli -p "$p" info replication 2>/dev/null | grep -q '^master_link_status:up' && break
-      sleep 0.05
-    done
-    redis-cli -p "$p" info replication | grep -q '^master_link_status:up' \
-      || { echo "the replica on port $p did not sync within 10 s" >&2; return 1; }
+    within_10s replica_synced $((port + n)) \
+      || { echo "the replica on port $((port + n)) did not sync within 10 s" >&2; return 1; }
   done
   redis_sentinels=""
   for n in 0 1 2; do
@@ -149,15 +144,26 @@ sentinel failover-timeout msglog 10000
 CONF
     redis-server "$dir/sentinel-$s/sentinel.conf" --sentinel &
     pids+=("$!")
-    for _ in $(seq 1 200); do
-      redis-cli -p "$s" sentinel get-master-addr-by-name msglog >/dev/null 2>&1 && break
-      sleep 0.05
-    done
-    redis-cli -p "$s" sentinel get-master-addr-by-name msglog >/dev/null 2>&1 \
+    within_10s sentinel_names_primary "$s" \
       || { echo "the sentinel on port $s did not start within 10 s" >&2; return 1; }
     redis_sentinels+="${redis_sentinels:+,}127.0.0.1:$s"
   done
 }
+
+# within_10s COMMAND...: runs COMMAND until it succeeds, every 50 ms for up to 10 s; fails if
+# it never does.
+within_10s() {
+  local _
+  for _ in $(seq 1 200); do
+    "$@" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+# replica_synced PORT: the Redis replica on PORT is in sync with its primary.
+replica_synced() { redis-cli -p "$1" info replication | grep -q '^master_link_status:up'; }
+# sentinel_names_primary PORT: the sentinel on PORT answers with the primary of msglog.
+sentinel_names_primary() { redis-cli -p "$1" sentinel get-master-addr-by-name msglog >/dev/null; }
 
 # stop PID...: asks the processes to stop (SIGTERM: each service drains and exits) and waits,
 # asking again each second those still running (a Redis writing its first append-only file,

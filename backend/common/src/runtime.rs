@@ -9,8 +9,6 @@
 /// How many of the machine's cores a service's runtime takes by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Share {
-    /// Every core.
-    All,
     /// Half of them, at least one.
     Half,
     /// One.
@@ -54,7 +52,6 @@ where
 fn workers(share: Share) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     match share {
-        Share::All => cores,
         Share::Half => (cores / 2).max(1),
         Share::One => 1,
     }
@@ -67,7 +64,6 @@ mod tests {
     #[test]
     fn each_share_is_at_least_one_worker() {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        assert_eq!(workers(Share::All), cores);
         assert_eq!(workers(Share::Half), (cores / 2).max(1));
         assert_eq!(workers(Share::One), 1);
     }

@@ -27,7 +27,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
@@ -80,19 +80,6 @@ redis.call('XADD', KEYS[2], '0-' .. seq, 'id', ARGV[1], 'text', ARGV[2], 'at', A
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSETNX', KEYS[4], ARGV[2], ARGV[1])
 return seq
-";
-
-/// The seq counter's floor: `KEYS[1]` the counter, `ARGV[1]` the newest seq this process has
-/// told of. A counter below it (a failover lost messages that were told) is raised to it, so
-/// the next seq is one no one has seen. Answers how far it was raised.
-const FLOOR: &str = r"
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[1])
-if seq < floor then
-  redis.call('SET', KEYS[1], floor)
-  return floor - seq
-end
-return 0
 ";
 
 /// The names of the store's keys under one prefix.
@@ -242,19 +229,10 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://HOST:PORT[/DB]`) and starts following its
-    /// log, with the keys under the prefix `msglog`. Fails if Redis cannot be reached now.
-    pub async fn open(url: &str, dedup_by: DedupBy) -> anyhow::Result<Self> {
-        Self::open_with_prefix(url, "msglog", dedup_by).await
-    }
-
-    /// As [`RedisStore::open`], with the keys under `prefix` (so that several logs share one
-    /// Redis database: one per test, say).
-    pub async fn open_with_prefix(
-        url: &str,
-        prefix: &str,
-        dedup_by: DedupBy,
-    ) -> anyhow::Result<Self> {
+    /// The store on the one Redis at `url` (`redis://HOST:PORT[/DB]`), with the keys under
+    /// `prefix` (a log of each test's own), acknowledging writes at once.
+    #[cfg(test)]
+    async fn open_with_prefix(url: &str, prefix: &str, dedup_by: DedupBy) -> anyhow::Result<Self> {
         let no_acks = Acks {
             replicas: 0,
             timeout: Duration::ZERO,
@@ -273,11 +251,14 @@ impl RedisStore {
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let keys = Keys::new(prefix);
-        let floor = Arc::new(AtomicU64::new(0));
-        let primary = Arc::new(Primary::new(target.locator()?).on_connect(
-            Script::new(FLOOR),
-            vec![keys.seq.clone()],
-            Arc::clone(&floor),
+        // Told from the log's newest seq once it is read, below; the primary keeps the seq
+        // counter at or above what was told.
+        let publisher = Arc::new(Publisher::new(0));
+        let told = publisher.subscribe().newest;
+        let primary = Arc::new(Primary::new(
+            target.locator()?,
+            keys.seq.clone(),
+            told.clone(),
         ));
         let where_ = target.describe();
         let mut link = primary
@@ -290,8 +271,7 @@ impl RedisStore {
             .await
             .with_context(|| format!("cannot read the log's newest seq from Redis at {where_}"))?;
         let newest = newest.unwrap_or(0);
-        floor.store(newest, Ordering::Release);
-        let publisher = Arc::new(Publisher::new(newest));
+        publisher.publish(std::iter::empty(), newest);
         let stop = CancellationToken::new();
         let replication = (acks.replicas > 0).then(|| {
             Replication::start(Arc::clone(&primary), keys.acks.clone(), acks, stop.clone())
@@ -302,11 +282,9 @@ impl RedisStore {
                 replication: replication.clone(),
                 log: keys.log.clone(),
                 publisher: Arc::clone(&publisher),
-                floor,
             }
             .follow(newest, stop.clone()),
         );
-        let told = publisher.subscribe().newest;
         Ok(Self {
             primary,
             replication,
@@ -420,8 +398,6 @@ struct Tail {
     replication: Option<Replication>,
     log: String,
     publisher: Arc<Publisher>,
-    /// The newest seq told, for the seq counter's floor.
-    floor: Arc<AtomicU64>,
 }
 
 impl Tail {
@@ -522,7 +498,6 @@ impl Tail {
             self.publisher.publish(messages, newest);
         }
         *after = newest;
-        self.floor.fetch_max(newest, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -549,42 +524,38 @@ impl Store for RedisStore {
                 invocation.invoke_async::<Value>(&mut connection).await
             })
             .await?;
-        let answer = match answer {
+        // The new seq for a message stored now; nothing for a duplicate.
+        let (inserted, seq) = match answer {
             Value::Int(-1) => return Err(StoreError::Conflict { id: message.id }),
-            Value::Int(answer) => answer,
+            Value::Int(0) => (Inserted::Duplicate, None),
+            Value::Int(seq) => (Inserted::Stored, u64::try_from(seq).ok()),
             // The text is held under another id (under this one, the id's look-up answered
             // first).
-            Value::BulkString(held_under) => {
-                // Held, but answered only once the replicas hold it too.
-                self.replicated(generation).await?;
-                return Ok(match Uuid::try_parse_ascii(&held_under) {
-                    Ok(held_under) => Inserted::DuplicateOf(held_under),
-                    Err(_) => Inserted::Duplicate,
-                });
-            }
+            Value::BulkString(held_under) => match Uuid::try_parse_ascii(&held_under) {
+                Ok(held_under) => (Inserted::DuplicateOf(held_under), None),
+                Err(_) => (Inserted::Duplicate, None),
+            },
             other => {
                 return Err(StoreError::Unavailable(format!(
                     "unexpected answer to the insert: {other:?}"
                 )));
             }
         };
-        // A duplicate too: the first copy may not have reached the replicas yet (its insert
-        // answered UNAVAILABLE, and this is the retry).
+        // Answered only once the replicas hold it, a duplicate too: the first copy may not have
+        // reached them yet (its insert answered UNAVAILABLE, and this is the retry).
         self.replicated(generation).await?;
-        if answer == 0 {
-            return Ok(Inserted::Duplicate);
-        }
         // Stored; wait (briefly) until the tail has told watchers of it. If the tail is cut off
         // meanwhile, the message is stored all the same, and told once the tail reads again.
-        let seq = u64::try_from(answer).unwrap_or_default();
-        let mut told = self.told.clone();
-        if tokio::time::timeout(RESPONSE_TIMEOUT, told.wait_for(|newest| *newest >= seq))
-            .await
-            .is_err()
-        {
-            tracing::warn!(seq, "stored, but the log's tail has not read it yet");
+        if let Some(seq) = seq {
+            let mut told = self.told.clone();
+            if tokio::time::timeout(RESPONSE_TIMEOUT, told.wait_for(|newest| *newest >= seq))
+                .await
+                .is_err()
+            {
+                tracing::warn!(seq, "stored, but the log's tail has not read it yet");
+            }
         }
-        Ok(Inserted::Stored)
+        Ok(inserted)
     }
 
     async fn list(&self) -> Result<Vec<String>, StoreError> {

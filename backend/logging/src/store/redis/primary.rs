@@ -9,10 +9,7 @@
 //! another (see `replication.rs`).
 
 use std::{
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -27,6 +24,20 @@ use redis::{
 pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long finding the primary and connecting to it may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The seq counter's floor, run on each new connection: `KEYS[1]` the counter, `ARGV[1]` the
+/// newest seq this process has told of. A counter below it (a failover lost messages that
+/// were told) is raised to it, so the next seq is one no one has seen. Answers how far it was
+/// raised.
+const FLOOR: &str = r"
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if seq < floor then
+  redis.call('SET', KEYS[1], floor)
+  return floor - seq
+end
+return 0
+";
 
 /// How the primary is found.
 pub(crate) enum Locator {
@@ -50,7 +61,7 @@ pub(crate) struct Link {
     /// Commands go here.
     pub(crate) connection: MultiplexedConnection,
     /// The server it is to, for a connection of one's own (a blocking read, say).
-    pub(crate) client: Client,
+    pub(crate) client: Arc<Client>,
     /// Which connection this is: a new one (even to the same server) has a higher number.
     pub(crate) generation: u64,
 }
@@ -62,9 +73,12 @@ pub(crate) struct Primary {
     current: Mutex<Option<Link>>,
     /// One lookup at a time: the commands that find no connection wait for the one being made.
     finding: tokio::sync::Mutex<u64>,
-    /// Run on each new connection before it is used, with its `KEYS` and, as its one `ARGV`,
-    /// the number held then (the seq counter's floor: see `RedisStore`).
-    on_connect: Option<(Script, Vec<String>, Arc<AtomicU64>)>,
+    /// [`FLOOR`], run on each new connection before it is used.
+    floor: Script,
+    /// The seq counter's key.
+    seq_key: String,
+    /// The newest seq this process has told of.
+    told: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Primary {
@@ -80,26 +94,21 @@ impl std::fmt::Debug for Primary {
 }
 
 impl Primary {
-    /// The primary `locator` finds.
-    pub(crate) fn new(locator: Locator) -> Self {
+    /// The primary `locator` finds, whose seq counter (at `seq_key`) is kept at or above
+    /// `told`, the newest seq this process has told of, on every new connection.
+    pub(crate) fn new(
+        locator: Locator,
+        seq_key: String,
+        told: tokio::sync::watch::Receiver<u64>,
+    ) -> Self {
         Self {
             locator,
             current: Mutex::new(None),
             finding: tokio::sync::Mutex::new(0),
-            on_connect: None,
+            floor: Script::new(FLOOR),
+            seq_key,
+            told,
         }
-    }
-
-    /// Runs `script` with `keys` and, as its one `ARGV`, the number `arg` holds then, on every
-    /// new connection before any command uses it.
-    pub(crate) fn on_connect(
-        mut self,
-        script: Script,
-        keys: Vec<String>,
-        arg: Arc<AtomicU64>,
-    ) -> Self {
-        self.on_connect = Some((script, keys, arg));
-        self
     }
 
     /// The connection to the primary, made (after finding the primary) if there is none.
@@ -119,21 +128,18 @@ impl Primary {
         let mut connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        if let Some((script, keys, arg)) = &self.on_connect {
-            let mut invocation = script.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
-            }
-            let () = invocation
-                .arg(arg.load(Ordering::Acquire))
-                .invoke_async::<redis::Value>(&mut connection)
-                .await
-                .map(drop)?;
-        }
+        let told = *self.told.borrow();
+        let () = self
+            .floor
+            .key(&self.seq_key)
+            .arg(told)
+            .invoke_async::<redis::Value>(&mut connection)
+            .await
+            .map(drop)?;
         *generation += 1;
         let link = Link {
             connection,
-            client,
+            client: Arc::new(client),
             generation: *generation,
         };
         *self.lock() = Some(link.clone());
