@@ -63,7 +63,13 @@ setup_page() {
     echo "warning: another wasm-opt comes first on PATH ($(command -v wasm-opt));" \
       "trunk needs $tools_dir/wasm-opt (binaryen $BINARYEN_VERSION)" >&2
   fi
-  say "page tools: $(trunk --version), $(wasm-bindgen --version), $("$tools_dir/wasm-opt" --version)"
+  # terser, which minifies the page's JS loader in release builds (scripts/precompress.mjs),
+  # as pinned in frontend/package-lock.json with the browser tests' tools.
+  if [ ! -d frontend/node_modules/terser ]; then
+    say "installing the page's npm tools (terser; playwright-core and axe-core for its tests)"
+    npm ci --prefix frontend --no-audit --no-fund
+  fi
+  say "page tools: $(trunk --version), $(wasm-bindgen --version), $("$tools_dir/wasm-opt" --version), terser $(node -p "require('./frontend/node_modules/terser/package.json').version")"
 }
 
 setup_browser() {
