@@ -12,7 +12,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -24,7 +24,7 @@ use msglog_proto::v1::{
 use serde_json::Value;
 use tonic::transport::Channel;
 
-use crate::helpers::start_facade_binary;
+use crate::helpers::{concurrently, start_facade_binary};
 
 /// The longest a failover may keep POSTs from succeeding: from the primary's kill to the first
 /// POST (sent after the kill) answered 200. The sentinels call the primary down after
@@ -173,34 +173,25 @@ impl Load {
     /// POSTs `message 0` .. `message {posts - 1}`, `concurrency` at a time, in the
     /// background: the workers, and a count of the answers so far.
     fn run(self: &Arc<Self>, posts: usize, concurrency: usize) -> (Workers, Answered) {
-        let next = Arc::new(AtomicUsize::new(0));
-        let (progress, answered) = tokio::sync::watch::channel(0_usize);
-        let progress = Arc::new(progress);
-        let workers = (0..concurrency)
-            .map(|_| {
-                let (load, next, progress) =
-                    (Arc::clone(self), Arc::clone(&next), Arc::clone(&progress));
-                tokio::spawn(async move {
-                    let mut outcomes = Vec::new();
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= posts {
-                            return outcomes;
-                        }
-                        let sent = Instant::now();
-                        let answer = post(&load.http, load.base(n), &format!("message {n}")).await;
-                        progress.send_modify(|count| *count += 1);
-                        outcomes.push(Posted {
-                            n,
-                            status: answer.map(|(status, _)| status),
-                            sent,
-                            answered: Instant::now(),
-                        });
+        let load = Arc::clone(self);
+        concurrently(
+            posts,
+            concurrency,
+            move |n| {
+                let load = Arc::clone(&load);
+                async move {
+                    let sent = Instant::now();
+                    let answer = post(&load.http, load.base(n), &format!("message {n}")).await;
+                    Posted {
+                        n,
+                        status: answer.map(|(status, _)| status),
+                        sent,
+                        answered: Instant::now(),
                     }
-                })
-            })
-            .collect();
-        (workers, answered)
+                }
+            },
+            |count, _| *count += 1,
+        )
     }
 }
 

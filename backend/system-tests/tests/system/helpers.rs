@@ -402,3 +402,44 @@ pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     );
     (status, serde_json::from_str(&body).unwrap())
 }
+
+/// Calls `call(n)` for `n` in `0..calls`, `concurrency` at a time, in the background: the
+/// workers, each ending with its outcomes, and a tally of the outcomes so far (`tally` adds
+/// each to it as it comes), for a test that acts part of the way through.
+pub fn concurrently<T, P, F, Fut>(
+    calls: usize,
+    concurrency: usize,
+    call: F,
+    tally: fn(&mut P, &T),
+) -> (
+    Vec<tokio::task::JoinHandle<Vec<T>>>,
+    tokio::sync::watch::Receiver<P>,
+)
+where
+    T: Send + 'static,
+    P: Default + Send + Sync + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send,
+{
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (progress, tallied) = tokio::sync::watch::channel(P::default());
+    let progress = Arc::new(progress);
+    let workers = (0..concurrency)
+        .map(|_| {
+            let (call, next, progress) = (call.clone(), Arc::clone(&next), Arc::clone(&progress));
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= calls {
+                        return outcomes;
+                    }
+                    let outcome = call(n).await;
+                    progress.send_modify(|so_far| tally(so_far, &outcome));
+                    outcomes.push(outcome);
+                }
+            })
+        })
+        .collect();
+    (workers, tallied)
+}

@@ -3,15 +3,7 @@
 //! no double. Each test runs its own `redis-server` and real logging processes (skipped, saying
 //! why, where Redis is not installed, except under `scripts/test.sh`).
 
-use std::{
-    collections::BTreeSet,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
 
 use msglog_common::testing::{LogAfterStart, RedisServer, ServiceProcess};
 use msglog_proto::v1::{
@@ -19,7 +11,9 @@ use msglog_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use crate::helpers::{Client, InProcess, facade_settings, spawn_facade, spawn_messages};
+use crate::helpers::{
+    Client, InProcess, concurrently, facade_settings, spawn_facade, spawn_messages,
+};
 
 /// A logging replica (the real binary) on `redis`, at `addr` (port 0 for any).
 async fn start_replica(redis: &RedisServer, addr: SocketAddr) -> ServiceProcess {
@@ -59,34 +53,25 @@ fn post_concurrently(
     posts: usize,
     concurrency: usize,
 ) -> (Vec<Answers>, tokio::sync::watch::Receiver<(usize, usize)>) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let (progress, answered) = tokio::sync::watch::channel((0_usize, 0_usize));
-    let progress = Arc::new(progress);
-    let workers = (0..concurrency)
-        .map(|_| {
-            let (client, next, progress) =
-                (Arc::clone(client), Arc::clone(&next), Arc::clone(&progress));
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= posts {
-                        return answers;
-                    }
-                    let (status, body) = client.post_message(&format!("message {n}")).await;
-                    progress.send_modify(|(ok, other)| {
-                        if status == 200 {
-                            *ok += 1;
-                        } else {
-                            *other += 1;
-                        }
-                    });
-                    answers.push((n, status, body));
-                }
-            })
-        })
-        .collect();
-    (workers, answered)
+    let client = Arc::clone(client);
+    concurrently(
+        posts,
+        concurrency,
+        move |n| {
+            let client = Arc::clone(&client);
+            async move {
+                let (status, body) = client.post_message(&format!("message {n}")).await;
+                (n, status, body)
+            }
+        },
+        |(ok, other), (_, status, _)| {
+            if *status == 200 {
+                *ok += 1;
+            } else {
+                *other += 1;
+            }
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
