@@ -4,7 +4,9 @@
 //!   `wasm32-unknown-unknown`), with the tonic client and server stubs behind the `client`
 //!   and `server` features.
 //! - [`v1`]: the gateway's contract, `msglog/v1/message_log.proto` (service
-//!   `msglog.v1.MessageLog`: `Send`, `List`, `Watch`), built the same way.
+//!   `msglog.v1.MessageLog`: `Send`, `List`, `Watch`, `Status`), built the same way, and with
+//!   the `json` feature each message's canonical protobuf JSON mapping (`pbjson`), which the
+//!   Connect door speaks.
 //! - [`api`]: the JSON shapes and the paths of the facade's HTTP API, one definition for the
 //!   server and the browser page.
 //! - [`code_name`]: gRPC status codes by name, one table for the services and the page.
