@@ -111,7 +111,7 @@ pub fn App() -> impl IntoView {
         }
     };
     if let Err(error) = set_interval_with_handle(periodic, STATUS_EVERY) {
-        leptos::logging::error!("cannot start the status timer: {error:?}");
+        crate::error::console_error("cannot start the status timer:", &error);
     }
     // A break or a return of the feed is news about the services: check them now. A return
     // means the facade and logging answer again: send the outbox without waiting.

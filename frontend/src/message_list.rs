@@ -37,7 +37,7 @@ pub(crate) fn MessageList(
 ) -> impl IntoView {
     let now = RwSignal::new(js_sys::Date::now());
     if let Err(error) = set_interval_with_handle(move || now.set(js_sys::Date::now()), CLOCK) {
-        leptos::logging::error!("cannot start the list's clock: {error:?}");
+        crate::error::console_error("cannot start the list's clock:", &error);
     }
     // New messages that arrived while the person was reading further down.
     let unseen = RwSignal::new(0_usize);

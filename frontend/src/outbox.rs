@@ -367,7 +367,7 @@ fn save(entries: &[Entry]) {
         storage.set_item(STORAGE_KEY, &to_hex(&stored.encode_to_vec()))
     };
     if let Err(error) = result {
-        leptos::logging::error!("cannot keep the outbox in storage: {error:?}");
+        crate::error::console_error("cannot keep the outbox in storage:", &error);
     }
 }
 

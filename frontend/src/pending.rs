@@ -33,7 +33,7 @@ pub(crate) fn Pending(
     let now = RwSignal::new(js_sys::Date::now() as u64);
     if let Err(error) = set_interval_with_handle(move || now.set(js_sys::Date::now() as u64), CLOCK)
     {
-        leptos::logging::error!("cannot start the outbox clock: {error:?}");
+        crate::error::console_error("cannot start the outbox clock:", &error);
     }
     let summary = move || {
         outbox.entries.with(|entries| {

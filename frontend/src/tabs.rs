@@ -303,7 +303,7 @@ impl Tabs {
             BEAT,
         );
         if let Err(error) = ticking {
-            leptos::logging::error!("cannot start the election's timer: {error:?}");
+            crate::error::console_error("cannot start the election's timer:", &error);
         }
         let _ = window_event_listener(leptos::ev::pagehide, move |_| {
             if self.leads() {
