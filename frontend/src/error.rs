@@ -79,6 +79,12 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// Tells the browser's console that `what` failed, with the browser's own error object as it
+/// is (the console shows it whole; no formatting machinery in the page).
+pub(crate) fn console_error(what: &str, error: &wasm_bindgen::JsValue) {
+    web_sys::console::error_2(&what.into(), error);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,10 +112,4 @@ mod tests {
         }
         assert_eq!(known_code("SOMETHING"), "ERROR");
     }
-}
-
-/// Tells the browser's console that `what` failed, with the browser's own error object as it
-/// is (the console shows it whole; no formatting machinery in the page).
-pub(crate) fn console_error(what: &str, error: &wasm_bindgen::JsValue) {
-    web_sys::console::error_2(&what.into(), error);
 }
