@@ -17,7 +17,7 @@ pub enum Share {
 
 /// Builds the runtime of the service whose settings have the environment prefix `prefix`,
 /// with `share` of the cores unless the environment says otherwise.
-pub fn build(prefix: &str, share: Share) -> std::io::Result<tokio::runtime::Runtime> {
+fn build(prefix: &str, share: Share) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     let own = std::env::var(format!("{prefix}_WORKER_THREADS"))

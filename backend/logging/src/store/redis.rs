@@ -641,6 +641,15 @@ mod tests {
 
     store_contract_tests!(backend backend, durable);
 
+    /// A connection of the test's own to `server`, beside the store's.
+    async fn connection_to(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+        Client::open(server.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// The same contract on a replicated Redis found through Sentinel (a primary, two
     /// replicas, three sentinels), each write acknowledged once a replica holds it.
     mod replicated {
@@ -751,11 +760,7 @@ mod tests {
             assert_eq!(store.insert(message(n)).await.unwrap(), Inserted::Stored);
         }
         // The counter goes back to 1, and the connection fails (as at a failover).
-        let mut other = Client::open(server.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut other = connection_to(&server).await;
         let () = redis::cmd("SET")
             .arg(&Keys::new("floor").seq)
             .arg(1)
@@ -802,11 +807,7 @@ mod tests {
                 .arg(1)
                 .ignore();
         }
-        let mut connection = Client::open(server.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut connection = connection_to(&server).await;
         let () = pipeline.query_async(&mut connection).await.unwrap();
         let store = RedisStore::open_with_prefix(&server.url(), "long", DedupBy::Id)
             .await
@@ -849,11 +850,7 @@ mod tests {
             .await
             .unwrap();
         let mut subscription = store.subscribe();
-        let mut probe = Client::open(server.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut probe = connection_to(&server).await;
         let before = connections_received(&mut probe).await;
         tokio::time::sleep(TAIL_BLOCK + RESPONSE_TIMEOUT + Duration::from_secs(1)).await;
         assert_eq!(
