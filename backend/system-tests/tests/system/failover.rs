@@ -220,25 +220,36 @@ async fn ended(workers: Workers) -> Vec<Vec<Posted>> {
 }
 
 /// The whole stored log as `(seq, text)`, read through the facade at `base` by forward pages
-/// (through logging, from the current primary).
+/// (through logging, from the current primary). Right after a failover the sentinels may
+/// name the new primary before it takes reads and writes (its replicas still resyncing, a
+/// node changing role closing its clients), so a page answered `UNAVAILABLE` is asked again,
+/// as a person would, within the bound a POST has ([`FAILOVER_BOUND`] from the first ask).
 async fn stored_log(base: &str) -> Vec<(u64, String)> {
     let mut client = MessageLogClient::new(
         Channel::from_shared(base.to_owned())
             .unwrap()
             .connect_lazy(),
     );
+    let since = Instant::now();
     let mut log = Vec::new();
     let mut cursor = 0;
     loop {
-        let page = client
-            .list(ListRequest {
-                cursor,
-                limit: 1000,
-                direction: Direction::Forward as i32,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let request = ListRequest {
+            cursor,
+            limit: 1000,
+            direction: Direction::Forward as i32,
+        };
+        let page = match client.list(request).await {
+            Ok(page) => page.into_inner(),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && since.elapsed() < FAILOVER_BOUND =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Err(status) => panic!("the log could not be read: {status:?}"),
+        };
         log.extend(
             page.messages
                 .into_iter()
