@@ -110,7 +110,8 @@ start_redis() {
 # durability; the primary takes a write only while a replica is connected and at most 10 s
 # behind), watched by three sentinels on SENTINEL_PORT..SENTINEL_PORT+2 (`redis-server
 # --sentinel`, quorum 2, the master named msglog, a server called down after
-# SENTINEL_DOWN_AFTER_MS, default 2000). Data and logs under DIR/PORT and DIR/sentinel-PORT.
+# SENTINEL_DOWN_AFTER_MS, default 2000; failover-timeout 2 s, so an election lost to a split vote
+# is tried again after 4 s rather than 20). Data and logs under DIR/PORT and DIR/sentinel-PORT.
 # Returns once the replicas are in sync and each sentinel names the primary. Sets
 # $redis_pids (the three servers, in port order) and $redis_sentinels (HOST:PORT,...).
 start_redis_replicated() {
@@ -140,7 +141,7 @@ dir $(cd "$dir/sentinel-$s" && pwd)
 logfile $(cd "$dir/sentinel-$s" && pwd)/sentinel.log
 sentinel monitor msglog 127.0.0.1 $port 2
 sentinel down-after-milliseconds msglog ${SENTINEL_DOWN_AFTER_MS:-2000}
-sentinel failover-timeout msglog 10000
+sentinel failover-timeout msglog 2000
 CONF
     redis-server "$dir/sentinel-$s/sentinel.conf" --sentinel &
     pids+=("$!")
