@@ -7,6 +7,7 @@
 #
 #   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
 #   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
+#   PROTOCOL=connect scripts/bench/watch.sh                 # Connect (connect+proto) watchers
 #
 # Uses the release build, logging on the memory store, and ports BENCH_BASE_PORT..+2
 # (default 19180..19182).
@@ -16,6 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 WATCHERS=${WATCHERS:-1000}
 RATE=${RATE:-200}
 SECONDS_POSTING=${DURATION:-10}
+PROTOCOL=${PROTOCOL:-grpc-web}
 
 . scripts/bench/lib.sh
 bench_ports 19180
@@ -39,7 +41,7 @@ done
 idle=$(rss_mb "$facade_pid" VmRSS)
 
 echo "==> $WATCHERS watchers, $RATE messages/s for ${SECONDS_POSTING} s (machine: $(nproc) cores)"
-"$bin/watch-bench" --facade "127.0.0.1:$facade_port" --watchers "$WATCHERS" --rate "$RATE" \
+"$bin/watch-bench" --facade "127.0.0.1:$facade_port" --watchers "$WATCHERS" --rate "$RATE" --protocol "$PROTOCOL" \
   --seconds "$SECONDS_POSTING" | while IFS= read -r line; do
   if [ "$line" = READY ]; then
     echo "facade RSS with the watchers open: $(rss_mb "$facade_pid" VmRSS) MB"

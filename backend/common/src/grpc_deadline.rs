@@ -172,7 +172,7 @@ impl http_body::Body for DeadlineBody {
 
 /// A `grpc-timeout` value: 1 to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`). Anything
 /// else is ignored, as if no deadline were set.
-fn parse_timeout(value: &HeaderValue) -> Option<Duration> {
+pub fn parse_timeout(value: &HeaderValue) -> Option<Duration> {
     let value = value.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

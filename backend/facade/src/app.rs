@@ -230,7 +230,7 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
             .layer(deadline)
             .map_response(|response: Response<_>| response.map(tonic::body::Body::new))
             .layer(CatchPanicLayer::custom(grpc_panic_response))
-            .layer(OneMessageLayer::for_service(routes::connect::PREFIX))
+            .layer(OneMessageLayer::for_service(routes::grpc::PREFIX))
             .service(routes.clone())
     };
     let unary = guarded(GrpcDeadlineLayer::at_most(request_timeout));
@@ -238,7 +238,7 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
     // The service's paths answer gRPC and gRPC-web (by their content type) and Connect
     // (everything else), each call on the same `MessageLog`.
     let door = |grpc| gateway_door(grpc, connect.clone());
-    let prefix = routes::connect::PREFIX;
+    let prefix = routes::grpc::PREFIX;
     Ok(Router::new()
         .route(&format!("{prefix}{{*method}}"), door(unary))
         .route(&format!("{prefix}Watch"), door(streams.clone()))
@@ -246,7 +246,8 @@ fn grpc_routes(state: AppState, request_timeout: Duration) -> anyhow::Result<Rou
 }
 
 /// A path of the gateway's service: gRPC and gRPC-web (told by their content type) to `grpc`,
-/// everything else to the Connect door, in a span of its own.
+/// but for gRPC-web's binary `Watch`, which the facade writes itself; everything else to the
+/// Connect door; each in a span of its own.
 fn gateway_door<S>(grpc: S, connect: Connect) -> axum::routing::MethodRouter
 where
     S: tower::Service<Request<axum::body::Body>, Error = std::convert::Infallible>
@@ -260,7 +261,16 @@ where
     axum::routing::any(move |request: Request<axum::body::Body>| {
         let (grpc, connect) = (grpc.clone(), connect.clone());
         async move {
-            if routes::connect::is_grpc(&request) {
+            if routes::grpc::is_web_watch(&request) {
+                let span = msglog_common::telemetry::grpc_request_span(&request);
+                let watch = routes::grpc::web_watch(
+                    connect.api,
+                    connect.max_message,
+                    connect.request_timeout,
+                    request,
+                );
+                tracing::Instrument::instrument(watch, span).await
+            } else if routes::connect::is_grpc(&request) {
                 match tower::ServiceExt::oneshot(grpc, request).await {
                     Ok(response) => response.into_response(),
                     Err(never) => match never {},

@@ -7,7 +7,8 @@
 //! - [`api`]: the page's API, nested under `/api` with answers of its own; [`events`]: its
 //!   live feed as server-sent events;
 //! - [`grpc`]: the gRPC API, `msglog.v1.MessageLog`; [`connect`]: the same in the Connect
-//!   protocol, on the same paths;
+//!   protocol, on the same paths; `envelopes`: their enveloped messages over plain HTTP (a
+//!   call's request read, and the one writer of Connect's and gRPC-web's binary `Watch`);
 //! - [`ops`]: liveness, metrics, and the JSON 405;
 //! - [`listing`]: `GET /get_messages` streamed page by page (the original's door);
 //! - `described`: what the API document says of the answers several routes share.
@@ -15,6 +16,7 @@
 pub(crate) mod api;
 pub(crate) mod connect;
 mod described;
+mod envelopes;
 pub(crate) mod events;
 pub(crate) mod grpc;
 pub(crate) mod listing;

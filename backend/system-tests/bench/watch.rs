@@ -36,6 +36,16 @@ struct Args {
     /// How long messages are posted, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The protocol the watchers speak: `grpc-web` (binary) or `connect` (`connect+proto`);
+    /// both frame each event the same way.
+    #[arg(long, default_value = "grpc-web")]
+    protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Protocol {
+    GrpcWeb,
+    Connect,
 }
 
 /// When each message's POST was sent, by its number (its text is `watch bench <n>`).
@@ -60,8 +70,9 @@ async fn main() -> anyhow::Result<()> {
     let after_seq = newest["messages"][0]["seq"].as_u64().unwrap_or(0);
     for _ in 0..args.watchers {
         let (facade, opened, sent) = (args.facade.clone(), opened_tx.clone(), Arc::clone(&sent));
+        let protocol = args.protocol;
         watchers.push(tokio::spawn(async move {
-            watch(&facade, after_seq, opened, sent, total).await
+            watch(&facade, protocol, after_seq, opened, sent, total).await
         }));
     }
     drop(opened_tx);
@@ -141,6 +152,7 @@ async fn post_at_rate(args: &Args, sent: &Sent) -> anyhow::Result<()> {
 /// once each in seq order.
 async fn watch(
     facade: &str,
+    protocol: Protocol,
     after_seq: u64,
     opened: tokio::sync::mpsc::Sender<()>,
     sent: Sent,
@@ -150,12 +162,18 @@ async fn watch(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let request = http::Request::post(format!("http://{facade}/msglog.v1.MessageLog/Watch"))
-        .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
-        .body(Full::new(Bytes::from(grpc_frame(
-            &WatchRequest { after_seq }.encode_to_vec(),
-        ))))?;
+    let request = http::Request::post(format!("http://{facade}/msglog.v1.MessageLog/Watch"));
+    let request = match protocol {
+        Protocol::GrpcWeb => request
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1"),
+        Protocol::Connect => request
+            .header("content-type", "application/connect+proto")
+            .header("connect-protocol-version", "1"),
+    };
+    let request = request.body(Full::new(Bytes::from(grpc_frame(
+        &WatchRequest { after_seq }.encode_to_vec(),
+    ))))?;
     let mut body = sender.send_request(request).await?.into_body();
     let mut frames = GrpcWebFrames::binary();
     let mut delays = Vec::with_capacity(expected);

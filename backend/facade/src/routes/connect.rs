@@ -25,31 +25,32 @@
 //! Not supported: client and bidirectional streams (the service has none), codecs other than
 //! JSON and protobuf, compressions other than `gzip`, and error details.
 
-use std::{io::Read as _, time::Duration};
+use std::time::Duration;
 
 use axum::{
-    body::Body,
     extract::Request,
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use bytes::{BufMut as _, Bytes, BytesMut};
-use futures_util::{StreamExt as _, stream};
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use http_body_util::BodyExt as _;
 use msglog_proto::v1::{WatchEvent, WatchRequest, message_log_server::MessageLog};
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Code, Status, metadata::MetadataMap};
 
-use super::grpc::MessageLogApi;
+use super::{
+    envelopes::{
+        self, COMPRESSED, Framing, gunzip, put_envelope, put_proto, read_body, too_large, within,
+    },
+    grpc::{MessageLogApi, PREFIX},
+};
 use crate::{
     codes::code_name,
     negotiation::{accepts_coding, content_tag, matches_tag},
 };
 
-/// The service's path prefix, shared with gRPC (its routes, and the rule of one request message
-/// per call, are set under it).
-pub(crate) const PREFIX: &str = "/msglog.v1.MessageLog/";
+/// The envelope flag of the end of a stream.
+const END_STREAM: u8 = 0x02;
 /// Answers this large or larger are compressed when the client accepts it.
 const COMPRESS_FROM: usize = 1024;
 /// `Connect-Timeout-Ms`: at most 10 digits, as the protocol says.
@@ -59,10 +60,6 @@ const CONNECT_TIMEOUT: HeaderName = HeaderName::from_static("connect-timeout-ms"
 const CONNECT_CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
 const CONNECT_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("connect-accept-encoding");
 const CONNECT_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("connect-protocol-version");
-
-/// Envelope flags of a streamed message.
-const COMPRESSED: u8 = 0x01;
-const END_STREAM: u8 = 0x02;
 
 /// Whether a request to the service's paths is gRPC or gRPC-web (which tonic serves) rather
 /// than Connect.
@@ -81,7 +78,7 @@ pub(crate) struct Connect {
 
 /// How messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
+pub(super) enum Codec {
     Json,
     Proto,
 }
@@ -255,21 +252,6 @@ fn deadline(connect: &Connect, headers: &HeaderMap) -> Result<Duration, Status> 
         Some(client) => client.min(connect.request_timeout),
         None => connect.request_timeout,
     })
-}
-
-/// `answer`, or `deadline_exceeded` once `deadline` has passed.
-async fn within<T>(
-    deadline: Duration,
-    answer: impl Future<Output = Result<T, Status>>,
-) -> Result<T, Status> {
-    tokio::time::timeout(deadline, answer)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Status::deadline_exceeded(format!(
-                "no answer within {} ms",
-                deadline.as_millis()
-            )))
-        })
 }
 
 /// What a Connect `GET`'s query says.
@@ -464,53 +446,14 @@ async fn watch(connect: Connect, request: Request) -> Response {
         Ok::<_, Status>((events, deadline))
     };
     // Opening (the request read whole, the watch started) is bounded like a unary call.
-    let (events, deadline) = match within(connect.request_timeout, opened).await {
-        Ok(opened) => opened,
-        Err(status) => {
-            return stream_response(
-                codec,
-                gzip,
-                stream::iter([end_of_stream(Some(&status))]).boxed(),
-            );
+    let framing = ConnectFraming { codec, gzip };
+    let body = match within(connect.request_timeout, opened).await {
+        Ok((events, deadline)) => {
+            let expired = Status::deadline_exceeded("the stream's Connect-Timeout-Ms ran out");
+            envelopes::body(events, framing, deadline, expired)
         }
+        Err(status) => envelopes::ended(framing, &status),
     };
-    let expired = async move {
-        match deadline {
-            Some(deadline) => tokio::time::sleep(deadline).await,
-            None => std::future::pending().await,
-        }
-    };
-    let events = events.take_until(expired);
-    // The events, then the end: the watch's status when it ended with one, a deadline when the
-    // client's timeout cut it, or nothing.
-    let body = stream::unfold(
-        (Box::pin(events), false),
-        move |(mut events, ended)| async move {
-            if ended {
-                return None;
-            }
-            match events.next().await {
-                Some(Ok(event)) => Some((envelope(codec, &event, gzip), (events, false))),
-                Some(Err(status)) => Some((end_of_stream(Some(&status)), (events, true))),
-                None if deadline.is_some() => Some((
-                    end_of_stream(Some(&Status::deadline_exceeded(
-                        "the stream's Connect-Timeout-Ms ran out",
-                    ))),
-                    (events, true),
-                )),
-                None => Some((end_of_stream(None), (events, true))),
-            }
-        },
-    );
-    stream_response(codec, gzip, body.boxed())
-}
-
-/// A streamed answer: `200`, the stream's content type, and the envelopes as they come.
-fn stream_response(
-    codec: Codec,
-    gzip: bool,
-    envelopes: futures_util::stream::BoxStream<'static, Bytes>,
-) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -519,35 +462,38 @@ fn stream_response(
     if gzip {
         headers.insert(CONNECT_CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    let body = Body::from_stream(envelopes.map(Ok::<_, std::convert::Infallible>));
     (StatusCode::OK, headers, body).into_response()
 }
 
-/// One event in its envelope (compressed when the client accepts it and it is worth it).
-fn envelope(codec: Codec, event: &WatchEvent, gzip: bool) -> Bytes {
-    let message = codec.encode(event);
-    if gzip && message.len() >= COMPRESS_FROM {
-        enveloped(COMPRESSED, &compress(&message))
-    } else {
-        enveloped(0, &message)
+/// Connect's frames: each event in the stream's codec, compressed when the client accepts it
+/// and it is worth it; the end is an end-of-stream envelope whose JSON carries the error, if
+/// any.
+#[derive(Debug, Clone, Copy)]
+struct ConnectFraming {
+    codec: Codec,
+    gzip: bool,
+}
+
+impl Framing for ConnectFraming {
+    fn event(self, out: &mut BytesMut, event: &WatchEvent) {
+        if self.codec == Codec::Proto && !self.gzip {
+            return put_proto(out, event);
+        }
+        let message = self.codec.encode(event);
+        if self.gzip && message.len() >= COMPRESS_FROM {
+            put_envelope(out, COMPRESSED, &compress(&message));
+        } else {
+            put_envelope(out, 0, &message);
+        }
     }
-}
 
-/// The end-of-stream message: `{"error": {...}}`, or `{}` when the stream ended well.
-fn end_of_stream(status: Option<&Status>) -> Bytes {
-    let body = match status {
-        Some(status) => serde_json::json!({ "error": error_body(status) }),
-        None => serde_json::json!({}),
-    };
-    enveloped(END_STREAM, body.to_string().as_bytes())
-}
-
-fn enveloped(flags: u8, message: &[u8]) -> Bytes {
-    let mut framed = BytesMut::with_capacity(5 + message.len());
-    framed.put_u8(flags);
-    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    framed.put_slice(message);
-    framed.freeze()
+    fn end(self, out: &mut BytesMut, status: Option<&Status>) {
+        let body = match status {
+            Some(status) => serde_json::json!({ "error": error_body(status) }),
+            None => serde_json::json!({}),
+        };
+        put_envelope(out, END_STREAM, body.to_string().as_bytes());
+    }
 }
 
 /// The one message of a stream's request body: one envelope, decompressed when flagged.
@@ -575,49 +521,6 @@ fn one_envelope(bytes: &[u8], compressed: bool, max: usize) -> Result<Vec<u8>, S
         return gunzip(message, max);
     }
     Ok(message.to_vec())
-}
-
-/// Reads a request body of at most `max` bytes (after decompression when `gzip`).
-async fn read_body(body: Body, max: usize, gzip: bool) -> Result<Vec<u8>, Status> {
-    let limited = http_body_util::Limited::new(body, max.saturating_add(1));
-    let bytes = limited
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large(max)
-            } else {
-                Status::invalid_argument(format!("the request body could not be read: {error}"))
-            }
-        })?
-        .to_bytes();
-    if gzip {
-        gunzip(&bytes, max)
-    } else if bytes.len() > max {
-        Err(too_large(max))
-    } else {
-        Ok(bytes.to_vec())
-    }
-}
-
-fn too_large(max: usize) -> Status {
-    Status::resource_exhausted(format!("the request message is larger than {max} bytes"))
-}
-
-/// Decompresses gzip into at most `max` bytes (a small body that inflates past it is refused
-/// as soon as it does).
-fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, Status> {
-    let mut inflated = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .take(max as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|error| {
-            Status::invalid_argument(format!("the body is not valid gzip: {error}"))
-        })?;
-    if inflated.len() > max {
-        return Err(too_large(max));
-    }
-    Ok(inflated)
 }
 
 fn compress(bytes: &[u8]) -> Vec<u8> {

@@ -1,16 +1,27 @@
 //! The gRPC door: `msglog.v1.MessageLog`, over native gRPC (HTTP/2) and gRPC-web (HTTP/1.1),
 //! on the same core as the JSON routes: `Send` is `POST /api/messages`, `List` is
 //! `GET /api/messages`, `Status` is `GET /api/status`, and `Watch` is served by the live feed.
+//!
+//! Tonic serves it all but gRPC-web's binary `Watch` (what the page and browsers use), which
+//! [`web_watch`] writes with the Connect door's stream writer (`super::envelopes`): every
+//! event ready goes out in one chunk, with no codec buffer held per call.
 
+use std::time::Duration;
+
+use axum::response::IntoResponse as _;
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use msglog_proto::{
     MessageText,
     v1::{
         self, ListRequest, ListResponse, SendRequest, SendResponse, StatusRequest, StatusResponse,
-        WatchRequest, message_log_server::MessageLog,
+        WatchEvent, WatchRequest, message_log_server::MessageLog,
     },
 };
-use tonic::{Request, Response, Status};
+use prost::Message as _;
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 
+use super::envelopes::{self, Framing, put_envelope, put_proto, read_body, within};
 use crate::{
     error::AppError,
     extract::client_ip,
@@ -102,6 +113,127 @@ impl MessageLog for MessageLogApi {
     }
 }
 
+/// The service's path prefix, shared with the Connect door (its routes, and the rule of one
+/// request message per call, are set under it).
+pub(crate) const PREFIX: &str = "/msglog.v1.MessageLog/";
+/// The content type of gRPC-web's binary form, which [`web_watch`] answers.
+const GRPC_WEB_PROTO: &str = "application/grpc-web+proto";
+/// The envelope flag of gRPC-web's trailers frame.
+const TRAILERS: u8 = 0x80;
+
+/// Whether `request` is a gRPC-web `Watch` in binary (`application/grpc-web` or `+proto`),
+/// which [`web_watch`] serves; the text form stays with tonic-web.
+pub(crate) fn is_web_watch(request: &axum::extract::Request) -> bool {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    request.method() == http::Method::POST
+        && request.uri().path().strip_prefix(PREFIX) == Some("Watch")
+        && matches!(media_type, "application/grpc-web" | GRPC_WEB_PROTO)
+}
+
+/// gRPC-web's binary `Watch`, as tonic-web answers it (a trailers-only answer when it cannot
+/// open, trailers as the body's last frame when it ends) but written by the facade's own
+/// stream writer. Opening (the request read, the watch started) takes at most `opening`, or
+/// the client's `grpc-timeout` when sooner; the stream then lasts until that deadline.
+pub(crate) async fn web_watch(
+    api: MessageLogApi,
+    max_message: usize,
+    opening: Duration,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let deadline = parts
+        .headers
+        .get("grpc-timeout")
+        .and_then(msglog_common::grpc_deadline::parse_timeout);
+    let opened = async {
+        let bytes = read_body(body, max_message + 5, false).await?;
+        let request = WatchRequest::decode(one_message(&bytes)?).map_err(|error| {
+            Status::invalid_argument(format!("the request is not a valid WatchRequest: {error}"))
+        })?;
+        let metadata = MetadataMap::from_headers(parts.headers.clone());
+        let request = Request::from_parts(metadata, parts.extensions, request);
+        Ok(api.watch(request).await?.into_inner())
+    };
+    let opening = deadline.map_or(opening, |deadline| deadline.min(opening));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(GRPC_WEB_PROTO),
+    );
+    match within(opening, opened).await {
+        Ok(events) => {
+            let expired = Status::deadline_exceeded(format!(
+                "no answer within the call's deadline of {} ms",
+                deadline.unwrap_or_default().as_millis()
+            ));
+            let body = envelopes::body(events, GrpcWebFraming, deadline, expired);
+            (StatusCode::OK, headers, body).into_response()
+        }
+        // Trailers-only: the status in the headers, no body.
+        Err(status) => {
+            add_status(&mut headers, &status);
+            (StatusCode::OK, headers).into_response()
+        }
+    }
+}
+
+/// A request body of one uncompressed message.
+fn one_message(bytes: &[u8]) -> Result<&[u8], Status> {
+    let malformed = || Status::invalid_argument("the request is not one gRPC-web message");
+    let (&flags, rest) = bytes.split_first().ok_or_else(malformed)?;
+    let (length, message) = rest.split_at_checked(4).ok_or_else(malformed)?;
+    let length = u32::from_be_bytes(length.try_into().map_err(|_| malformed())?) as usize;
+    if flags & envelopes::COMPRESSED != 0 {
+        return Err(Status::unimplemented(
+            "compressed requests are not accepted",
+        ));
+    }
+    match message.len().cmp(&length) {
+        std::cmp::Ordering::Equal if flags == 0 => Ok(message),
+        std::cmp::Ordering::Greater => Err(Status::invalid_argument(
+            "a Watch takes one request message, not more",
+        )),
+        _ => Err(malformed()),
+    }
+}
+
+/// `grpc-status` and `grpc-message` (percent-encoded by tonic, as gRPC says) for `status`.
+fn add_status(headers: &mut HeaderMap, status: &Status) {
+    // Only details that cannot be encoded fail: the plain status they come back as is added.
+    if let Err(plain) = status.add_header(headers) {
+        let _ = plain.add_header(headers);
+    }
+}
+
+/// gRPC-web's frames: each event in protobuf; the end is a trailers frame, each line as
+/// tonic-web writes them (`grpc-status:0\r\n`, and `grpc-message` when there is one).
+#[derive(Debug, Clone, Copy)]
+struct GrpcWebFraming;
+
+impl Framing for GrpcWebFraming {
+    fn event(self, out: &mut BytesMut, event: &WatchEvent) {
+        put_proto(out, event);
+    }
+
+    fn end(self, out: &mut BytesMut, status: Option<&Status>) {
+        let mut headers = HeaderMap::new();
+        add_status(&mut headers, status.unwrap_or(&Status::ok("")));
+        let mut trailers = Vec::new();
+        for (name, value) in &headers {
+            trailers.extend_from_slice(name.as_str().as_bytes());
+            trailers.push(b':');
+            trailers.extend_from_slice(value.as_bytes());
+            trailers.extend_from_slice(b"\r\n");
+        }
+        put_envelope(out, TRAILERS, &trailers);
+    }
+}
+
 impl From<Sent> for v1::SendResponse {
     fn from(sent: Sent) -> Self {
         Self {
@@ -143,6 +275,60 @@ impl From<Overview> for v1::StatusResponse {
                 errors: overview.calls.errors,
             }),
             max_message_bytes: overview.max_message_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trailers(status: Option<&Status>) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        GrpcWebFraming.end(&mut out, status);
+        assert_eq!(out[0], TRAILERS);
+        assert_eq!(
+            u32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize,
+            out.len() - 5
+        );
+        out[5..].to_vec()
+    }
+
+    #[test]
+    fn a_web_watch_ends_with_its_status_in_a_trailers_frame() {
+        assert_eq!(trailers(None), b"grpc-status:0\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&trailers(Some(&Status::unavailable("stopping: 100%\r\n")))),
+            "grpc-status:14\r\ngrpc-message:stopping:%20100%25%0D%0A\r\n"
+        );
+    }
+
+    #[test]
+    fn a_web_watch_takes_one_plain_message() {
+        let framed = |flags: u8, message: &[u8], declared: u32| {
+            let mut bytes = vec![flags];
+            bytes.extend_from_slice(&declared.to_be_bytes());
+            bytes.extend_from_slice(message);
+            bytes
+        };
+        assert_eq!(one_message(&framed(0, b"ab", 2)).ok(), Some(&b"ab"[..]));
+        assert_eq!(one_message(&framed(0, b"", 0)).ok(), Some(&b""[..]));
+        for (bytes, code) in [
+            (vec![], tonic::Code::InvalidArgument),
+            (vec![0, 0, 0], tonic::Code::InvalidArgument),
+            (framed(0, b"ab", 3), tonic::Code::InvalidArgument),
+            (framed(0, b"abc", 2), tonic::Code::InvalidArgument),
+            (framed(TRAILERS, b"ab", 2), tonic::Code::InvalidArgument),
+            (
+                framed(envelopes::COMPRESSED, b"ab", 2),
+                tonic::Code::Unimplemented,
+            ),
+        ] {
+            assert_eq!(
+                one_message(&bytes).map_err(|status| status.code()).err(),
+                Some(code),
+                "{bytes:?}"
+            );
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use msglog_common::testing::{
-    GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status, grpc_frame,
-    next_grpc_web_message,
+    GrpcWebFrame, GrpcWebFrames, LogAfterStart, ServiceProcess, TempDir, closing_status,
+    grpc_frame, next_grpc_web_message,
 };
 use msglog_proto::v1::{
     Direction, ListRequest, SendRequest, SendStatus, StoredMessage, WatchEvent, WatchRequest,
@@ -324,6 +324,90 @@ async fn a_grpc_web_watch_gets_a_frame_at_once_then_history_then_each_message_li
         // Everything stored so far, from the first: the history, then the live one.
         assert_eq!(texts_of(&seen.messages), posted);
         assert_ascending(&seen.messages);
+    }
+}
+
+/// A binary gRPC-web `Watch` with `body` and `grpc-timeout` if given.
+async fn raw_web_watch(base: &str, body: Vec<u8>, timeout: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/msglog.v1.MessageLog/Watch"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(body);
+    if let Some(timeout) = timeout {
+        request = request.header("grpc-timeout", timeout);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/grpc-web+proto"
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_grpc_web_watch_catches_up_in_few_writes_and_ends_with_its_status_in_trailers() {
+    let app = TestApp::spawn().await;
+    let base = app.facade.url();
+    let client = app.client();
+    let posted: Vec<String> = (0..50).map(|n| format!("message {n}")).collect();
+    for text in &posted {
+        assert_eq!(client.post_message(text).await.0, 200);
+    }
+    // A watcher 50 messages behind gets them in a few chunks, not one write per message.
+    let request = grpc_frame(&WatchRequest { after_seq: 0 }.encode_to_vec());
+    let mut response = raw_web_watch(&base, request.clone(), Some("2S")).await;
+    let mut frames = GrpcWebFrames::binary();
+    let (mut seen, mut chunks) = (Seen::default(), 0);
+    while seen.messages.len() < posted.len() {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the history within 10 s")
+            .unwrap()
+            .expect("the watch ended early");
+        chunks += 1;
+        frames.push(&chunk);
+        while let Some(frame) = frames.next_frame() {
+            let GrpcWebFrame::Message(bytes) = frame else {
+                panic!("the watch ended early: {frame:?}")
+            };
+            record(&mut seen, WatchEvent::decode(bytes.as_slice()).unwrap());
+        }
+    }
+    assert_eq!(texts_of(&seen.messages), posted);
+    assert_ascending(&seen.messages);
+    assert!(chunks <= 5, "{chunks} chunks for 50 messages");
+    // Its deadline (`grpc-timeout: 2S`) ends it with DEADLINE_EXCEEDED in a trailers frame.
+    let started = Instant::now();
+    assert_eq!(grpc_web_status(response).await, "4");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // What cannot be opened is answered trailers-only, as tonic-web answers it.
+    let mut two = request.clone();
+    two.extend_from_slice(&request);
+    let mut compressed = request.clone();
+    compressed[0] = 1;
+    for (body, status) in [
+        (two, "3"),
+        (request[..3].to_vec(), "3"),
+        (compressed, "12"),
+        (grpc_frame(b"\xff\xff"), "3"),
+    ] {
+        let response = raw_web_watch(&base, body.clone(), None).await;
+        assert_eq!(
+            response
+                .headers()
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap()),
+            Some(status),
+            "{body:?}: {response:?}"
+        );
+        assert!(response.bytes().await.unwrap().is_empty());
     }
 }
 
