@@ -8,6 +8,7 @@
 #   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
 #   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
 #   PROTOCOL=connect scripts/bench/watch.sh                 # Connect (connect+proto) watchers
+#   BIN_DIR=/tmp/before scripts/bench/watch.sh              # another build's facade
 #
 # Uses the release build, logging on the memory store, and ports BENCH_BASE_PORT..+2
 # (default 19180..19182).
@@ -32,7 +33,7 @@ bench_workdir
 
 start_logging "127.0.0.1:$logging_port" --store memory
 start_messages "127.0.0.1:$messages_port"
-start_facade "127.0.0.1:$facade_port" --max-connections $(( WATCHERS + 256 )) \
+bin=${BIN_DIR:-$bin} start_facade "127.0.0.1:$facade_port" --max-connections $(( WATCHERS + 256 )) \
   --logging-url "http://127.0.0.1:$logging_port" --messages-url "http://127.0.0.1:$messages_port"
 # The live feed connected: the status says so.
 for _ in $(seq 1 200); do
