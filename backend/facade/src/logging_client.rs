@@ -26,7 +26,7 @@ mod replicas;
 
 use batch::Batcher;
 pub(crate) use replicas::CallSettings;
-use replicas::{Replica, Replicas};
+use replicas::{Replica, Replicas, Tried};
 
 use crate::{
     metrics::CallMetrics,
@@ -116,6 +116,8 @@ impl LoggingClient {
         request_id: &str,
     ) -> Result<Attempted<Logged>, RetryFailure> {
         let id = id.to_string();
+        // Each attempt goes to a replica this call has not tried, while one is up.
+        let tried = Arc::new(Tried::default());
         with_retries(
             "LogMessage",
             &self.policy,
@@ -130,9 +132,9 @@ impl LoggingClient {
                     request_id: request_id.to_owned(),
                     attempt,
                 };
-                let id = &id;
+                let (id, tried) = (&id, &tried);
                 async move {
-                    let answer = match self.batcher.submit(item, timeout).await {
+                    let answer = match self.batcher.submit(item, tried, timeout).await {
                         Some(result) => result?,
                         // Logging is the original: the message goes alone.
                         None => {
@@ -145,8 +147,9 @@ impl LoggingClient {
                                 attempt,
                                 timeout,
                             );
-                            // A turn of its own: each attempt on the next replica.
-                            let replica = self.replicas.pick(self.replicas.turn(), 1);
+                            // A turn of its own, among the replicas not tried yet.
+                            let (index, replica) = self.replicas.pick(self.replicas.turn(), tried);
+                            tried.add(index);
                             replica
                                 .client
                                 .clone()
@@ -190,14 +193,15 @@ impl LoggingClient {
         &self,
         request_id: &str,
     ) -> Result<Attempted<Vec<String>>, RetryFailure> {
-        let turn = self.replicas.turn();
+        let (turn, tried) = (self.replicas.turn(), Tried::default());
         with_retries(
             "GetMessages",
             &self.read_policy,
             &self.read_budget,
             &self.metrics,
             |attempt, timeout| {
-                let replica = self.replicas.pick(turn, attempt);
+                let (index, replica) = self.replicas.pick(turn, &tried);
+                tried.add(index);
                 let request = grpc_request(Empty {}, request_id, attempt, timeout);
                 async move {
                     let response = replica
@@ -226,14 +230,15 @@ impl LoggingClient {
         page: ListMessagesRequest,
         request_id: &str,
     ) -> Result<Attempted<ListMessagesResponse>, RetryFailure> {
-        let turn = self.replicas.turn();
+        let (turn, tried) = (self.replicas.turn(), Tried::default());
         let listed = with_retries(
             "ListMessages",
             &self.read_policy,
             &self.read_budget,
             &self.metrics,
             |attempt, timeout| {
-                let replica = self.replicas.pick(turn, attempt);
+                let (index, replica) = self.replicas.pick(turn, &tried);
+                tried.add(index);
                 let request = grpc_request(page, request_id, attempt, timeout);
                 async move {
                     let response = replica
@@ -291,7 +296,7 @@ impl LoggingClient {
         F: FnOnce(replicas::Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let replica = self.replicas.pick(self.replicas.turn(), 1);
+        let (_, replica) = self.replicas.pick(self.replicas.turn(), &Tried::default());
         let timeout = self.policy.attempt_timeout;
         tokio::time::timeout(timeout, call(replica.client.clone()))
             .await

@@ -31,7 +31,7 @@ use tokio::{
 };
 use tonic::{Code, Status};
 
-use super::{Replicas, connection_failure_is_unavailable};
+use super::{Replicas, Tried, connection_failure_is_unavailable};
 use crate::metrics::CallMetrics;
 
 /// `LogMessages` calls out at once: two, so that one call is being answered while the next
@@ -47,6 +47,9 @@ const _: () = assert!(MAX_CALL_ITEMS <= MAX_LOG_ITEMS);
 struct Queued {
     /// What is sent.
     item: LogItem,
+    /// The replicas its call has tried: this call goes to another while there is one, and
+    /// adds the ones it tried.
+    tried: Arc<Tried>,
     /// When the attempt times out: the call's deadline is the latest of its items'.
     deadline: Instant,
     /// Where its result goes; closed when the attempt timed out or its request went away.
@@ -95,6 +98,7 @@ impl Batcher {
     pub(crate) async fn submit(
         &self,
         item: LogItem,
+        tried: &Arc<Tried>,
         timeout: Duration,
     ) -> Option<Result<LogResponse, Status>> {
         if self.unsupported() {
@@ -103,6 +107,7 @@ impl Batcher {
         let (reply, result) = oneshot::channel();
         let queued = Queued {
             item,
+            tried: Arc::clone(tried),
             deadline: Instant::now() + timeout,
             reply,
         };
@@ -184,7 +189,8 @@ fn text_bytes(queued: &Queued) -> usize {
         .map_or(0, |message| message.message.len())
 }
 
-/// One `LogMessages` call, to the replica whose turn it is: each item's result to its attempt.
+/// One `LogMessages` call, to the replica whose turn it is among those no item's call has tried
+/// (while one is up): each item's result to its attempt, and the replicas tried to its call.
 async fn send(
     batch: Vec<Queued>,
     replicas: Arc<Replicas>,
@@ -198,10 +204,15 @@ async fn send(
         .max()
         .unwrap_or_else(Instant::now);
     metrics.batch_sent(batch.len());
+    let avoid = Tried::default();
+    for queued in &batch {
+        avoid.add_all(&queued.tried);
+    }
     let (mut items, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
-        .map(|queued| (queued.item, queued.reply))
+        .map(|queued| (queued.item, (queued.reply, queued.tried)))
         .unzip();
+
     // A call whose connection broke goes at once to the next replica that is up, as the same
     // attempt of each item: the replica is gone, not failing, so this spends no retry (as gRPC's
     // transparent retries do not); the items are idempotent.
@@ -209,7 +220,12 @@ async fn send(
     let mut tries: u32 = 0;
     let answer = loop {
         tries += 1;
-        let replica = replicas.pick(turn, tries);
+        let (index, replica) = replicas.pick(turn, &avoid);
+        // Each item's call learns it now, whatever the outcome (a timeout included).
+        avoid.add(index);
+        for (_, tried) in &replies {
+            tried.add(index);
+        }
         let more_to_try = replicas.len() > 1 && (tries as usize) < replicas.len();
         let sent = if more_to_try {
             items.clone()
@@ -240,7 +256,7 @@ async fn send(
     };
     match answer {
         Ok(answer) if answer.results.len() == replies.len() => {
-            for (reply, result) in replies.into_iter().zip(answer.results) {
+            for ((reply, _), result) in replies.into_iter().zip(answer.results) {
                 // An attempt that timed out meanwhile is gone; its result with it.
                 let _ = reply.send(item_result(result));
             }
@@ -251,7 +267,7 @@ async fn send(
                 answer.results.len(),
                 replies.len()
             ));
-            for reply in replies {
+            for (reply, _) in replies {
                 let _ = reply.send(Err(status.clone()));
             }
         }
@@ -265,7 +281,7 @@ async fn send(
         }
         Err(status) => {
             let status = connection_failure_is_unavailable(status);
-            for reply in replies {
+            for (reply, _) in replies {
                 let _ = reply.send(Err(status.clone()));
             }
         }

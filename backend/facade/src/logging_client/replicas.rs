@@ -1,5 +1,6 @@
 //! The logging replicas the facade calls (`--logging-url`, once or several times): a channel
-//! to each, calls taken in turn by the replicas that are up, each retry on the next one, and
+//! to each, calls taken in turn by the replicas that are up, each retry on one the call has not
+//! tried while there is one (whatever other calls took their turns meanwhile), and
 //! a health check of each that takes a failing replica out of the turn and brings it back
 //! once it serves again.
 //!
@@ -8,7 +9,7 @@
 use std::{
     sync::{
         Arc, Weak,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -81,6 +82,32 @@ pub(crate) struct Replica {
     /// Whether it takes its turn: cleared when a call finds its connection broken or its
     /// health check fails, set when its health check passes.
     up: AtomicBool,
+}
+
+/// The replicas a call has tried (replica `i` is bit `i % 64`: with more than 64 replicas, one
+/// that shares a bit with a replica tried is passed over too). Shared by the call's attempts,
+/// which may run on another task (the batcher's).
+#[derive(Debug, Default)]
+pub(crate) struct Tried(AtomicU64);
+
+impl Tried {
+    fn bit(index: usize) -> u64 {
+        1 << (index % 64)
+    }
+
+    fn bits(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Marks replica `index` tried.
+    pub(crate) fn add(&self, index: usize) {
+        self.0.fetch_or(Self::bit(index), Ordering::Relaxed);
+    }
+
+    /// Adds what `other` tried.
+    pub(crate) fn add_all(&self, other: &Self) {
+        self.0.fetch_or(other.bits(), Ordering::Relaxed);
+    }
 }
 
 impl Replica {
@@ -200,20 +227,31 @@ impl Replicas {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The replica for attempt `attempt` (from 1) of the call whose turn is `turn`: among the
-    /// replicas that are up, each attempt on the next one; among all of them when none is up
-    /// (a stale health check must not stop every call).
-    pub(crate) fn pick(&self, turn: usize, attempt: u32) -> &Replica {
-        let step = turn.wrapping_add(attempt.saturating_sub(1) as usize);
-        let up = self.list.iter().filter(|replica| replica.is_up()).count();
-        if up == 0 {
-            return &self.list[step % self.list.len()];
-        }
-        self.list
-            .iter()
-            .filter(|replica| replica.is_up())
-            .nth(step % up)
-            .unwrap_or(&self.list[0])
+    /// The replica for the call whose turn is `turn` and which has tried `tried`: the turn's
+    /// among the replicas that are up and not tried; once every replica up was tried, among
+    /// those up; when none is up, among all of them (a stale health check must not stop every
+    /// call). The call then marks it tried ([`Tried::add`]).
+    pub(crate) fn pick(&self, turn: usize, tried: &Tried) -> (usize, &Replica) {
+        let tried = tried.bits();
+        let untried = |index: usize| tried & Tried::bit(index) == 0;
+        let index = self
+            .nth_where(turn, |index, replica| replica.is_up() && untried(index))
+            .or_else(|| self.nth_where(turn, |_, replica| replica.is_up()))
+            .unwrap_or(turn % self.list.len());
+        (index, &self.list[index])
+    }
+
+    /// The index of the `turn`th replica (counting around) of those that `keep`.
+    fn nth_where(&self, turn: usize, keep: impl Fn(usize, &Replica) -> bool) -> Option<usize> {
+        let kept = || {
+            self.list
+                .iter()
+                .enumerate()
+                .filter(|(index, replica)| keep(*index, replica))
+                .map(|(index, _)| index)
+        };
+        let count = kept().count();
+        kept().nth(turn.checked_rem(count)?)
     }
 
     /// How many replicas there are.
@@ -296,5 +334,81 @@ async fn check_health(replicas: Weak<Replicas>, every: Duration) {
         };
         // The answer is in each replica's state.
         let _ = replicas.health().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn three() -> Arc<Replicas> {
+        let urls: Vec<String> = (1..=3).map(|n| format!("http://127.0.0.1:{n}")).collect();
+        Replicas::new(
+            &urls,
+            &CallSettings::default(),
+            Duration::from_secs(1),
+            // No health check runs during the test: the test sets who is up.
+            Duration::from_secs(3600),
+            Arc::new(CallMetrics::default()),
+        )
+        .unwrap()
+    }
+
+    /// The replicas a call's attempts go to, with `between` run before each retry.
+    fn attempts(
+        replicas: &Replicas,
+        turn: usize,
+        count: usize,
+        between: impl Fn(usize),
+    ) -> Vec<usize> {
+        let tried = Tried::default();
+        (0..count)
+            .map(|n| {
+                if n > 0 {
+                    between(n);
+                }
+                let (index, _) = replicas.pick(turn, &tried);
+                tried.add(index);
+                index
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_retry_goes_to_a_replica_the_call_has_not_tried_while_one_is_up() {
+        let replicas = three().await;
+        for turn in 0..6 {
+            let mut went = attempts(&replicas, turn, 3, |_| {});
+            assert_eq!(went[0], turn % 3, "the first attempt takes the call's turn");
+            went.sort_unstable();
+            assert_eq!(went, [0, 1, 2], "turn {turn}");
+        }
+        // A replica that leaves the turn between attempts shifts nothing back onto one tried:
+        // the second attempt goes to the one replica neither tried nor out.
+        for turn in 0..6 {
+            let first = turn % 3;
+            let went = attempts(&replicas, turn, 2, |_| {
+                let out = (first + 2) % 3;
+                replicas.list[out].up.store(false, Ordering::Relaxed);
+            });
+            assert_eq!(went, [first, (first + 1) % 3], "turn {turn}");
+            for replica in &replicas.list {
+                replica.up.store(true, Ordering::Relaxed);
+            }
+        }
+        // Every replica up tried: the turn's among those up; none up: among all.
+        let tried = Tried::default();
+        (0..3).for_each(|index| tried.add(index));
+        assert_eq!(replicas.pick(4, &tried).0, 1);
+        replicas.list[1].up.store(false, Ordering::Relaxed);
+        assert_eq!(
+            replicas.pick(4, &Tried::default()).0,
+            0,
+            "the turn among 0 and 2"
+        );
+        for replica in &replicas.list {
+            replica.up.store(false, Ordering::Relaxed);
+        }
+        assert_eq!(replicas.pick(4, &Tried::default()).0, 1);
     }
 }
