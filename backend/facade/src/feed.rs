@@ -23,7 +23,7 @@ use std::{
 };
 
 use futures_util::Stream;
-use msglog_proto::v1::{StoredMessage, WatchEvent};
+use msglog_proto::v1::{StoredMessage, WatchEvent, watch_event::Event};
 use prometheus_client::{
     metrics::{
         gauge::Gauge,
@@ -96,8 +96,9 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Buffer {
-    /// The newest messages, in seq order: every message with `floor < seq <= last`.
-    recent: VecDeque<StoredMessage>,
+    /// The newest messages, in seq order: every message with `floor < seq <= last`. Each is
+    /// held once, whatever the number of watchers that take it.
+    recent: VecDeque<Arc<StoredMessage>>,
     /// See `recent`.
     floor: u64,
     /// The seq after which the follower resumes: the last message held (or, while the buffer
@@ -134,9 +135,27 @@ pub(crate) struct FeedState {
     pub(crate) stuck: bool,
 }
 
+/// What a watch yields: a message as the feed holds it, shared by every watcher rather than
+/// copied for each, or one of the feed's other events (its state, a heartbeat).
+#[derive(Debug, Clone)]
+pub(crate) enum Watched {
+    Message(Arc<StoredMessage>),
+    Event(WatchEvent),
+}
+
+impl From<Watched> for WatchEvent {
+    fn from(watched: Watched) -> Self {
+        match watched {
+            Watched::Message(message) => Self {
+                event: Some(Event::Message(Arc::unwrap_or_clone(message))),
+            },
+            Watched::Event(event) => event,
+        }
+    }
+}
+
 /// The stream a `Watch` call answers with.
-pub(crate) type WatchStream =
-    Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
+pub(crate) type WatchStream = Pin<Box<dyn Stream<Item = Result<Watched, Status>> + Send + 'static>>;
 impl Feed {
     /// Registers `watchers`, `watch_lag_messages` and `feed_live`.
     pub(crate) fn register_metrics(&self, registry: &mut Registry) {

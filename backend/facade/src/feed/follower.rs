@@ -1,7 +1,7 @@
 //! The follower: one `WatchMessages` stream from logging at a time, its frames taken into the
 //! buffer, and a reconnection with back-off whenever it breaks.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, sync::Arc};
 
 use msglog_proto::{
     logging::{ListMessagesRequest, WatchMessagesResponse},
@@ -73,7 +73,11 @@ impl Feed {
                 texts_only: false,
             })
             .await?;
-        let messages: VecDeque<StoredMessage> = page.messages.into_iter().map(Into::into).collect();
+        let messages: VecDeque<Arc<StoredMessage>> = page
+            .messages
+            .into_iter()
+            .map(|message| Arc::new(message.into()))
+            .collect();
         let mut buffer = self.shared.write();
         buffer.floor = match (page.next_cursor, messages.front()) {
             (Some(_), Some(first)) => first.seq - 1,
@@ -122,7 +126,7 @@ impl Feed {
                 continue;
             }
             buffer.last = message.seq;
-            buffer.recent.push_back(message.into());
+            buffer.recent.push_back(Arc::new(message.into()));
         }
         while buffer.recent.len() > self.settings.buffer {
             if let Some(dropped) = buffer.recent.pop_front() {

@@ -10,7 +10,7 @@ use msglog_proto::{
 use tokio::sync::watch;
 use tonic::Status;
 
-use super::{BATCH, CATCH_UP_PAGE, CATCH_UP_RETRY, Feed, WatchStream};
+use super::{BATCH, CATCH_UP_PAGE, CATCH_UP_RETRY, Feed, WatchStream, Watched};
 use crate::{clients::WatchSlot, codes::status_text};
 
 impl Feed {
@@ -62,7 +62,7 @@ struct Watcher {
     /// The log the cursor belongs to, once seen.
     epoch: Option<u64>,
     /// Events taken but not yet sent: at most one batch.
-    pending: VecDeque<WatchEvent>,
+    pending: VecDeque<Watched>,
     /// The feed state this client was last told (it assumes live until told otherwise).
     told_live: bool,
     /// Why the last attempt to catch up from logging failed, until one works: the client is
@@ -77,7 +77,7 @@ struct Watcher {
 /// What a watcher found in the buffer.
 enum Found {
     /// New messages after its cursor.
-    Messages(Vec<StoredMessage>),
+    Messages(Vec<Arc<StoredMessage>>),
     /// Its cursor is older than the buffer: read from logging.
     Behind,
     /// Nothing new.
@@ -85,7 +85,7 @@ enum Found {
 }
 
 impl Watcher {
-    async fn next(&mut self) -> Option<Result<WatchEvent, Status>> {
+    async fn next(&mut self) -> Option<Result<Watched, Status>> {
         if self.done {
             return None;
         }
@@ -201,18 +201,21 @@ impl Watcher {
             self.cursor = self.cursor.max(self.feed.shared.read().floor);
             return Ok(());
         }
-        self.queue(page.messages.into_iter().map(Into::into).collect());
+        self.queue(
+            page.messages
+                .into_iter()
+                .map(|message| Arc::new(message.into()))
+                .collect(),
+        );
         Ok(())
     }
 
-    fn queue(&mut self, messages: Vec<StoredMessage>) {
+    fn queue(&mut self, messages: Vec<Arc<StoredMessage>>) {
         if let Some(last) = messages.last() {
             self.cursor = last.seq;
         }
         self.pending
-            .extend(messages.into_iter().map(|message| WatchEvent {
-                event: Some(Event::Message(message)),
-            }));
+            .extend(messages.into_iter().map(Watched::Message));
     }
 
     /// Queues a feed-status event if the client's picture is out of date; `true` if it did.
@@ -221,13 +224,13 @@ impl Watcher {
             return false;
         }
         self.told_live = live;
-        self.pending.push_back(WatchEvent {
+        self.pending.push_back(Watched::Event(WatchEvent {
             event: Some(Event::Feed(FeedStatus { live, detail })),
-        });
+        }));
         true
     }
 
-    fn end(&mut self, status: Status) -> Option<Result<WatchEvent, Status>> {
+    fn end(&mut self, status: Status) -> Option<Result<Watched, Status>> {
         self.done = true;
         Some(Err(status))
     }
@@ -239,8 +242,8 @@ impl Drop for Watcher {
     }
 }
 
-fn heartbeat(newest_seq: u64) -> WatchEvent {
-    WatchEvent {
+fn heartbeat(newest_seq: u64) -> Watched {
+    Watched::Event(WatchEvent {
         event: Some(Event::Heartbeat(Heartbeat { newest_seq })),
-    }
+    })
 }

@@ -40,12 +40,13 @@ use tonic::{Code, Status, metadata::MetadataMap};
 
 use super::{
     envelopes::{
-        self, COMPRESSED, Framing, gunzip, put_envelope, put_proto, read_body, too_large, within,
+        self, COMPRESSED, Framing, gunzip, put_envelope, put_watched, read_body, too_large, within,
     },
     grpc::{MessageLogApi, PREFIX},
 };
 use crate::{
     codes::code_name,
+    feed::Watched,
     negotiation::{accepts_coding, content_tag, matches_tag},
 };
 
@@ -434,15 +435,11 @@ async fn watch(connect: Connect, request: Request) -> Response {
         let message = one_envelope(&bytes, compressed, connect.max_message)?;
         let request: WatchRequest = codec.decode(&message)?;
         let metadata = MetadataMap::from_headers(parts.headers.clone());
-        let events = connect
-            .api
-            .watch(tonic::Request::from_parts(
-                metadata,
-                parts.extensions,
-                request,
-            ))
-            .await?
-            .into_inner();
+        let events = connect.api.open_watch(tonic::Request::from_parts(
+            metadata,
+            parts.extensions,
+            request,
+        ))?;
         Ok::<_, Status>((events, deadline))
     };
     // Opening (the request read whole, the watch started) is bounded like a unary call.
@@ -475,11 +472,11 @@ struct ConnectFraming {
 }
 
 impl Framing for ConnectFraming {
-    fn event(self, out: &mut BytesMut, event: &WatchEvent) {
+    fn event(self, out: &mut BytesMut, watched: &Watched) {
         if self.codec == Codec::Proto && !self.gzip {
-            return put_proto(out, event);
+            return put_watched(out, watched);
         }
-        let message = self.codec.encode(event);
+        let message = self.codec.encode(&WatchEvent::from(watched.clone()));
         if self.gzip && message.len() >= COMPRESS_FROM {
             put_envelope(out, COMPRESSED, &compress(&message));
         } else {

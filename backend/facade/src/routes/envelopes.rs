@@ -14,7 +14,9 @@ use axum::body::Body;
 use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{FutureExt as _, Stream, StreamExt as _, stream};
 use http_body_util::BodyExt as _;
-use msglog_proto::v1::WatchEvent;
+use msglog_proto::v1::StoredMessage;
+
+use crate::feed::Watched;
 use tonic::Status;
 
 /// Most events written in one chunk.
@@ -26,7 +28,7 @@ pub(super) const COMPRESSED: u8 = 0x01;
 /// How a door frames a stream.
 pub(super) trait Framing: Copy + Send + 'static {
     /// One event, appended to `out`.
-    fn event(self, out: &mut BytesMut, event: &WatchEvent);
+    fn event(self, out: &mut BytesMut, watched: &Watched);
     /// The last frame, appended to `out`: how the stream ended (`None`: well).
     fn end(self, out: &mut BytesMut, status: Option<&Status>);
 }
@@ -40,7 +42,7 @@ pub(super) fn put_envelope(out: &mut BytesMut, flags: u8, message: &[u8]) {
 }
 
 /// One protobuf message in its envelope, encoded straight into `out`.
-pub(super) fn put_proto(out: &mut BytesMut, message: &impl prost::Message) {
+fn put_proto(out: &mut BytesMut, message: &impl prost::Message) {
     let length = message.encoded_len();
     out.reserve(5 + length);
     out.put_u8(0);
@@ -49,10 +51,29 @@ pub(super) fn put_proto(out: &mut BytesMut, message: &impl prost::Message) {
     let _ = message.encode(out);
 }
 
+/// The field of `WatchEvent` that carries a message (`StoredMessage message = 1`).
+const MESSAGE_FIELD: u32 = 1;
+
+/// One event in protobuf in its envelope, appended to `out`: a message encoded as the
+/// `WatchEvent` that carries it, straight from the one the feed holds.
+pub(super) fn put_watched(out: &mut BytesMut, watched: &Watched) {
+    match watched {
+        Watched::Message(message) => {
+            let message: &StoredMessage = message;
+            let length = prost::encoding::message::encoded_len(MESSAGE_FIELD, message);
+            out.reserve(5 + length);
+            out.put_u8(0);
+            out.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
+            prost::encoding::message::encode(MESSAGE_FIELD, message, out);
+        }
+        Watched::Event(event) => put_proto(out, event),
+    }
+}
+
 /// The body of a watch: its events as frames, then the end. `deadline` is the client's, and
 /// `expired` the status its stream ends with when it passes.
 pub(super) fn body(
-    events: impl Stream<Item = Result<WatchEvent, Status>> + Send + 'static,
+    events: impl Stream<Item = Result<Watched, Status>> + Send + 'static,
     framing: impl Framing,
     deadline: Option<Duration>,
     expired: Status,
@@ -167,4 +188,42 @@ pub(super) fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, Status> {
         return Err(too_large(max));
     }
     Ok(inflated)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use msglog_proto::v1::{Heartbeat, WatchEvent, watch_event::Event};
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn a_shared_message_is_framed_as_the_watch_event_that_carries_it() {
+        let message = StoredMessage {
+            id: "0193a4c2-7b1e-7000-8000-000000000001".to_owned(),
+            text: "héllo, a message long enough to need a two-byte length ".repeat(4),
+            seq: 300,
+            stored_at_ms: 1_733_400_000_000,
+        };
+        let heartbeat = WatchEvent {
+            event: Some(Event::Heartbeat(Heartbeat { newest_seq: 7 })),
+        };
+        for (watched, event) in [
+            (
+                Watched::Message(Arc::new(message.clone())),
+                WatchEvent {
+                    event: Some(Event::Message(message)),
+                },
+            ),
+            (Watched::Event(heartbeat.clone()), heartbeat),
+        ] {
+            let (mut shared, mut copied) = (BytesMut::new(), BytesMut::new());
+            put_watched(&mut shared, &watched);
+            put_proto(&mut copied, &event);
+            assert_eq!(shared, copied);
+            assert_eq!(WatchEvent::decode(&shared[5..]).unwrap(), event);
+        }
+    }
 }

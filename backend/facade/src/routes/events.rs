@@ -134,7 +134,7 @@ fn encode(
             return None;
         }
         let event = match reading.watch.next().await? {
-            Ok(event) => event,
+            Ok(watched) => WatchEvent::from(watched),
             Err(status) => return Some((Ok(end(&status)), None)),
         };
         match &event.event {

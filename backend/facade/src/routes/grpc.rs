@@ -6,10 +6,11 @@
 //! [`web_watch`] writes with the Connect door's stream writer (`super::envelopes`): every
 //! event ready goes out in one chunk, with no codec buffer held per call.
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 
 use axum::response::IntoResponse as _;
 use bytes::BytesMut;
+use futures_util::{Stream, StreamExt as _};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use msglog_proto::{
     MessageText,
@@ -21,11 +22,11 @@ use msglog_proto::{
 use prost::Message as _;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 
-use super::envelopes::{self, Framing, put_envelope, put_proto, read_body, within};
+use super::envelopes::{self, Framing, put_envelope, put_watched, read_body, within};
 use crate::{
     error::AppError,
     extract::client_ip,
-    feed::WatchStream,
+    feed::{WatchStream, Watched},
     gateway::{Checked, Overview, Page, PageRequest, Sent},
     ids::{IDEMPOTENCY_KEY_RULE, IdempotencyKey},
     logging_client::Logged,
@@ -41,6 +42,14 @@ pub(crate) struct MessageLogApi {
 impl MessageLogApi {
     pub(crate) fn new(state: AppState) -> Self {
         Self { state }
+    }
+
+    /// A `Watch` for `request`, its client's share of live feeds taken: what every door's
+    /// `Watch` streams (tonic's as copies of each message, the others as the feed holds them).
+    pub(crate) fn open_watch(&self, request: Request<WatchRequest>) -> Result<WatchStream, Status> {
+        let client = client_ip(request.extensions());
+        let after_seq = request.into_inner().after_seq;
+        Ok(crate::gateway::open_watch(&self.state, client, after_seq)?)
     }
 }
 
@@ -100,16 +109,16 @@ impl MessageLog for MessageLogApi {
         Ok(Response::new(services.into()))
     }
 
-    type WatchStream = WatchStream;
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
 
     async fn watch(
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let client = client_ip(request.extensions());
-        let after_seq = request.into_inner().after_seq;
-        let watch = crate::gateway::open_watch(&self.state, client, after_seq)?;
-        Ok(Response::new(watch))
+        let watch = self.open_watch(request)?;
+        Ok(Response::new(Box::pin(
+            watch.map(|watched| watched.map(WatchEvent::from)),
+        )))
     }
 }
 
@@ -157,7 +166,7 @@ pub(crate) async fn web_watch(
         })?;
         let metadata = MetadataMap::from_headers(parts.headers.clone());
         let request = Request::from_parts(metadata, parts.extensions, request);
-        Ok(api.watch(request).await?.into_inner())
+        api.open_watch(request)
     };
     let opening = deadline.map_or(opening, |deadline| deadline.min(opening));
     let mut headers = HeaderMap::new();
@@ -216,8 +225,8 @@ fn add_status(headers: &mut HeaderMap, status: &Status) {
 struct GrpcWebFraming;
 
 impl Framing for GrpcWebFraming {
-    fn event(self, out: &mut BytesMut, event: &WatchEvent) {
-        put_proto(out, event);
+    fn event(self, out: &mut BytesMut, watched: &Watched) {
+        put_watched(out, watched);
     }
 
     fn end(self, out: &mut BytesMut, status: Option<&Status>) {
