@@ -136,11 +136,12 @@ pub(crate) struct FeedState {
 }
 
 /// What a watch yields: a message as the feed holds it, shared by every watcher rather than
-/// copied for each, or one of the feed's other events (its state, a heartbeat).
+/// copied for each, or one of the feed's other events (its state, a heartbeat), boxed, as they
+/// are rare, so that a watcher's queue costs a pointer an entry.
 #[derive(Debug, Clone)]
 pub(crate) enum Watched {
     Message(Arc<StoredMessage>),
-    Event(WatchEvent),
+    Event(Box<WatchEvent>),
 }
 
 impl From<Watched> for WatchEvent {
@@ -149,7 +150,7 @@ impl From<Watched> for WatchEvent {
             Watched::Message(message) => Self {
                 event: Some(Event::Message(Arc::unwrap_or_clone(message))),
             },
-            Watched::Event(event) => event,
+            Watched::Event(event) => *event,
         }
     }
 }

@@ -224,9 +224,9 @@ impl Watcher {
             return false;
         }
         self.told_live = live;
-        self.pending.push_back(Watched::Event(WatchEvent {
+        self.pending.push_back(Watched::Event(Box::new(WatchEvent {
             event: Some(Event::Feed(FeedStatus { live, detail })),
-        }));
+        })));
         true
     }
 
@@ -243,7 +243,7 @@ impl Drop for Watcher {
 }
 
 fn heartbeat(newest_seq: u64) -> Watched {
-    Watched::Event(WatchEvent {
+    Watched::Event(Box::new(WatchEvent {
         event: Some(Event::Heartbeat(Heartbeat { newest_seq })),
-    })
+    }))
 }

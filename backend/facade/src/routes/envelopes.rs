@@ -66,7 +66,7 @@ pub(super) fn put_watched(out: &mut BytesMut, watched: &Watched) {
             out.put_u32(u32::try_from(length).unwrap_or(u32::MAX));
             prost::encoding::message::encode(MESSAGE_FIELD, message, out);
         }
-        Watched::Event(event) => put_proto(out, event),
+        Watched::Event(event) => put_proto(out, &**event),
     }
 }
 
@@ -217,7 +217,7 @@ mod tests {
                     event: Some(Event::Message(message)),
                 },
             ),
-            (Watched::Event(heartbeat.clone()), heartbeat),
+            (Watched::Event(Box::new(heartbeat.clone())), heartbeat),
         ] {
             let (mut shared, mut copied) = (BytesMut::new(), BytesMut::new());
             put_watched(&mut shared, &watched);
