@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The live feed under load: WATCHERS gRPC-web watchers (one HTTP/1.1 connection each, as
-# browsers) on one facade while RATE messages a second are posted for DURATION seconds. Prints
-# the delay from each POST being sent to each watcher receiving it (p50, p99, max), whether
-# every watcher got every message once and in order, and the facade's resident memory (idle,
-# with the watchers open, after the load).
+# browsers over plain HTTP; or HTTP2_STREAMS to an HTTP/2 connection) on one facade while RATE
+# messages a second are posted for DURATION seconds. Prints the delay from each POST being sent
+# to each watcher receiving it (p50, p99, max), whether every watcher got every message once
+# and in order, and the facade's resident memory (idle, with the watchers open, after the load).
 #
 #   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
 #   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
 #   PROTOCOL=connect scripts/bench/watch.sh                 # Connect (connect+proto) watchers
 #   BIN_DIR=/tmp/before scripts/bench/watch.sh              # another build's facade
+#   HTTP2_STREAMS=50 WATCHERS=5000 scripts/bench/watch.sh   # 50 watchers an HTTP/2 connection,
+#                                                           # as tabs share one over HTTPS
 #
 # Uses the release build, logging on the memory store, and ports BENCH_BASE_PORT..+2
 # (default 19180..19182).
@@ -19,6 +21,7 @@ WATCHERS=${WATCHERS:-1000}
 RATE=${RATE:-200}
 SECONDS_POSTING=${DURATION:-10}
 PROTOCOL=${PROTOCOL:-grpc-web}
+HTTP2_STREAMS=${HTTP2_STREAMS:-0}
 
 . scripts/bench/lib.sh
 bench_ports 19180
@@ -42,8 +45,8 @@ done
 idle=$(rss_mb "$facade_pid" VmRSS)
 
 echo "==> $WATCHERS watchers, $RATE messages/s for ${SECONDS_POSTING} s (machine: $(nproc) cores)"
-"$bin/watch-bench" --facade "127.0.0.1:$facade_port" --watchers "$WATCHERS" --rate "$RATE" --protocol "$PROTOCOL" \
-  --seconds "$SECONDS_POSTING" | while IFS= read -r line; do
+"$bin/watch-bench" --facade "127.0.0.1:$facade_port" --watchers "$WATCHERS" --rate "$RATE" \
+  --protocol "$PROTOCOL" --http2-streams "$HTTP2_STREAMS" --seconds "$SECONDS_POSTING" | while IFS= read -r line; do
   if [ "$line" = READY ]; then
     echo "facade RSS with the watchers open: $(rss_mb "$facade_pid" VmRSS) MB"
   else

@@ -1,5 +1,6 @@
 //! Load on the live feed: many gRPC-web watchers (each on its own HTTP/1.1 connection, as
-//! browsers are) on one facade while messages are posted at a steady rate; prints how long each
+//! browsers are over plain HTTP, or several to an HTTP/2 connection, as tabs share one over
+//! HTTPS) on one facade while messages are posted at a steady rate; prints how long each
 //! message took from its POST to each watcher, and whether every watcher got every message once,
 //! in order. Run by `scripts/bench/watch.sh`, which starts the services and reads the facade's
 //! memory.
@@ -36,6 +37,9 @@ struct Args {
     /// How long messages are posted, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Watchers per HTTP/2 connection (h2c); 0: one HTTP/1.1 connection each.
+    #[arg(long, default_value_t = 0)]
+    http2_streams: usize,
     /// The protocol the watchers speak: `grpc-web` (binary) or `connect` (`connect+proto`);
     /// both frame each event the same way.
     #[arg(long, default_value = "grpc-web")]
@@ -68,11 +72,24 @@ async fn main() -> anyhow::Result<()> {
     .json()
     .await?;
     let after_seq = newest["messages"][0]["seq"].as_u64().unwrap_or(0);
-    for _ in 0..args.watchers {
+    let mut shared = None;
+    for n in 0..args.watchers {
+        let connection = if args.http2_streams == 0 {
+            Connection::http1(&args.facade).await?
+        } else {
+            if n % args.http2_streams == 0 {
+                shared = Some(Connection::http2(&args.facade).await?);
+            }
+            let sender = shared.as_ref().context("an HTTP/2 connection")?;
+            Connection::Http2(sender.clone())
+        };
         let (facade, opened, sent) = (args.facade.clone(), opened_tx.clone(), Arc::clone(&sent));
         let protocol = args.protocol;
         watchers.push(tokio::spawn(async move {
-            watch(&facade, protocol, after_seq, opened, sent, total).await
+            watch(
+                connection, &facade, protocol, after_seq, opened, sent, total,
+            )
+            .await
         }));
     }
     drop(opened_tx);
@@ -148,9 +165,49 @@ async fn post_at_rate(args: &Args, sent: &Sent) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a watcher sends its request: a connection of its own, or one it shares.
+enum Connection {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Connection {
+    async fn http1(facade: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(facade).await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self::Http1(sender))
+    }
+
+    async fn http2(
+        facade: &str,
+    ) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
+        let stream = tokio::net::TcpStream::connect(facade).await?;
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(stream),
+        )
+        .await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    async fn send(
+        self,
+        request: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+        Ok(match self {
+            Self::Http1(mut sender) => sender.send_request(request).await?,
+            Self::Http2(mut sender) => sender.send_request(request).await?,
+        })
+    }
+}
+
 /// One watcher from the newest message on: its delay for each message, and whether they came
 /// once each in seq order.
 async fn watch(
+    connection: Connection,
     facade: &str,
     protocol: Protocol,
     after_seq: u64,
@@ -158,10 +215,6 @@ async fn watch(
     sent: Sent,
     expected: usize,
 ) -> anyhow::Result<(Vec<Duration>, bool)> {
-    let stream = tokio::net::TcpStream::connect(facade).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
     let request = http::Request::post(format!("http://{facade}/msglog.v1.MessageLog/Watch"));
     let request = match protocol {
         Protocol::GrpcWeb => request
@@ -174,7 +227,7 @@ async fn watch(
     let request = request.body(Full::new(Bytes::from(grpc_frame(
         &WatchRequest { after_seq }.encode_to_vec(),
     ))))?;
-    let mut body = sender.send_request(request).await?.into_body();
+    let mut body = connection.send(request).await?.into_body();
     let mut frames = GrpcWebFrames::binary();
     let mut delays = Vec::with_capacity(expected);
     let mut last_seq = 0;
