@@ -1,8 +1,8 @@
 //! Enveloped messages over plain HTTP (a flag byte, a 4-byte length, the message), as the
 //! Connect door and gRPC-web's binary form write them: a call's request read within its limits,
-//! and a `Watch` written as frames. This is the one writer of the gateway's streams over
-//! HTTP/1.1, where a facade holds one connection per watching browser; each door says how it
-//! frames an event and the end ([`Framing`]).
+//! and a `Watch` written as frames. This is the writer of the gateway's streams to browsers
+//! (tonic writes native gRPC's, and gRPC-web's text form); each door says how it frames an
+//! event and the end ([`Framing`]).
 //!
 //! The events ready when the connection can take more go out as one chunk: a watcher that fell
 //! behind (a burst of messages, or thousands of watchers woken by each one) catches up in one
@@ -15,9 +15,9 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::{FutureExt as _, Stream, StreamExt as _, stream};
 use http_body_util::BodyExt as _;
 use msglog_proto::v1::StoredMessage;
+use tonic::Status;
 
 use crate::feed::Watched;
-use tonic::Status;
 
 /// Most events written in one chunk.
 const EVENTS_PER_CHUNK: usize = 64;
