@@ -215,12 +215,15 @@ impl RedisServer {
 pub const SENTINEL_MASTER: &str = "msglog";
 
 /// How long the sentinels of [`RedisReplicated`] wait before they call a silent server down:
-/// low, so that a test's failover takes a second or two.
-pub const SENTINEL_DOWN_AFTER_MS: u64 = 500;
+/// low, so that a test's failover takes a few seconds, and as `scripts/services.sh` runs them.
+/// Not lower: a server that fsyncs every write answers late while the rest of the test suite
+/// fsyncs too, and at 500 ms the sentinels called a primary down half a second after they had
+/// promoted it, four failovers in five seconds, writes refused throughout.
+pub const SENTINEL_DOWN_AFTER_MS: u64 = 2_000;
 /// The sentinels' `failover-timeout`. A sentinel that lost an election (two of them asked for
 /// votes at once, which a loaded machine makes likelier) tries again only after twice this:
-/// at Redis's example of 10 s a failover then took 23.5 s here, at 2 s it takes at most about
-/// 7 s, within the tests' bound. Loopback replicas resync well within it.
+/// at Redis's example of 10 s a failover then took 23.5 s here, at 2 s one lost election costs
+/// 4 s more, within the tests' bound. Loopback replicas resync well within it.
 const SENTINEL_FAILOVER_TIMEOUT_MS: u64 = 2_000;
 
 /// A replicated Redis of a test's own, as production runs one: a primary and two replicas
@@ -380,6 +383,34 @@ impl RedisReplicated {
                 "the old primary to rejoin as a replica",
             )
             .await;
+    }
+}
+
+impl Drop for RedisReplicated {
+    /// A failing test's Redis, told: every server's and sentinel's log (what the servers and
+    /// the sentinels did, and when, is what a failover test's failure is about).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let servers = self
+            .servers
+            .iter()
+            .map(|server| ("server", server.port, &server.log));
+        let sentinels = self
+            .sentinels
+            .iter()
+            .map(|sentinel| ("sentinel", sentinel.port, &sentinel.log));
+        for (what, port, log) in servers.chain(sentinels) {
+            let lines = log
+                .lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("--- the {what} on port {port}:\n{}", lines.join("\n"));
+            }
+        }
     }
 }
 
