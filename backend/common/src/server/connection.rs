@@ -53,7 +53,12 @@ pub(super) async fn accept_connection<S: HttpService>(
                 Ok(_) = stopped.wait_for(|stop| *stop) => return,
                 () = state.evict.notified() => return,
             };
-            serve_connection(builder, stream, peer, service, limits, state, stopping).await;
+            // Boxed: a TLS session's state is large, and every plain connection's task would
+            // otherwise be sized for it (5,000 bytes a connection rather than 2,632).
+            Box::pin(serve_connection(
+                builder, stream, peer, service, limits, state, stopping,
+            ))
+            .await;
         }
     }
 }

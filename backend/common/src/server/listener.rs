@@ -170,21 +170,26 @@ pub(super) async fn serve_over<S: HttpService>(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let entry = registry.insert();
-        let connection = accept_connection(
-            transport.clone(),
-            Arc::clone(&builder),
-            stream,
-            Peer(peer),
-            service.clone(),
-            limits,
-            Arc::clone(&entry.1),
-            stopping.clone(),
-        );
-        let registry = registry.clone();
+        let (key, state) = registry.insert();
+        let (transport, builder, service) =
+            (transport.clone(), Arc::clone(&builder), service.clone());
+        let (registry, stopping) = (registry.clone(), stopping.clone());
+        // The connection's future is made inside the task, not moved into it: a future moved
+        // into an async block and awaited there is stored twice, and this task lives as long
+        // as its connection (a watcher's, for hours).
         connections.spawn(async move {
-            connection.await;
-            registry.remove(entry.0);
+            accept_connection(
+                transport,
+                builder,
+                stream,
+                Peer(peer),
+                service,
+                limits,
+                state,
+                stopping,
+            )
+            .await;
+            registry.remove(key);
         });
     }
 

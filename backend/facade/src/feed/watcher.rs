@@ -146,7 +146,9 @@ impl Watcher {
                             () = tokio::time::sleep(CATCH_UP_RETRY) => {}
                         }
                     }
-                    self.catch_up_failure = self.catch_up().await.err();
+                    // Boxed: a call to logging is a large future, and only a watcher that
+                    // fell behind makes one; every other watcher's stream stays small.
+                    self.catch_up_failure = Box::pin(self.catch_up()).await.err();
                 }
                 // Nothing to send: wait for the feed to change, or send a heartbeat when idle.
                 Found::Nothing => tokio::select! {
