@@ -154,6 +154,51 @@ mod tests {
     }
 
     #[test]
+    fn a_connections_first_bytes_tell_its_http_version_or_that_more_are_needed() {
+        use connection::{Sniffed, sniff};
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Sniffed::Http1);
+        assert_eq!(sniff(b"POST /send_message HTTP/1.1"), Sniffed::Http1);
+        // A method that starts as the preface does, until it does not.
+        assert_eq!(sniff(b"PRI * HTTP/1.1\r\n"), Sniffed::Http1);
+        assert_eq!(sniff(preface), Sniffed::Http2);
+        assert_eq!(
+            sniff(&[&preface[..], b"\0\0\0\x04"].concat()),
+            Sniffed::Http2
+        );
+        for cut in 1..preface.len() {
+            assert_eq!(sniff(&preface[..cut]), Sniffed::Unsure, "{cut} bytes");
+        }
+        assert_eq!(sniff(b"P"), Sniffed::Unsure);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_first_byte_comes_alone_is_answered() {
+        let (addr, _stop, _task) = spawn_server(Duration::ZERO, Duration::from_secs(1)).await;
+        // A `P` alone could begin HTTP/2's preface: the version is read, not peeked.
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"P").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stream
+            .write_all(b"UT /slow HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+        // And one sent whole, its version peeked.
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+    }
+
+    #[test]
     fn the_open_file_limit_is_read_and_the_cap_fits_under_it() {
         let limit = open_file_limit();
         let limits = ConnectionLimits {

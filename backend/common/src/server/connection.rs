@@ -16,12 +16,69 @@ use hyper_util::{
 };
 use tokio::{net::TcpStream, sync::watch, time::Instant};
 
+/// The connection's HTTP, as configured: one builder for each version, and one that reads the
+/// first bytes to tell which.
+#[derive(Debug)]
+pub(super) struct Protocols {
+    any: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    pub(super) fn new(any: auto::Builder<TokioExecutor>) -> Self {
+        Self {
+            http1: any.clone().http1_only(),
+            http2: any.clone().http2_only(),
+            any,
+        }
+    }
+
+    fn builder(&self, version: Sniffed) -> &auto::Builder<TokioExecutor> {
+        match version {
+            Sniffed::Http1 => &self.http1,
+            Sniffed::Http2 => &self.http2,
+            Sniffed::Unsure => &self.any,
+        }
+    }
+}
+
+/// What a connection's first bytes say of its HTTP version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sniffed {
+    Http1,
+    Http2,
+    /// Too few bytes to tell: the connection's builder reads on until it can.
+    Unsure,
+}
+
+/// HTTP/2's connection preface, which a client speaking it with prior knowledge sends first.
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells the version from the first bytes a client sent (as peeked, still unread).
+///
+/// The version is told before hyper reads, rather than by hyper-util's builder reading the
+/// first 24 bytes itself: given those alone, hyper's HTTP/1.1 connection finds a partial head
+/// and doubles its 8 KB read buffer to read the rest, and keeps 16 KB for the connection's
+/// life (a watcher's, for hours).
+pub(super) fn sniff(first: &[u8]) -> Sniffed {
+    let compared = first.len().min(HTTP2_PREFACE.len());
+    if first[..compared] != HTTP2_PREFACE[..compared] {
+        Sniffed::Http1
+    } else if compared == HTTP2_PREFACE.len() {
+        Sniffed::Http2
+    } else {
+        Sniffed::Unsure
+    }
+}
+
 /// Serves one accepted connection: over TLS once its handshake is done, when the listener
-/// serves HTTPS.
+/// serves HTTPS. Its HTTP version is told by its first bytes (peeked: waited for within the
+/// header-read timeout, as a request would be), or by TLS's ALPN.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn accept_connection<S: HttpService>(
     transport: Transport,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     stream: TcpStream,
     peer: Peer,
     service: S,
@@ -31,6 +88,26 @@ pub(super) async fn accept_connection<S: HttpService>(
 ) {
     match transport {
         Transport::Plain => {
+            let mut stopped = stopping.clone();
+            let mut first = [0; HTTP2_PREFACE.len()];
+            let peeked = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first));
+            let version = tokio::select! {
+                peeked = peeked => match peeked {
+                    Ok(Ok(0)) => return,
+                    Ok(Ok(read)) => sniff(&first[..read]),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = %peer.0, "a connection failed before its first request");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer.0, "no request within the header-read timeout");
+                        return;
+                    }
+                },
+                Ok(_) = stopped.wait_for(|stop| *stop) => return,
+                () = state.evict.notified() => return,
+            };
+            let builder = protocols.builder(version);
             serve_connection(builder, stream, peer, service, limits, state, stopping).await;
         }
         #[cfg(feature = "tls")]
@@ -53,6 +130,12 @@ pub(super) async fn accept_connection<S: HttpService>(
                 Ok(_) = stopped.wait_for(|stop| *stop) => return,
                 () = state.evict.notified() => return,
             };
+            let version = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Sniffed::Http2,
+                Some(b"http/1.1") => Sniffed::Http1,
+                _ => Sniffed::Unsure,
+            };
+            let builder = protocols.builder(version);
             // Boxed: a TLS session's state is large, and every plain connection's task would
             // otherwise be sized for it (5,000 bytes a connection rather than 2,632).
             Box::pin(serve_connection(
@@ -65,7 +148,7 @@ pub(super) async fn accept_connection<S: HttpService>(
 
 /// Serves one connection, closing it when the limits say so or the server stops.
 pub(super) async fn serve_connection<S: HttpService, I>(
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: &auto::Builder<TokioExecutor>,
     stream: I,
     peer: Peer,
     service: S,

@@ -10,7 +10,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use super::{
-    connection::{Transport, accept_connection},
+    connection::{Protocols, Transport, accept_connection},
     limits::ConnectionLimits,
     registry::Registry,
     service::HttpService,
@@ -139,7 +139,7 @@ pub(super) async fn serve_over<S: HttpService>(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_timeout);
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols::new(builder));
 
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -171,8 +171,8 @@ pub(super) async fn serve_over<S: HttpService>(
         }
         let _ = stream.set_nodelay(true);
         let (key, state) = registry.insert();
-        let (transport, builder, service) =
-            (transport.clone(), Arc::clone(&builder), service.clone());
+        let (transport, protocols, service) =
+            (transport.clone(), Arc::clone(&protocols), service.clone());
         let (registry, stopping) = (registry.clone(), stopping.clone());
         // The connection's future is made inside the task, not moved into it: a future moved
         // into an async block and awaited there is stored twice, and this task lives as long
@@ -180,7 +180,7 @@ pub(super) async fn serve_over<S: HttpService>(
         connections.spawn(async move {
             accept_connection(
                 transport,
-                builder,
+                protocols,
                 stream,
                 Peer(peer),
                 service,
