@@ -52,8 +52,17 @@ enum Protocol {
     Connect,
 }
 
-/// When each message's POST was sent, by its number (its text is `watch bench <n>`).
+/// When each message's POST was sent, by its number (its text is `watch bench <n> <RUN>`).
 type Sent = Arc<Vec<OnceLock<Instant>>>;
+
+/// This run's mark in its messages' texts: the same text is the same message (stored once), so
+/// a second run against the same services posts new ones.
+static RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("run-{}-{}", now.as_nanos(), std::process::id())
+});
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -147,7 +156,7 @@ async fn post_at_rate(args: &Args, sent: &Sent) -> anyhow::Result<()> {
     let mut posts = Vec::new();
     for n in 0..args.rate as usize * args.seconds as usize {
         ticks.tick().await;
-        let text = format!("watch bench {n}");
+        let text = format!("watch bench {n} {}", *RUN);
         let _ = sent[n].set(Instant::now());
         let request = client
             .post(&url)
@@ -254,7 +263,9 @@ async fn watch(
                 let sent_at = message
                     .text
                     .strip_prefix("watch bench ")
-                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|rest| rest.split_once(' '))
+                    .filter(|(_, run)| *run == RUN.as_str())
+                    .and_then(|(n, _)| n.parse::<usize>().ok())
                     .and_then(|n| sent.get(n))
                     .and_then(OnceLock::get);
                 if let Some(sent_at) = sent_at {
