@@ -155,45 +155,45 @@ mod tests {
 
     #[test]
     fn a_connections_first_bytes_tell_its_http_version_or_that_more_are_needed() {
-        use connection::{Sniffed, sniff};
-        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        use connection::{HTTP2_PREFACE, Sniffed, sniff};
         assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Sniffed::Http1);
         assert_eq!(sniff(b"POST /send_message HTTP/1.1"), Sniffed::Http1);
         // A method that starts as the preface does, until it does not.
         assert_eq!(sniff(b"PRI * HTTP/1.1\r\n"), Sniffed::Http1);
-        assert_eq!(sniff(preface), Sniffed::Http2);
+        assert_eq!(sniff(HTTP2_PREFACE), Sniffed::Http2);
         assert_eq!(
-            sniff(&[&preface[..], b"\0\0\0\x04"].concat()),
+            sniff(&[&HTTP2_PREFACE[..], b"\0\0\0\x04"].concat()),
             Sniffed::Http2
         );
-        for cut in 1..preface.len() {
-            assert_eq!(sniff(&preface[..cut]), Sniffed::Unsure, "{cut} bytes");
+        for cut in 1..HTTP2_PREFACE.len() {
+            assert_eq!(sniff(&HTTP2_PREFACE[..cut]), Sniffed::Unsure, "{cut} bytes");
         }
-        assert_eq!(sniff(b"P"), Sniffed::Unsure);
+    }
+
+    /// Sends `pieces` to `addr` on a new connection, a pause between them, and reads the
+    /// answer to the end.
+    async fn in_pieces(addr: SocketAddr, pieces: &[&[u8]]) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for (index, piece) in pieces.iter().enumerate() {
+            if index > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            stream.write_all(piece).await.unwrap();
+        }
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
     }
 
     #[tokio::test]
     async fn a_request_whose_first_byte_comes_alone_is_answered() {
         let (addr, _stop, _task) = spawn_server(Duration::ZERO, Duration::from_secs(1)).await;
+        let rest = b"/slow HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
         // A `P` alone could begin HTTP/2's preface: the version is read, not peeked.
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"P").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        stream
-            .write_all(b"UT /slow HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.unwrap();
+        let answer = in_pieces(addr, &[b"P", b"UT ", rest]).await;
         assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
         // And one sent whole, its version peeked.
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        stream
-            .write_all(b"GET /slow HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.unwrap();
+        let answer = in_pieces(addr, &[&[&b"GET "[..], rest].concat()]).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("done"), "{answer}");
     }

@@ -53,7 +53,7 @@ pub(super) enum Sniffed {
 }
 
 /// HTTP/2's connection preface, which a client speaking it with prior knowledge sends first.
-const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(super) const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Tells the version from the first bytes a client sent (as peeked, still unread).
 ///
@@ -88,47 +88,34 @@ pub(super) async fn accept_connection<S: HttpService>(
 ) {
     match transport {
         Transport::Plain => {
-            let mut stopped = stopping.clone();
             let mut first = [0; HTTP2_PREFACE.len()];
-            let peeked = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first));
-            let version = tokio::select! {
-                peeked = peeked => match peeked {
-                    Ok(Ok(0)) => return,
-                    Ok(Ok(read)) => sniff(&first[..read]),
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, peer = %peer.0, "a connection failed before its first request");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %peer.0, "no request within the header-read timeout");
-                        return;
-                    }
-                },
-                Ok(_) = stopped.wait_for(|stop| *stop) => return,
-                () = state.evict.notified() => return,
+            let peeked = before_http(
+                stream.peek(&mut first),
+                "the first bytes of a request",
+                &peer,
+                &limits,
+                &state,
+                stopping.clone(),
+            );
+            let version = match peeked.await {
+                Some(0) | None => return,
+                Some(read) => sniff(&first[..read]),
             };
             let builder = protocols.builder(version);
             serve_connection(builder, stream, peer, service, limits, state, stopping).await;
         }
         #[cfg(feature = "tls")]
         Transport::Tls(acceptor) => {
-            let mut stopped = stopping.clone();
-            let handshake =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-            let stream = tokio::select! {
-                finished = handshake => match finished {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, peer = %peer.0, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %peer.0, "TLS handshake not finished within the header-read timeout");
-                        return;
-                    }
-                },
-                Ok(_) = stopped.wait_for(|stop| *stop) => return,
-                () = state.evict.notified() => return,
+            let handshake = before_http(
+                acceptor.accept(stream),
+                "the TLS handshake",
+                &peer,
+                &limits,
+                &state,
+                stopping.clone(),
+            );
+            let Some(stream) = handshake.await else {
+                return;
             };
             let version = match stream.get_ref().1.alpn_protocol() {
                 Some(b"h2") => Sniffed::Http2,
@@ -143,6 +130,34 @@ pub(super) async fn accept_connection<S: HttpService>(
             ))
             .await;
         }
+    }
+}
+
+/// Waits for what comes before HTTP on a new connection (`what`: its TLS handshake, its first
+/// bytes) within the header-read timeout, unless the server stops or evicts the connection
+/// meanwhile: `None` if it failed or was given up.
+async fn before_http<T>(
+    step: impl Future<Output = std::io::Result<T>>,
+    what: &str,
+    peer: &Peer,
+    limits: &ConnectionLimits,
+    state: &ConnectionState,
+    mut stopping: watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::select! {
+        finished = tokio::time::timeout(limits.header_read_timeout, step) => match finished {
+            Ok(Ok(done)) => Some(done),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, peer = %peer.0, "{what} failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(peer = %peer.0, "{what} did not come within the header-read timeout");
+                None
+            }
+        },
+        Ok(_) = stopping.wait_for(|stop| *stop) => None,
+        () = state.evict.notified() => None,
     }
 }
 
