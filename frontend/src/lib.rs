@@ -17,11 +17,13 @@
 //! - `tabs`: one live feed per browser: the tab that leads watches and relays to the others;
 //! - `outbox`: every message sent, kept in the browser's storage until it is stored, sent in
 //!   order with its idempotency key;
-//! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file;
+//! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file; `dom`:
+//!   the lists' rows, drawn by hand;
 //! - [`App`] (here): composes them.
 
 mod api;
 mod backoff;
+mod dom;
 mod error;
 mod grpc_web;
 mod live;

@@ -14,7 +14,10 @@ use leptos::prelude::*;
 use msglog_proto::v1::StoredMessage;
 use wasm_bindgen::JsValue;
 
-use crate::live::{Feed, LiveList};
+use crate::{
+    dom::{self, Drawn, Keyed, element},
+    live::{Feed, LiveList},
+};
 
 /// How often the relative times are brought up to date.
 const CLOCK: Duration = Duration::from_secs(30);
@@ -113,9 +116,54 @@ pub(crate) fn MessageList(
             }
         })
     };
-    // The list element is made once (and again only when it empties or fills): new messages
-    // change its items, not the element.
     let empty = Memo::new(move |_| list.messages.with(Vec::is_empty));
+    // The rows, drawn by hand (see `dom`): the list element is made once (and again only when
+    // it empties or fills), and new messages add rows to it, block by block (see
+    // `live::Block`): a burst of new messages adds one block at the top and touches no row
+    // below. Each row's relative time is kept to be brought up to date with the clock.
+    let rows = NodeRef::<leptos::html::Ul>::new();
+    let drawn = StoredValue::new_local(None::<Keyed<(u64, usize), Vec<Clock>>>);
+    Effect::new(move |_| {
+        let Some(ul) = rows.get() else {
+            return;
+        };
+        let ul: web_sys::Element = ul.into();
+        list.blocks.with(|blocks| {
+            drawn.update_value(|drawn| {
+                let keyed = match drawn {
+                    Some(keyed) if keyed.is_in(&ul) => keyed,
+                    _ => drawn.insert(Keyed::new(ul)),
+                };
+                let now = now.get_untracked();
+                keyed.update(
+                    blocks,
+                    |block| block.key,
+                    |block| {
+                        let mut clocks = Vec::new();
+                        let nodes = block
+                            .messages
+                            .iter()
+                            .map(|message| row(message, now, &mut clocks))
+                            .collect();
+                        Drawn {
+                            nodes,
+                            kept: clocks,
+                        }
+                    },
+                );
+            });
+        });
+    });
+    Effect::new(move |_| {
+        let now = now.get();
+        drawn.with_value(|drawn| {
+            for (_, block) in drawn.iter().flat_map(Keyed::shown) {
+                for (date, shown) in &block.kept {
+                    shown.set_text_content(Some(&relative(date, now)));
+                }
+            }
+        });
+    });
     let body = move || {
         if !list.loaded.get() {
             return view! { <p class="muted">"Loading…"</p> }.into_any();
@@ -124,21 +172,12 @@ pub(crate) fn MessageList(
             return view! { <p class="muted">"Nothing logged yet."</p> }.into_any();
         }
         view! {
-            <ul class="list" data-count=move || list.messages.with(Vec::len)>
-                // Block by block (see `live::Block`), each keyed: new messages add a block at
-                // the top and touch no row below.
-                <For
-                    each=move || list.blocks.get()
-                    key=|block| block.key
-                    children=move |block| {
-                        block
-                            .messages
-                            .iter()
-                            .map(|message| view! { <Row message=message.clone() now=now /> })
-                            .collect_view()
-                    }
-                />
-            </ul>
+            <ul
+                class="list"
+                data-count=move || list.messages.with(Vec::len)
+                node_ref=rows
+                on:click=fold
+            ></ul>
         }
         .into_any()
     };
@@ -199,46 +238,76 @@ pub(crate) fn MessageList(
     }
 }
 
-/// One message: its text (folded when long) and when it was stored.
-#[component]
-fn Row(message: StoredMessage, now: RwSignal<f64>) -> impl IntoView {
+/// A row's time shown relative to the clock: when it was stored, and where it is shown.
+type Clock = (js_sys::Date, web_sys::Element);
+
+/// One message's row: its text (folded when long) and when it was stored; its relative time is
+/// added to `clocks`.
+fn row(message: &StoredMessage, now: f64, clocks: &mut Vec<Clock>) -> web_sys::Node {
     let long = message.text.len() > FOLD_BYTES || message.text.lines().count() > FOLD_LINES;
-    let open = RwSignal::new(false);
+    let class = if long { "text folded" } else { "text" };
+    let text = element("p", &[("class", class)], &[&dom::text(&message.text)]);
+    let foot = element("div", &[("class", "row-foot")], &[]);
     let at = message.stored_at_ms;
-    let time = (at > 0).then(|| {
+    if at > 0 {
         let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
         let iso = String::from(date.to_iso_string());
         let full = full_date(&date);
-        view! {
-            <time datetime=iso title=full.clone()>
-                <span aria-hidden="true">{move || relative(&date, now.get())}</span>
-                <span class="visually-hidden">{format!("stored {full}")}</span>
-            </time>
-        }
-    });
-    view! {
-        <li data-seq=message.seq data-id=message.id>
-            <p class="text" class:folded=move || long && !open.get()>
-                {message.text}
-            </p>
-            <div class="row-foot">
-                {time}
-                {long
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="link more"
-                                aria-expanded=move || open.get().to_string()
-                                on:click=move |_| open.update(|open| *open = !*open)
-                            >
-                                {move || if open.get() { "Show less" } else { "Show more" }}
-                            </button>
-                        }
-                    })}
-            </div>
-        </li>
+        let shown = element(
+            "span",
+            &[("aria-hidden", "true")],
+            &[&dom::text(&relative(&date, now))],
+        );
+        let hidden = element(
+            "span",
+            &[("class", "visually-hidden")],
+            &[&dom::text(&format!("stored {full}"))],
+        );
+        let time = element(
+            "time",
+            &[("datetime", &iso), ("title", &full)],
+            &[&shown, &hidden],
+        );
+        let _ = foot.append_child(&time);
+        clocks.push((date, shown));
     }
+    if long {
+        let more = element(
+            "button",
+            &[
+                ("type", "button"),
+                ("class", "link more"),
+                ("aria-expanded", "false"),
+            ],
+            &[&dom::text("Show more")],
+        );
+        let _ = foot.append_child(&more);
+    }
+    let seq = message.seq.to_string();
+    element(
+        "li",
+        &[("data-seq", &seq), ("data-id", &message.id)],
+        &[&text, &foot],
+    )
+    .into()
+}
+
+/// A click in the list: on a row's "Show more", opens its text (and "Show less" folds it).
+fn fold(event: leptos::ev::MouseEvent) {
+    let Some(button) = dom::closest(&event, "button.more") else {
+        return;
+    };
+    let text = button
+        .closest("li")
+        .ok()
+        .flatten()
+        .and_then(|row| row.query_selector(".text").ok().flatten());
+    let Some(text) = text else {
+        return;
+    };
+    let folded = text.class_list().toggle("folded").unwrap_or(false);
+    let _ = button.set_attribute("aria-expanded", if folded { "false" } else { "true" });
+    button.set_text_content(Some(if folded { "Show more" } else { "Show less" }));
 }
 
 /// When, for a person, relative to `now` (both in the browser's clock): `just now`, `5 min

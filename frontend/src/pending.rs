@@ -11,9 +11,10 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast as _;
 
 use crate::{
+    dom::{self, Drawn, Keyed, element},
     error::{self, ApiError},
     outbox::{Entry, Outbox, age},
-    send_form::{Details, failed_words},
+    send_form::failed_words,
 };
 
 /// How much of a message a button's name quotes.
@@ -54,6 +55,61 @@ pub(crate) fn Pending(
             Some((waiting, refused, text, oldest))
         })
     };
+    // The items, drawn by hand (see `dom`), each made again when its attempts or refusal
+    // change; whether it is being sent is changed in place.
+    let items = NodeRef::<leptos::html::Ol>::new();
+    let drawn = StoredValue::new_local(None::<Keyed<(String, u32, bool), Item>>);
+    Effect::new(move |_| {
+        let Some(ol) = items.get() else {
+            return;
+        };
+        let ol: web_sys::Element = ol.into();
+        outbox.entries.with(|entries| {
+            drawn.update_value(|drawn| {
+                let keyed = match drawn {
+                    Some(keyed) if keyed.is_in(&ol) => keyed,
+                    _ => drawn.insert(Keyed::new(ol)),
+                };
+                let sending = outbox.sending.get_untracked();
+                keyed.update(
+                    entries,
+                    |entry| (entry.key.clone(), entry.attempts, entry.refused),
+                    |entry| item(entry, sending.as_deref()),
+                );
+            });
+        });
+    });
+    Effect::new(move |_| {
+        outbox.sending.with(|sending| {
+            drawn.with_value(|drawn| {
+                for ((key, ..), item) in drawn.iter().flat_map(Keyed::shown) {
+                    item.kept.show(sending.as_deref() == Some(key.as_str()));
+                }
+            });
+        });
+    });
+    // A click on an item's Edit or Discard.
+    let act = move |event: leptos::ev::MouseEvent| {
+        let Some(button) = dom::closest(&event, "button[data-action]") else {
+            return;
+        };
+        let key = button
+            .closest("li")
+            .ok()
+            .flatten()
+            .and_then(|item| item.get_attribute("data-key"));
+        let Some(key) = key else {
+            return;
+        };
+        if button.get_attribute("data-action").as_deref() == Some("edit") {
+            if let Some(text) = outbox.take(&key) {
+                editing.set(Some(text));
+            }
+        } else {
+            outbox.discard(&key);
+            focus_box();
+        }
+    };
     move || {
         summary().map(|(waiting, refused, text, oldest)| {
             view! {
@@ -62,114 +118,116 @@ pub(crate) fn Pending(
                         <strong>{text}</strong>
                         " · oldest " {move || age(oldest, now.get())} " ago"
                     </p>
-                    <ol class="pending-list">
-                        <For
-                            each=move || outbox.entries.get()
-                            key=|entry| (entry.key.clone(), entry.attempts, entry.refused)
-                            children=move |entry| {
-                                view! { <PendingItem entry=entry outbox=outbox editing=editing /> }
-                            }
-                        />
-                    </ol>
+                    <ol class="pending-list" node_ref=items on:click=act></ol>
                 </div>
             }
         })
     }
 }
 
-/// One message of the outbox.
-#[component]
-fn PendingItem(entry: Entry, outbox: Outbox, editing: RwSignal<Option<String>>) -> impl IntoView {
-    let key = entry.key.clone();
-    let sending = {
-        let key = key.clone();
-        move || {
-            outbox
-                .sending
-                .with(|sending| sending.as_deref() == Some(key.as_str()))
-        }
-    };
-    let state = {
-        let sending = sending.clone();
-        let refused = entry.refused;
-        move || match (refused, sending()) {
+/// What an item keeps to be shown as being sent or not: its element, its note, and the note's
+/// words while it is not being sent.
+#[derive(Debug)]
+struct Item {
+    element: web_sys::Element,
+    note: web_sys::Node,
+    words: String,
+    refused: bool,
+}
+
+impl Item {
+    /// Shows it as being sent, or not.
+    fn show(&self, sending: bool) {
+        let state = match (self.refused, sending) {
             (true, _) => "refused",
             (false, true) => "sending",
             (false, false) => "pending",
-        }
-    };
+        };
+        let _ = self.element.set_attribute("data-state", state);
+        let words = if sending { "Sending…" } else { &self.words };
+        self.note.set_text_content(Some(words));
+    }
+}
+
+/// One message of the outbox (`sending` the key of the one being sent): its text, its state
+/// in words with the last error one click away, and its buttons, which say which message they
+/// act on.
+fn item(entry: &Entry, sending: Option<&str>) -> Drawn<Item> {
     let error = ApiError {
         code: error::known_code(&entry.last_code),
         message: entry.last_error.clone(),
         refused: entry.refused,
     };
-    let note = match (entry.refused, entry.attempts) {
+    let words = match (entry.refused, entry.attempts) {
         (true, _) => format!("Can't be stored: {}", entry.last_error),
         (false, 0) => "Waiting to be sent".to_owned(),
         (false, 1) => format!("Not stored yet, tried once. {}", failed_words(&error)),
         (false, n) => format!("Not stored yet, tried {n} times. {}", failed_words(&error)),
     };
-    let details = (entry.attempts > 0).then(|| view! { <Details error=error /> });
     let quoted: String = entry.text.chars().take(QUOTED).collect();
     let quoted = if entry.text.chars().count() > QUOTED {
         format!("“{quoted}…”")
     } else {
         format!("“{quoted}”")
     };
-    let discard = {
-        let key = key.clone();
-        move |_| {
-            outbox.discard(&key);
-            focus_box();
-        }
-    };
-    let edit = {
-        let key = key.clone();
-        move |_| {
-            if let Some(text) = outbox.take(&key) {
-                editing.set(Some(text));
-            }
-        }
-    };
-    view! {
-        <li
-            class="pending"
-            data-state=state
-            data-key=key
-            data-attempts=entry.attempts
-            data-code=entry.last_code
-        >
-            <span class="pending-text">{entry.text}</span>
-            <span class="pending-note">
-                {move || if sending() { "Sending…".to_owned() } else { note.clone() }}
-                {details}
-            </span>
-            <span class="pending-actions">
-                {entry
-                    .refused
-                    .then(|| {
-                        view! {
-                            <button
-                                type="button"
-                                class="secondary"
-                                aria-label=format!("Edit {quoted}")
-                                on:click=edit.clone()
-                            >
-                                "Edit"
-                            </button>
-                        }
-                    })}
-                <button
-                    type="button"
-                    class="secondary"
-                    aria-label=format!("Discard {quoted}")
-                    on:click=discard
-                >
-                    "Discard"
-                </button>
-            </span>
-        </li>
+    let note = dom::text("");
+    let notes = element("span", &[("class", "pending-note")], &[&note]);
+    if entry.attempts > 0 {
+        let _ = notes.append_child(&details(&error));
     }
+    let button = |action: &str, label: &str| {
+        element(
+            "button",
+            &[
+                ("type", "button"),
+                ("class", "secondary"),
+                ("data-action", action),
+                ("aria-label", &format!("{label} {quoted}")),
+            ],
+            &[&dom::text(label)],
+        )
+    };
+    let actions = element("span", &[("class", "pending-actions")], &[]);
+    if entry.refused {
+        let _ = actions.append_child(&button("edit", "Edit"));
+    }
+    let _ = actions.append_child(&button("discard", "Discard"));
+    let attempts = entry.attempts.to_string();
+    let text = element(
+        "span",
+        &[("class", "pending-text")],
+        &[&dom::text(&entry.text)],
+    );
+    let li = element(
+        "li",
+        &[
+            ("class", "pending"),
+            ("data-key", &entry.key),
+            ("data-attempts", &attempts),
+            ("data-code", &entry.last_code),
+        ],
+        &[&text, &notes, &actions],
+    );
+    let item = Item {
+        element: li.clone(),
+        note,
+        words,
+        refused: entry.refused,
+    };
+    item.show(sending == Some(entry.key.as_str()));
+    Drawn {
+        nodes: vec![li.into()],
+        kept: item,
+    }
+}
+
+/// The engineering detail of a failure, one click away (as `send_form::Details` draws it).
+fn details(error: &ApiError) -> web_sys::Element {
+    let code = element("code", &[], &[&dom::text(error.code)]);
+    let text = dom::text(&format!(" {}", error.message));
+    let summary = element("summary", &[], &[&dom::text("Details")]);
+    let detail = element("p", &[], &[&code, &text]);
+    element("details", &[("class", "details")], &[&summary, &detail])
 }
 
 /// Puts the focus back in the message box (after the message it was on is gone).
