@@ -145,3 +145,85 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
         }
     }
 }
+
+/// The keyed list in a real browser's DOM (headless Chromium, `wasm-bindgen-test`).
+#[cfg(all(test, target_arch = "wasm32"))]
+// Tests: a failed expectation is the failure (clippy knows `#[test]`s, not these).
+#[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+mod browser {
+    use wasm_bindgen::JsCast as _;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+    /// Items are letters; an uppercase item is drawn as two nodes (a block of rows).
+    fn draw(item: &char) -> Drawn<()> {
+        let rows = if item.is_uppercase() { 2 } else { 1 };
+        let nodes = (0..rows)
+            .map(|row| element("li", &[("data-item", &format!("{item}{row}"))], &[]).into())
+            .collect();
+        Drawn { nodes, kept: () }
+    }
+
+    /// The list's children, by the item and row each was drawn for.
+    fn children(parent: &Element) -> Vec<String> {
+        let children = parent.children();
+        (0..children.length())
+            .filter_map(|i| children.item(i))
+            .map(|child| child.get_attribute("data-item").unwrap_or_default())
+            .collect()
+    }
+
+    /// The nodes drawn for `item`, as the page holds them now.
+    fn nodes_of(parent: &Element, item: char) -> Vec<Node> {
+        let children = parent.children();
+        (0..children.length())
+            .filter_map(|i| children.item(i))
+            .filter(|child| {
+                child
+                    .get_attribute("data-item")
+                    .is_some_and(|drawn| drawn.starts_with(item))
+            })
+            .map(|child| child.unchecked_into())
+            .collect()
+    }
+
+    #[wasm_bindgen_test]
+    fn rows_follow_their_items_each_drawn_once_and_moved_only_when_out_of_order() {
+        let parent = element("ol", &[], &[]);
+        let mut list = Keyed::new(parent.clone());
+        let show = |list: &mut Keyed<char, ()>, items: &str| {
+            let items: Vec<char> = items.chars().collect();
+            list.update(&items, |item| *item, draw);
+            children(&parent)
+        };
+        assert_eq!(show(&mut list, "bc"), ["b0", "c0"]);
+        let b = nodes_of(&parent, 'b');
+        // New at the top (a block of two rows), at the end, and in between.
+        assert_eq!(show(&mut list, "Abc"), ["A0", "A1", "b0", "c0"]);
+        assert_eq!(show(&mut list, "Abcd"), ["A0", "A1", "b0", "c0", "d0"]);
+        assert_eq!(
+            show(&mut list, "AbEcd"),
+            ["A0", "A1", "b0", "E0", "E1", "c0", "d0"]
+        );
+        // Gone: from the end, the top, in between.
+        assert_eq!(
+            show(&mut list, "AbEc"),
+            ["A0", "A1", "b0", "E0", "E1", "c0"]
+        );
+        assert_eq!(show(&mut list, "bEc"), ["b0", "E0", "E1", "c0"]);
+        assert_eq!(show(&mut list, "bc"), ["b0", "c0"]);
+        // Kept rows are the same nodes, not drawn again.
+        assert_eq!(nodes_of(&parent, 'b'), b);
+        // Out of order: moved; gone and new at once; emptied.
+        assert_eq!(show(&mut list, "cb"), ["c0", "b0"]);
+        assert_eq!(nodes_of(&parent, 'b'), b, "moved, not drawn again");
+        assert_eq!(show(&mut list, "xbFc"), ["x0", "b0", "F0", "F1", "c0"]);
+        assert_eq!(show(&mut list, "cFbx"), ["c0", "F0", "F1", "b0", "x0"]);
+        assert_eq!(show(&mut list, ""), Vec::<String>::new());
+        assert_eq!(show(&mut list, "ab"), ["a0", "b0"]);
+        assert_ne!(nodes_of(&parent, 'b'), b, "drawn again once it was gone");
+    }
+}
