@@ -8,19 +8,63 @@
 //! list's items, making each item's row once and moving or removing it as the items change.
 
 use leptos::prelude::document;
-use wasm_bindgen::UnwrapThrowExt as _;
+use wasm_bindgen::{JsCast as _, UnwrapThrowExt as _, closure::Closure};
 use web_sys::{Element, Node};
 
-/// An element `tag` with these attributes and children (in order).
-pub(crate) fn element(tag: &str, attributes: &[(&str, &str)], children: &[&Node]) -> Element {
-    let element = document().create_element(tag).unwrap_throw();
-    for (name, value) in attributes {
-        let _ = element.set_attribute(name, value);
+/// An element being made: `h("p").class("note").text("Saved.")`, then `.el()`.
+#[derive(Debug)]
+pub(crate) struct H(Element);
+
+/// Starts an element `tag`.
+pub(crate) fn h(tag: &str) -> H {
+    H(document().create_element(tag).unwrap_throw())
+}
+
+impl H {
+    /// With the attribute `name` set to `value`.
+    pub(crate) fn attr(self, name: &str, value: &str) -> Self {
+        let _ = self.0.set_attribute(name, value);
+        self
     }
-    for child in children {
-        let _ = element.append_child(child);
+
+    /// With this `class` attribute.
+    pub(crate) fn class(self, class: &str) -> Self {
+        self.attr("class", class)
     }
-    element
+
+    /// With `child` appended.
+    pub(crate) fn child(self, child: &Node) -> Self {
+        let _ = self.0.append_child(child);
+        self
+    }
+
+    /// With a text appended.
+    pub(crate) fn text(self, words: &str) -> Self {
+        self.child(&text(words))
+    }
+
+    /// Answering `event` with `listener`, for as long as the page is open.
+    pub(crate) fn on(self, event: &str, listener: impl FnMut(web_sys::Event) + 'static) -> Self {
+        on(&self.0, event, listener);
+        self
+    }
+
+    /// The element made.
+    pub(crate) fn el(self) -> Element {
+        self.0
+    }
+}
+
+/// `target` answers `event` with `listener`, for as long as the page is open (the page's parts
+/// are made once and stay: the rows of its lists are answered by their list).
+pub(crate) fn on(
+    target: &web_sys::EventTarget,
+    event: &str,
+    listener: impl FnMut(web_sys::Event) + 'static,
+) {
+    let listener = Closure::<dyn FnMut(web_sys::Event)>::new(listener);
+    let _ = target.add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+    listener.forget();
 }
 
 /// A text node.
@@ -28,9 +72,37 @@ pub(crate) fn text(text: &str) -> Node {
     document().create_text_node(text).into()
 }
 
+/// A place among an element's children where a part is shown or not: shown, the part is put
+/// there (made once, and changed in place while shown); not shown, it is taken out of the page.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    parent: Element,
+    marker: Node,
+}
+
+impl Slot {
+    /// A place after `parent`'s children so far.
+    pub(crate) fn new(parent: &Element) -> Self {
+        let marker: Node = document().create_comment("").into();
+        let _ = parent.append_child(&marker);
+        Self {
+            parent: parent.clone(),
+            marker,
+        }
+    }
+
+    /// Puts `part` in its place, or takes it out.
+    pub(crate) fn show(&self, part: &Element, shown: bool) {
+        if !shown {
+            part.remove();
+        } else if part.parent_node().is_none() {
+            let _ = self.parent.insert_before(part, Some(&self.marker));
+        }
+    }
+}
+
 /// The element `event` happened in or under that matches `selector` (a button, its row).
 pub(crate) fn closest(event: &web_sys::Event, selector: &str) -> Option<Element> {
-    use wasm_bindgen::JsCast as _;
     event
         .target()?
         .dyn_into::<Element>()
@@ -64,11 +136,6 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
             parent,
             shown: Vec::new(),
         }
-    }
-
-    /// Whether this list draws into `parent`.
-    pub(crate) fn is_in(&self, parent: &Element) -> bool {
-        self.parent == *parent
     }
 
     /// What is shown, in order.
@@ -151,7 +218,6 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
 // Tests: a failed expectation is the failure (clippy knows `#[test]`s, not these).
 #[allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 mod browser {
-    use wasm_bindgen::JsCast as _;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     use super::*;
@@ -162,7 +228,12 @@ mod browser {
     fn draw(item: &char) -> Drawn<()> {
         let rows = if item.is_uppercase() { 2 } else { 1 };
         let nodes = (0..rows)
-            .map(|row| element("li", &[("data-item", &format!("{item}{row}"))], &[]).into())
+            .map(|row| {
+                h("li")
+                    .attr("data-item", &format!("{item}{row}"))
+                    .el()
+                    .into()
+            })
             .collect();
         Drawn { nodes, kept: () }
     }
@@ -192,7 +263,7 @@ mod browser {
 
     #[wasm_bindgen_test]
     fn rows_follow_their_items_each_drawn_once_and_moved_only_when_out_of_order() {
-        let parent = element("ol", &[], &[]);
+        let parent = h("ol").el();
         let mut list = Keyed::new(parent.clone());
         let show = |list: &mut Keyed<char, ()>, items: &str| {
             let items: Vec<char> = items.chars().collect();

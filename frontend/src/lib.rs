@@ -19,7 +19,7 @@
 //!   order with its idempotency key;
 //! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file; `dom`:
 //!   the lists' rows, drawn by hand;
-//! - [`App`] (here): composes them.
+//! - [`page`] (here): composes them.
 
 mod api;
 mod backoff;
@@ -39,12 +39,12 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::{
+    dom::{Slot, h},
     live::LiveList,
-    message_list::MessageList,
+    message_list::message_list,
     outbox::Outbox,
-    pending::Pending,
-    send_form::SendForm,
-    status_strip::{StatusStrip, Trouble},
+    send_form::send_form,
+    status_strip::{status_strip, trouble_banner},
     tabs::{Relay, Tabs},
 };
 
@@ -53,9 +53,9 @@ use crate::{
 /// changes state.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
-/// The whole page.
-#[component]
-pub fn App() -> impl IntoView {
+/// Draws the whole page into `page` (the document's body), its parts kept up to date for as
+/// long as the current reactive owner lives (see `main`).
+pub fn page(page: &web_sys::Element) {
     let list = LiveList::new();
     // The last status check's answer (`None` until the first one). A signal filled by hand
     // rather than a `LocalResource`: it has two writers, this tab's own checks and the answers
@@ -159,32 +159,39 @@ pub fn App() -> impl IntoView {
         _ => None,
     });
 
-    view! {
-        <header class="top">
-            <h1>"msglog"</h1>
-            <StatusStrip status=status />
-        </header>
-        // Which tab holds the live feed, for whoever inspects the page.
-        <main
-            class="content"
-            data-tab=move || if tabs.leading.get() { "leads" } else { "follows" }
-            data-sharing=tabs.sharing.name()
-        >
-            {move || {
-                (api::waiting().get() > 0)
-                    .then(|| {
-                        view! {
-                            <p class="waiting" role="status">
-                                "Still waiting for the server to answer. If many tabs of this site are open, the browser may be holding this tab's requests back: closing some can help."
-                            </p>
-                        }
-                    })
-            }}
-            <Trouble status=status />
-            <SendForm outbox=outbox editing=editing limit=limit live=live />
-            <MessageList list=list from_service=from_service>
-                <Pending outbox=outbox editing=editing />
-            </MessageList>
-        </main>
+    let header = h("header")
+        .class("top")
+        .child(&h("h1").text("msglog").el())
+        .child(&status_strip(status));
+    // Which tab holds the live feed, for whoever inspects the page.
+    let content = h("main")
+        .class("content")
+        .attr("data-sharing", tabs.sharing.name())
+        .el();
+    {
+        let content = content.clone();
+        Effect::new(move |_| {
+            let holds = if tabs.leading.get() {
+                "leads"
+            } else {
+                "follows"
+            };
+            let _ = content.set_attribute("data-tab", holds);
+        });
     }
+    let waiting = h("p")
+        .class("waiting")
+        .attr("role", "status")
+        .text(
+            "Still waiting for the server to answer. If many tabs of this site are open, the \
+             browser may be holding this tab's requests back: closing some can help.",
+        )
+        .el();
+    let waiting_slot = Slot::new(&content);
+    Effect::new(move |_| waiting_slot.show(&waiting, api::waiting().get() > 0));
+    trouble_banner(&content, status);
+    let _ = content.append_child(&send_form(outbox, editing, limit, live));
+    let _ = content.append_child(&message_list(list, from_service, outbox, editing));
+    let _ = page.append_child(&header.el());
+    let _ = page.append_child(&content);
 }

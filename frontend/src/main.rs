@@ -20,5 +20,11 @@ fn main() {
             &line.into(),
         );
     }));
-    leptos::mount::mount_to_body(msglog_frontend::App);
+    // The page draws itself into the body (see the library's `dom`): Leptos runs its reactive
+    // system, under an owner that lives as long as the page.
+    leptos::mount::mount_to_body(|| {
+        if let Some(body) = leptos::prelude::document().body() {
+            msglog_frontend::page(&body);
+        }
+    });
 }

@@ -5,18 +5,18 @@
 //! messages come in at the top: a person reading further down keeps their place (the browser
 //! anchors the scroll), and is offered a jump back to the newest.
 
-// `#[component]` makes the props struct as visible as the module allows.
-#![allow(unreachable_pub)]
-
 use std::time::Duration;
 
 use leptos::prelude::*;
 use msglog_proto::v1::StoredMessage;
 use wasm_bindgen::JsValue;
+use web_sys::Element;
 
 use crate::{
-    dom::{self, Drawn, Keyed, element},
+    dom::{self, Drawn, Keyed, Slot, h},
     live::{Feed, LiveList},
+    outbox::Outbox,
+    pending::pending,
 };
 
 /// How often the relative times are brought up to date.
@@ -27,115 +27,155 @@ const FOLD_LINES: usize = 5;
 /// How long a row pointed to stays highlighted.
 const HIGHLIGHT: Duration = Duration::from_secs(3);
 
-/// The logged messages, newest first, kept up to date by the live feed.
-#[component]
-pub(crate) fn MessageList(
-    /// The list and its feed.
+/// The logged messages, newest first, kept up to date by the live feed (`list`); before them,
+/// what the messages service says (`from_service`, from the status check, when it answered),
+/// and the messages not yet stored (`outbox`, see `pending`; `editing` takes a refused one's
+/// text back to the box).
+pub(crate) fn message_list(
     list: LiveList,
-    /// What the messages service says (from the status check), when it answered.
-    #[prop(into)]
     from_service: Signal<Option<String>>,
-    /// Shown before the list: the messages not yet stored.
-    children: Children,
-) -> impl IntoView {
+    outbox: Outbox,
+    editing: RwSignal<Option<String>>,
+) -> Element {
+    let section = h("section")
+        .class("card")
+        .attr("aria-labelledby", "list-title")
+        .el();
     let now = RwSignal::new(js_sys::Date::now());
     if let Err(error) = set_interval_with_handle(move || now.set(js_sys::Date::now()), CLOCK) {
         crate::error::console_error("cannot start the list's clock:", &error);
     }
-    // New messages that arrived while the person was reading further down.
+
+    // Whether the list's feed is live, and why not, in a person's words.
+    let (words, why) = (h("span").class("feed-text").el(), h("p").el());
+    let feed = h("div")
+        .class("feed")
+        .attr("role", "status")
+        .attr("aria-live", "polite")
+        .child(&h("span").class("dot").attr("aria-hidden", "true").el())
+        .child(&words)
+        .el();
+    let head = h("div")
+        .class("card-head")
+        .child(&h("h2").attr("id", "list-title").text("Messages").el())
+        .child(&feed);
+    let _ = section.append_child(&head.el());
+    let why_slot = Slot::new(&feed);
+    let why_box = h("details")
+        .class("why")
+        .child(&h("summary").text("Why?").el())
+        .child(&why)
+        .el();
+    const OFFLINE: &str = "The browser says it has no network. The list catches up by itself \
+        when the connection is back, and messages you send meanwhile wait here.";
+    Effect::new(move |_| {
+        list.feed.with(|state| {
+            let (state, said, reason) = match state {
+                Feed::Connecting => ("connecting", "Connecting…", None),
+                Feed::Live => ("live", "Live", None),
+                Feed::Reconnecting(why) => {
+                    ("interrupted", "Not live: reconnecting", Some(why.as_str()))
+                }
+                Feed::Interrupted(why) => (
+                    "interrupted",
+                    "Not live: storage unreachable",
+                    Some(why.as_str()),
+                ),
+                Feed::Offline => (
+                    "interrupted",
+                    "Not live: this device is offline",
+                    Some(OFFLINE),
+                ),
+            };
+            let _ = feed.set_attribute("data-feed", state);
+            words.set_text_content(Some(said));
+            why.set_text_content(reason);
+            why_slot.show(&why_box, reason.is_some());
+        });
+    });
+
+    // New messages that arrived while the person was reading further down, and a jump to them.
     let unseen = RwSignal::new(0_usize);
-    let list_top = NodeRef::<leptos::html::Section>::new();
-    let away = move || {
-        list_top
-            .get_untracked()
-            .is_some_and(|section| section.get_bounding_client_rect().top() < -40.0)
+    let away = {
+        let section = section.clone();
+        move || section.get_bounding_client_rect().top() < -40.0
     };
-    Effect::new(move |previous: Option<u64>| {
-        let arrived = list.arrived.get();
-        if let Some(previous) = previous
-            && arrived > previous
-            && away()
-        {
-            unseen.update(|count| *count += usize::try_from(arrived - previous).unwrap_or(1));
+    Effect::new({
+        let away = away.clone();
+        move |previous: Option<u64>| {
+            let arrived = list.arrived.get();
+            if let Some(previous) = previous
+                && arrived > previous
+                && away()
+            {
+                unseen.update(|count| *count += usize::try_from(arrived - previous).unwrap_or(1));
+            }
+            arrived
         }
-        arrived
     });
     let _ = window_event_listener(leptos::ev::scroll, move |_| {
         if unseen.get_untracked() > 0 && !away() {
             unseen.set(0);
         }
     });
-    let jump = move |_| {
-        if let Some(section) = list_top.get_untracked() {
-            section.scroll_into_view();
-        }
-        unseen.set(0);
+    let jump = {
+        let section = section.clone();
+        h("button")
+            .attr("type", "button")
+            .class("jump")
+            .on("click", move |_| {
+                section.scroll_into_view();
+                unseen.set(0);
+            })
+            .el()
     };
-
-    const OFFLINE: &str = "The browser says it has no network. The list catches up by itself \
-        when the connection is back, and messages you send meanwhile wait here.";
-    let feed_note = move || {
-        let (state, text, why) = match list.feed.get() {
-            Feed::Connecting => ("connecting", "Connecting…", None),
-            Feed::Live => ("live", "Live", None),
-            Feed::Reconnecting(why) => ("interrupted", "Not live: reconnecting", Some(why)),
-            Feed::Interrupted(why) => ("interrupted", "Not live: storage unreachable", Some(why)),
-            Feed::Offline => (
-                "interrupted",
-                "Not live: this device is offline",
-                Some(OFFLINE.to_owned()),
-            ),
-        };
-        view! {
-            <div class="feed" data-feed=state role="status" aria-live="polite">
-                <span class="dot" aria-hidden="true"></span>
-                <span class="feed-text">{text}</span>
-                {why
-                    .map(|why| {
-                        view! {
-                            <details class="why">
-                                <summary>"Why?"</summary>
-                                <p>{why}</p>
-                            </details>
-                        }
-                    })}
-            </div>
-        }
-    };
-    let older = move || {
-        list.older.get().map(|_| {
-            view! {
-                <button
-                    type="button"
-                    class="secondary older"
-                    disabled=move || list.loading_older.get()
-                    on:click=move |_| list.load_older()
-                >
-                    {move || if list.loading_older.get() { "Loading…" } else { "Load older" }}
-                </button>
-            }
-        })
-    };
-    let empty = Memo::new(move |_| list.messages.with(Vec::is_empty));
-    // The rows, drawn by hand (see `dom`): the list element is made once (and again only when
-    // it empties or fills), and new messages add rows to it, block by block (see
-    // `live::Block`): a burst of new messages adds one block at the top and touches no row
-    // below. Each row's relative time is kept to be brought up to date with the clock.
-    let rows = NodeRef::<leptos::html::Ul>::new();
-    let drawn = StoredValue::new_local(None::<Keyed<(u64, usize), Vec<Clock>>>);
+    let jump_slot = Slot::new(&section);
     Effect::new(move |_| {
-        let Some(ul) = rows.get() else {
-            return;
-        };
-        let ul: web_sys::Element = ul.into();
+        let unseen = unseen.get();
+        jump.set_text_content(Some(&match unseen {
+            1 => "↑ 1 new message".to_owned(),
+            n => format!("↑ {n} new messages"),
+        }));
+        jump_slot.show(&jump, unseen > 0);
+    });
+
+    let quoted = h("q").el();
+    let says = h("p")
+        .class("from-service")
+        .text("Messages service says: ")
+        .child(&quoted)
+        .el();
+    let says_slot = Slot::new(&section);
+    Effect::new(move |_| {
+        from_service.with(|text| {
+            quoted.set_text_content(text.as_deref());
+            says_slot.show(&says, text.is_some());
+        });
+    });
+
+    pending(&section, outbox, editing);
+
+    // The list itself, or what stands in its place while it is loading or empty. Its rows
+    // (see `row`) are added block by block (see `live::Block`): a burst of new messages adds
+    // one block at the top and touches no row below. Each row's relative time is kept to be
+    // brought up to date with the clock.
+    let rows = h("ul").class("list").on("click", fold).el();
+    let loading = h("p").class("muted").text("Loading…").el();
+    let nothing = h("p").class("muted").text("Nothing logged yet.").el();
+    let body = Slot::new(&section);
+    let drawn = StoredValue::new_local(Keyed::<(u64, usize), Vec<Clock>>::new(rows.clone()));
+    Effect::new(move |_| {
+        let (loaded, count) = (list.loaded.get(), list.messages.with(Vec::len));
+        let _ = rows.set_attribute("data-count", &count.to_string());
+        body.show(&loading, !loaded);
+        body.show(&nothing, loaded && count == 0);
+        body.show(&rows, loaded && count > 0);
+    });
+    Effect::new(move |_| {
         list.blocks.with(|blocks| {
+            let now = now.get_untracked();
             drawn.update_value(|drawn| {
-                let keyed = match drawn {
-                    Some(keyed) if keyed.is_in(&ul) => keyed,
-                    _ => drawn.insert(Keyed::new(ul)),
-                };
-                let now = now.get_untracked();
-                keyed.update(
+                drawn.update(
                     blocks,
                     |block| block.key,
                     |block| {
@@ -157,85 +197,49 @@ pub(crate) fn MessageList(
     Effect::new(move |_| {
         let now = now.get();
         drawn.with_value(|drawn| {
-            for (_, block) in drawn.iter().flat_map(Keyed::shown) {
+            for (_, block) in drawn.shown() {
                 for (date, shown) in &block.kept {
                     shown.set_text_content(Some(&relative(date, now)));
                 }
             }
         });
     });
-    let body = move || {
-        if !list.loaded.get() {
-            return view! { <p class="muted">"Loading…"</p> }.into_any();
-        }
-        if empty.get() {
-            return view! { <p class="muted">"Nothing logged yet."</p> }.into_any();
-        }
-        view! {
-            <ul
-                class="list"
-                data-count=move || list.messages.with(Vec::len)
-                node_ref=rows
-                on:click=fold
-            ></ul>
-        }
-        .into_any()
-    };
-    view! {
-        <section class="card" aria-labelledby="list-title" node_ref=list_top>
-            <div class="card-head">
-                <h2 id="list-title">"Messages"</h2>
-                {feed_note}
-            </div>
-            {move || {
-                (unseen.get() > 0)
-                    .then(|| {
-                        view! {
-                            <button type="button" class="jump" on:click=jump>
-                                {move || match unseen.get() {
-                                    1 => "↑ 1 new message".to_owned(),
-                                    n => format!("↑ {n} new messages"),
-                                }}
-                            </button>
-                        }
-                    })
-            }}
-            {move || {
-                from_service
-                    .get()
-                    .map(|text| {
-                        view! {
-                            <p class="from-service">"Messages service says: " <q>{text}</q></p>
-                        }
-                    })
-            }}
-            {children()}
-            {body}
-            {move || {
-                list.trimmed
-                    .get()
-                    .then(|| {
-                        view! {
-                            <p class="muted trimmed">
-                                "Older messages were put away to keep this page light. Load older brings them back."
-                            </p>
-                        }
-                    })
-            }}
-            {older}
-            {move || {
-                list.older_error
-                    .get()
-                    .map(|error| {
-                        view! {
-                            <p class="error" role="alert">
-                                "Could not load older messages: " {error}
-                            </p>
-                        }
-                    })
-            }}
-        </section>
-    }
+
+    // After the list: that older messages were put away, the button that loads them, and why
+    // it could not.
+    let trimmed = h("p")
+        .class("muted trimmed")
+        .text("Older messages were put away to keep this page light. Load older brings them back.")
+        .el();
+    let trimmed_slot = Slot::new(&section);
+    Effect::new(move |_| trimmed_slot.show(&trimmed, list.trimmed.get()));
+    let older = h("button")
+        .attr("type", "button")
+        .class("secondary older")
+        .on("click", move |_| list.load_older())
+        .el();
+    let older_slot = Slot::new(&section);
+    Effect::new(move |_| {
+        let loading = list.loading_older.get();
+        let _ = older.toggle_attribute_with_force("disabled", loading);
+        older.set_text_content(Some(if loading { "Loading…" } else { "Load older" }));
+        older_slot.show(&older, list.older.with(Option::is_some));
+    });
+    let failed = dom::text("");
+    let older_error = h("p")
+        .class("error")
+        .attr("role", "alert")
+        .text("Could not load older messages: ")
+        .child(&failed)
+        .el();
+    let error_slot = Slot::new(&section);
+    Effect::new(move |_| {
+        list.older_error.with(|error| {
+            failed.set_text_content(error.as_deref());
+            error_slot.show(&older_error, error.is_some());
+        });
+    });
+    section
 }
 
 /// A row's time shown relative to the clock: when it was stored, and where it is shown.
@@ -245,55 +249,48 @@ type Clock = (js_sys::Date, web_sys::Element);
 /// added to `clocks`.
 fn row(message: &StoredMessage, now: f64, clocks: &mut Vec<Clock>) -> web_sys::Node {
     let long = message.text.len() > FOLD_BYTES || message.text.lines().count() > FOLD_LINES;
-    let class = if long { "text folded" } else { "text" };
-    let text = element("p", &[("class", class)], &[&dom::text(&message.text)]);
-    let foot = element("div", &[("class", "row-foot")], &[]);
+    let text = h("p")
+        .class(if long { "text folded" } else { "text" })
+        .text(&message.text);
+    let mut foot = h("div").class("row-foot");
     let at = message.stored_at_ms;
     if at > 0 {
         let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
-        let iso = String::from(date.to_iso_string());
         let full = full_date(&date);
-        let shown = element(
-            "span",
-            &[("aria-hidden", "true")],
-            &[&dom::text(&relative(&date, now))],
-        );
-        let hidden = element(
-            "span",
-            &[("class", "visually-hidden")],
-            &[&dom::text(&format!("stored {full}"))],
-        );
-        let time = element(
-            "time",
-            &[("datetime", &iso), ("title", &full)],
-            &[&shown, &hidden],
-        );
-        let _ = foot.append_child(&time);
+        let shown = h("span")
+            .attr("aria-hidden", "true")
+            .text(&relative(&date, now))
+            .el();
+        let hidden = h("span")
+            .class("visually-hidden")
+            .text(&format!("stored {full}"));
+        let time = h("time")
+            .attr("datetime", &String::from(date.to_iso_string()))
+            .attr("title", &full)
+            .child(&shown)
+            .child(&hidden.el());
+        foot = foot.child(&time.el());
         clocks.push((date, shown));
     }
     if long {
-        let more = element(
-            "button",
-            &[
-                ("type", "button"),
-                ("class", "link more"),
-                ("aria-expanded", "false"),
-            ],
-            &[&dom::text("Show more")],
-        );
-        let _ = foot.append_child(&more);
+        let more = h("button")
+            .attr("type", "button")
+            .class("link more")
+            .attr("aria-expanded", "false")
+            .text("Show more");
+        foot = foot.child(&more.el());
     }
-    let seq = message.seq.to_string();
-    element(
-        "li",
-        &[("data-seq", &seq), ("data-id", &message.id)],
-        &[&text, &foot],
-    )
-    .into()
+    h("li")
+        .attr("data-seq", &message.seq.to_string())
+        .attr("data-id", &message.id)
+        .child(&text.el())
+        .child(&foot.el())
+        .el()
+        .into()
 }
 
 /// A click in the list: on a row's "Show more", opens its text (and "Show less" folds it).
-fn fold(event: leptos::ev::MouseEvent) {
+fn fold(event: web_sys::Event) {
     let Some(button) = dom::closest(&event, "button.more") else {
         return;
     };

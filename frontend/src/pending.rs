@@ -2,19 +2,17 @@
 //! them with its state in plain words (the last error one click away), to discard (or, when
 //! refused, to edit); each button says which message it acts on.
 
-// `#[component]` makes the props struct as visible as the module allows.
-#![allow(unreachable_pub)]
-
 use std::time::Duration;
 
 use leptos::prelude::*;
 use wasm_bindgen::JsCast as _;
+use web_sys::Element;
 
 use crate::{
-    dom::{self, Drawn, Keyed, element},
+    dom::{self, Drawn, Keyed, Slot, h},
     error::{self, ApiError},
     outbox::{Entry, Outbox, age},
-    send_form::failed_words,
+    send_form::{details, failed_words},
 };
 
 /// How much of a message a button's name quotes.
@@ -23,73 +21,25 @@ const QUOTED: usize = 40;
 /// How often the ages shown are brought up to date.
 const CLOCK: Duration = Duration::from_secs(1);
 
-/// The messages not yet stored, oldest first; nothing when there are none.
-#[component]
-pub(crate) fn Pending(
-    /// The outbox.
-    outbox: Outbox,
-    /// Where a refused message's text goes to be edited.
-    editing: RwSignal<Option<String>>,
-) -> impl IntoView {
+/// The messages not yet stored, oldest first, in their place at the end of `parent`'s children
+/// so far; nothing when there are none. `editing` is where a refused message's text goes to be
+/// edited.
+pub(crate) fn pending(parent: &Element, outbox: Outbox, editing: RwSignal<Option<String>>) {
     let now = RwSignal::new(js_sys::Date::now() as u64);
     if let Err(error) = set_interval_with_handle(move || now.set(js_sys::Date::now() as u64), CLOCK)
     {
         crate::error::console_error("cannot start the outbox clock:", &error);
     }
-    let summary = move || {
-        outbox.entries.with(|entries| {
-            let waiting = entries.iter().filter(|entry| !entry.refused).count();
-            let refused = entries.len() - waiting;
-            let oldest = entries.iter().map(|entry| entry.created_ms).min()?;
-            let mut text = match waiting {
-                0 => String::new(),
-                1 => "1 message waiting to be stored".to_owned(),
-                n => format!("{n} messages waiting to be stored"),
-            };
-            if refused > 0 {
-                if !text.is_empty() {
-                    text.push_str(", ");
-                }
-                text.push_str(&format!("{refused} refused"));
-            }
-            Some((waiting, refused, text, oldest))
-        })
-    };
-    // The items, drawn by hand (see `dom`), each made again when its attempts or refusal
-    // change; whether it is being sent is changed in place.
-    let items = NodeRef::<leptos::html::Ol>::new();
-    let drawn = StoredValue::new_local(None::<Keyed<(String, u32, bool), Item>>);
-    Effect::new(move |_| {
-        let Some(ol) = items.get() else {
-            return;
-        };
-        let ol: web_sys::Element = ol.into();
-        outbox.entries.with(|entries| {
-            drawn.update_value(|drawn| {
-                let keyed = match drawn {
-                    Some(keyed) if keyed.is_in(&ol) => keyed,
-                    _ => drawn.insert(Keyed::new(ol)),
-                };
-                let sending = outbox.sending.get_untracked();
-                keyed.update(
-                    entries,
-                    |entry| (entry.key.clone(), entry.attempts, entry.refused),
-                    |entry| item(entry, sending.as_deref()),
-                );
-            });
-        });
-    });
-    Effect::new(move |_| {
-        outbox.sending.with(|sending| {
-            drawn.with_value(|drawn| {
-                for ((key, ..), item) in drawn.iter().flat_map(Keyed::shown) {
-                    item.kept.show(sending.as_deref() == Some(key.as_str()));
-                }
-            });
-        });
-    });
+    let (counts, oldest) = (h("strong").el(), dom::text(""));
+    let summary = h("p")
+        .class("outbox-summary")
+        .attr("role", "status")
+        .child(&counts)
+        .text(" · oldest ")
+        .child(&oldest)
+        .text(" ago");
     // A click on an item's Edit or Discard.
-    let act = move |event: leptos::ev::MouseEvent| {
+    let items = h("ol").class("pending-list").on("click", move |event| {
         let Some(button) = dom::closest(&event, "button[data-action]") else {
             return;
         };
@@ -109,20 +59,64 @@ pub(crate) fn Pending(
             outbox.discard(&key);
             focus_box();
         }
-    };
-    move || {
-        summary().map(|(waiting, refused, text, oldest)| {
-            view! {
-                <div class="outbox" data-waiting=waiting data-refused=refused>
-                    <p class="outbox-summary" role="status">
-                        <strong>{text}</strong>
-                        " · oldest " {move || age(oldest, now.get())} " ago"
-                    </p>
-                    <ol class="pending-list" node_ref=items on:click=act></ol>
-                </div>
+    });
+    let items = items.el();
+    let shown = h("div")
+        .class("outbox")
+        .child(&summary.el())
+        .child(&items)
+        .el();
+    let slot = Slot::new(parent);
+    // The items (see `dom::Keyed`), each made again when its attempts or refusal change;
+    // whether it is being sent is changed in place.
+    let drawn = StoredValue::new_local(Keyed::new(items));
+    Effect::new(move |_| {
+        outbox.entries.with(|entries| {
+            let waiting = entries.iter().filter(|entry| !entry.refused).count();
+            let refused = entries.len() - waiting;
+            let mut text = match waiting {
+                0 => String::new(),
+                1 => "1 message waiting to be stored".to_owned(),
+                n => format!("{n} messages waiting to be stored"),
+            };
+            if refused > 0 {
+                if !text.is_empty() {
+                    text.push_str(", ");
+                }
+                text.push_str(&format!("{refused} refused"));
             }
-        })
-    }
+            let _ = shown.set_attribute("data-waiting", &waiting.to_string());
+            let _ = shown.set_attribute("data-refused", &refused.to_string());
+            counts.set_text_content(Some(&text));
+            let sending = outbox.sending.get_untracked();
+            drawn.update_value(|drawn| {
+                drawn.update(
+                    entries,
+                    |entry| (entry.key.clone(), entry.attempts, entry.refused),
+                    |entry| item(entry, sending.as_deref()),
+                );
+            });
+            slot.show(&shown, !entries.is_empty());
+        });
+    });
+    Effect::new(move |_| {
+        let now = now.get();
+        let since = outbox
+            .entries
+            .with(|entries| entries.iter().map(|entry| entry.created_ms).min());
+        if let Some(since) = since {
+            oldest.set_text_content(Some(&age(since, now)));
+        }
+    });
+    Effect::new(move |_| {
+        outbox.sending.with(|sending| {
+            drawn.with_value(|drawn| {
+                for ((key, ..), item) in drawn.shown() {
+                    item.kept.show(sending.as_deref() == Some(key.as_str()));
+                }
+            });
+        });
+    });
 }
 
 /// What an item keeps to be shown as being sent or not: its element, its note, and the note's
@@ -171,43 +165,32 @@ fn item(entry: &Entry, sending: Option<&str>) -> Drawn<Item> {
         format!("“{quoted}”")
     };
     let note = dom::text("");
-    let notes = element("span", &[("class", "pending-note")], &[&note]);
+    let mut notes = h("span").class("pending-note").child(&note);
     if entry.attempts > 0 {
-        let _ = notes.append_child(&details(&error));
+        notes = notes.child(&details(&error));
     }
     let button = |action: &str, label: &str| {
-        element(
-            "button",
-            &[
-                ("type", "button"),
-                ("class", "secondary"),
-                ("data-action", action),
-                ("aria-label", &format!("{label} {quoted}")),
-            ],
-            &[&dom::text(label)],
-        )
+        h("button")
+            .attr("type", "button")
+            .class("secondary")
+            .attr("data-action", action)
+            .attr("aria-label", &format!("{label} {quoted}"))
+            .text(label)
+            .el()
     };
-    let actions = element("span", &[("class", "pending-actions")], &[]);
+    let mut actions = h("span").class("pending-actions");
     if entry.refused {
-        let _ = actions.append_child(&button("edit", "Edit"));
+        actions = actions.child(&button("edit", "Edit"));
     }
-    let _ = actions.append_child(&button("discard", "Discard"));
-    let attempts = entry.attempts.to_string();
-    let text = element(
-        "span",
-        &[("class", "pending-text")],
-        &[&dom::text(&entry.text)],
-    );
-    let li = element(
-        "li",
-        &[
-            ("class", "pending"),
-            ("data-key", &entry.key),
-            ("data-attempts", &attempts),
-            ("data-code", &entry.last_code),
-        ],
-        &[&text, &notes, &actions],
-    );
+    let li = h("li")
+        .class("pending")
+        .attr("data-key", &entry.key)
+        .attr("data-attempts", &entry.attempts.to_string())
+        .attr("data-code", &entry.last_code)
+        .child(&h("span").class("pending-text").text(&entry.text).el())
+        .child(&notes.el())
+        .child(&actions.child(&button("discard", "Discard")).el())
+        .el();
     let item = Item {
         element: li.clone(),
         note,
@@ -219,15 +202,6 @@ fn item(entry: &Entry, sending: Option<&str>) -> Drawn<Item> {
         nodes: vec![li.into()],
         kept: item,
     }
-}
-
-/// The engineering detail of a failure, one click away (as `send_form::Details` draws it).
-fn details(error: &ApiError) -> web_sys::Element {
-    let code = element("code", &[], &[&dom::text(error.code)]);
-    let text = dom::text(&format!(" {}", error.message));
-    let summary = element("summary", &[], &[&dom::text("Details")]);
-    let detail = element("p", &[], &[&code, &text]);
-    element("details", &[("class", "details")], &[&summary, &detail])
 }
 
 /// Puts the focus back in the message box (after the message it was on is gone).

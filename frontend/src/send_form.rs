@@ -1,15 +1,16 @@
 //! The message box with its size counter, and what became of the last message sent, said in
 //! plain words (the engineering detail one click away) and shown only while it is true.
 
-// `#[component]` makes the props struct as visible as the module allows.
-#![allow(unreachable_pub)]
-
 use std::time::Duration;
 
-use leptos::{ev::KeyboardEvent, prelude::*};
+use leptos::prelude::*;
 use msglog_proto::v1::SendStatus;
 
+use wasm_bindgen::JsCast as _;
+use web_sys::{Element, HtmlTextAreaElement, KeyboardEvent};
+
 use crate::{
+    dom::{self, h},
     error::ApiError,
     message_list::point_to,
     outbox::{Outbox, Sent},
@@ -18,33 +19,18 @@ use crate::{
 /// How long "Stored" or "Already stored" stays after a send.
 const SAID_FOR: Duration = Duration::from_secs(10);
 
-/// The message box and what became of the last message sent.
-#[component]
-pub(crate) fn SendForm(
-    /// Where a message goes when Send is pressed.
+/// The message box and what became of the last message sent: `outbox` is where a message
+/// goes when Send is pressed; `editing` the text put back in the box to be edited (a refused
+/// message); `limit` the longest text the facade takes, in UTF-8 bytes, once its status says;
+/// `live` whether the live feed is up ("Stored" is not left standing while it is not).
+pub(crate) fn send_form(
     outbox: Outbox,
-    /// The text put back in the box to be edited (a refused message), when there is one.
     editing: RwSignal<Option<String>>,
-    /// The longest text the facade takes, in UTF-8 bytes, once its status says.
-    #[prop(into)]
     limit: Signal<Option<u64>>,
-    /// Whether the live feed is up: "Stored" is not left standing while it is not.
-    #[prop(into)]
     live: Signal<bool>,
-) -> impl IntoView {
+) -> Element {
     let (text, set_text) = signal(String::new());
     let (hint, set_hint) = signal(None::<&'static str>);
-    let boxed = NodeRef::<leptos::html::Textarea>::new();
-    // A refused message taken out of the outbox comes back into the box, focused.
-    Effect::new(move |_| {
-        if let Some(taken) = editing.get() {
-            set_text.set(taken);
-            editing.set(None);
-            if let Some(boxed) = boxed.get_untracked() {
-                let _ = boxed.focus();
-            }
-        }
-    });
     // The last outcome lasts while it is true: "Stored" for a while, and not once the feed
     // breaks; "Refused" until no message is refused; "Not stored yet" until none waits.
     let said = RwSignal::new(0_u64);
@@ -92,18 +78,6 @@ pub(crate) fn SendForm(
         let bytes = text.with(|text| text.len() as u64);
         (bytes > limit).then(|| bytes - limit)
     };
-    let counter = move || {
-        let limit = limit.get()?;
-        Some(match over() {
-            Some(over) => format!("Too long by about {over} characters: shorten it to send it."),
-            None => format!(
-                "{} / {} characters",
-                thousands(text.with(|text| text.chars().count()) as u64),
-                thousands(limit)
-            ),
-        })
-    };
-
     let submit = move || {
         let message = text.get_untracked();
         outbox.last.set(None);
@@ -119,53 +93,119 @@ pub(crate) fn SendForm(
         outbox.push(message);
         set_text.set(String::new());
     };
-    let on_keydown = move |event: KeyboardEvent| {
+
+    let textarea = h("textarea")
+        .attr("id", "message")
+        .attr("name", "message")
+        .attr("rows", "3")
+        .attr(
+            "placeholder",
+            "Type a message; Enter sends, Shift+Enter adds a line",
+        )
+        .attr("aria-describedby", "counter")
+        .el()
+        .unchecked_into::<HtmlTextAreaElement>();
+    {
+        let typed = textarea.clone();
+        dom::on(&textarea, "input", move |_| {
+            set_text.set(typed.value());
+            set_hint.set(None);
+            outbox.last.set(None);
+        });
+    }
+    dom::on(&textarea, "keydown", move |event| {
         // Enter sends; Shift+Enter starts a new line; an input method's Enter is its own.
+        let event = event.unchecked_into::<KeyboardEvent>();
         if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
             event.prevent_default();
             submit();
         }
-    };
+    });
+    let button = h("button").attr("type", "submit").text("Send").el();
+    let counter = h("p").attr("id", "counter").class("counter").el();
+    let form = h("form")
+        .class("send")
+        .child(
+            &h("label")
+                .attr("for", "message")
+                .class("visually-hidden")
+                .text("Message")
+                .el(),
+        )
+        .child(&textarea)
+        .child(&button)
+        .child(&counter)
+        .on("submit", move |event| {
+            event.prevent_default();
+            submit();
+        });
+    let said_box = h("div")
+        .class("outcome")
+        .attr("role", "status")
+        .attr("aria-live", "polite")
+        .on("click", show_it)
+        .el();
 
-    view! {
-        <section class="card" aria-labelledby="send-title">
-            <h2 id="send-title">"Send a message"</h2>
-            <form
-                class="send"
-                on:submit=move |event| {
-                    event.prevent_default();
-                    submit();
+    // The box shows the text (emptied when sent, or a refused message put back to be edited),
+    // and the counter and Send what its length allows.
+    {
+        let textarea = textarea.clone();
+        Effect::new(move |_| {
+            text.with(|text| {
+                if textarea.value() != *text {
+                    textarea.set_value(text);
                 }
-            >
-                <label for="message" class="visually-hidden">"Message"</label>
-                <textarea
-                    id="message"
-                    name="message"
-                    rows="3"
-                    placeholder="Type a message; Enter sends, Shift+Enter adds a line"
-                    aria-describedby="counter"
-                    node_ref=boxed
-                    prop:value=move || text.get()
-                    on:input=move |event| {
-                        set_text.set(event_target_value(&event));
-                        set_hint.set(None);
-                        outbox.last.set(None);
-                    }
-                    on:keydown=on_keydown
-                ></textarea>
-                <button type="submit" disabled=move || over().is_some()>
-                    "Send"
-                </button>
-                <p id="counter" class="counter" class:over=move || over().is_some()>
-                    {counter}
-                </p>
-            </form>
-            <div class="outcome" role="status" aria-live="polite">
-                {move || hint.get().map(|hint| view! { <p class="hint">{hint}</p> })}
-                {move || outbox.last.get().map(|sent| view! { <Outcome sent=sent /> })}
-            </div>
-        </section>
+            });
+        });
     }
+    Effect::new(move |_| {
+        if let Some(taken) = editing.get() {
+            set_text.set(taken);
+            editing.set(None);
+            let _ = textarea.focus();
+        }
+    });
+    Effect::new(move |_| {
+        let over = over();
+        let _ = button.toggle_attribute_with_force("disabled", over.is_some());
+        counter.set_class_name(if over.is_some() {
+            "counter over"
+        } else {
+            "counter"
+        });
+        let words = limit.get().map(|limit| match over {
+            Some(over) => format!("Too long by about {over} characters: shorten it to send it."),
+            None => format!(
+                "{} / {} characters",
+                thousands(text.with(|text| text.chars().count()) as u64),
+                thousands(limit)
+            ),
+        });
+        counter.set_text_content(words.as_deref());
+    });
+    // The hint and the last outcome, drawn each time either changes.
+    {
+        let said_box = said_box.clone();
+        Effect::new(move |_| {
+            said_box.set_text_content(None);
+            if let Some(hint) = hint.get() {
+                let _ = said_box.append_child(&h("p").class("hint").text(hint).el());
+            }
+            outbox.last.with(|sent| {
+                if let Some(sent) = sent {
+                    let _ = said_box.append_child(&outcome(sent));
+                }
+            });
+        });
+    }
+
+    h("section")
+        .class("card")
+        .attr("aria-labelledby", "send-title")
+        .child(&h("h2").attr("id", "send-title").text("Send a message").el())
+        .child(&form.el())
+        .child(&said_box)
+        .el()
 }
 
 /// What a send that failed means for the person.
@@ -179,57 +219,35 @@ pub(crate) fn failed_words(error: &ApiError) -> &'static str {
 }
 
 /// The engineering detail of a failure, one click away.
-#[component]
-pub(crate) fn Details(error: ApiError) -> impl IntoView {
-    view! {
-        <details class="details">
-            <summary>"Details"</summary>
-            <p>
-                <code>{error.code}</code>
-                " "
-                {error.message}
-            </p>
-        </details>
-    }
-}
-
-/// A button that shows the message with this id in the list.
-#[component]
-fn ShowIt(id: String) -> impl IntoView {
-    let missing = RwSignal::new(false);
-    view! {
-        <button
-            type="button"
-            class="link"
-            on:click=move |_| missing.set(!point_to(&id))
-        >
-            "Show it"
-        </button>
-        {move || missing.get().then_some(" (stored before the messages shown here)")}
-    }
+pub(crate) fn details(error: &ApiError) -> Element {
+    let detail = h("p")
+        .child(&h("code").text(error.code).el())
+        .text(" ")
+        .text(&error.message);
+    h("details")
+        .class("details")
+        .child(&h("summary").text("Details").el())
+        .child(&detail.el())
+        .el()
 }
 
 /// What became of the last send: one shape for every outcome (what happened, in words; a
 /// pointer to the message when it is stored; the detail when it failed).
-#[component]
-fn Outcome(
-    /// The facade's answer.
-    sent: Sent,
-) -> impl IntoView {
-    let (outcome, lead, words, show, error): (_, _, String, _, _) = match sent {
+fn outcome(sent: &Sent) -> Element {
+    let (outcome, lead, words, show, error) = match sent {
         // A duplicate is answered with the id of the message held: the one to point to.
         Sent::Stored(answer) if answer.status() == SendStatus::Duplicate => (
             "duplicate",
             "Already stored: ",
             "this text was sent before, so nothing new was saved. ".to_owned(),
-            Some(answer.id),
+            Some(&answer.id),
             None,
         ),
         Sent::Stored(answer) => (
             "success",
             "Stored. ",
             "It is at the top of the list. ".to_owned(),
-            Some(answer.id),
+            Some(&answer.id),
             None,
         ),
         Sent::Failed(error) => (
@@ -237,7 +255,7 @@ fn Outcome(
             "Not stored yet. ",
             format!(
                 "{} Your message is kept here and sent by itself when it can be.",
-                failed_words(&error)
+                failed_words(error)
             ),
             None,
             Some(error),
@@ -250,17 +268,42 @@ fn Outcome(
             Some(error),
         ),
     };
-    let code = error.as_ref().map(|error| error.code);
-    let role = error.is_some().then_some("alert");
-    view! {
-        <div class="result" data-outcome=outcome data-code=code role=role>
-            <p>
-                <strong>{lead}</strong>
-                {words}
-                {show.map(|id| view! { <ShowIt id=id /> })}
-            </p>
-            {error.map(|error| view! { <Details error=error /> })}
-        </div>
+    let mut said = h("p").child(&h("strong").text(lead).el()).text(&words);
+    if let Some(id) = show {
+        // A button that shows the message in the list (see `show_it`), and room after it to
+        // say when it is not there.
+        let button = h("button")
+            .attr("type", "button")
+            .class("link")
+            .attr("data-show", id)
+            .text("Show it");
+        said = said.child(&button.el()).text("");
+    }
+    let mut result = h("div").class("result").attr("data-outcome", outcome);
+    if let Some(error) = error {
+        result = result.attr("data-code", error.code).attr("role", "alert");
+    }
+    result = result.child(&said.el());
+    if let Some(error) = error {
+        result = result.child(&details(error));
+    }
+    result.el()
+}
+
+/// A click on an outcome's "Show it": shows the message in the list, or says it is not there.
+fn show_it(event: web_sys::Event) {
+    let Some(button) = dom::closest(&event, "button[data-show]") else {
+        return;
+    };
+    let shown = button
+        .get_attribute("data-show")
+        .is_some_and(|id| point_to(&id));
+    if let Some(after) = button.next_sibling() {
+        after.set_text_content(Some(if shown {
+            ""
+        } else {
+            " (stored before the messages shown here)"
+        }));
     }
 }
 

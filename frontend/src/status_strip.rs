@@ -3,13 +3,15 @@
 //! details (each up or down, the facade's retries and failed calls since it started) behind a
 //! disclosure that keyboard and touch open as well as a mouse.
 
-// `#[component]` makes the props struct as visible as the module allows.
-#![allow(unreachable_pub)]
-
 use leptos::prelude::*;
 use msglog_proto::v1::{ServiceState, StatusResponse};
 
-use crate::error::ApiError;
+use web_sys::Element;
+
+use crate::{
+    dom::{Slot, h},
+    error::ApiError,
+};
 
 /// The last `Status` answer (`None` until the first).
 type Status = RwSignal<Option<Result<StatusResponse, ApiError>>>;
@@ -31,116 +33,130 @@ fn trouble(
     }
 }
 
-/// The banner, when something the person relies on is down.
-#[component]
-pub(crate) fn Trouble(status: Status) -> impl IntoView {
-    move || {
-        status.with(trouble).map(|(what, text)| {
-            view! {
-                <p class="trouble" data-down=what role="alert">
-                    {text}
-                </p>
-            }
-        })
-    }
+/// The banner, in its place at the end of `parent`'s children so far, shown while something
+/// the person relies on is down.
+pub(crate) fn trouble_banner(parent: &Element, status: Status) {
+    let slot = Slot::new(parent);
+    let banner = h("p").class("trouble").attr("role", "alert").el();
+    Effect::new(move |_| {
+        let trouble = status.with(trouble);
+        if let Some((what, text)) = trouble {
+            let _ = banner.set_attribute("data-down", what);
+            banner.set_text_content(Some(text));
+        }
+        slot.show(&banner, trouble.is_some());
+    });
 }
 
 /// The indicator, with the services' details behind it.
-#[component]
-pub(crate) fn StatusStrip(status: Status) -> impl IntoView {
-    let summary = move || {
-        status.with(|answer| match answer {
-            None => ("unknown", "Checking…"),
-            Some(_) if trouble(answer).is_some() => ("down", "Not working"),
-            Some(Ok(status)) if !status.messages.as_ref().is_some_and(|m| m.up) => {
-                ("partly", "Mostly working")
+pub(crate) fn status_strip(status: Status) -> Element {
+    let health = h("details")
+        .class("health")
+        .attr("data-state", "unknown")
+        .el();
+    draw(health.clone(), status);
+    health
+}
+
+/// The indicator's parts, drawn into `health` and kept up to date with
+/// `status` in place: the summary a person opens, and a row for each service.
+fn draw(health: Element, status: Status) {
+    let words = h("span").class("health-text").el();
+    let summary = h("summary")
+        .child(&h("span").class("dot").attr("aria-hidden", "true").el())
+        .child(&words);
+    let pills = SERVICES.map(|name| {
+        let (state, detail) = (
+            h("span").class("state").el(),
+            h("span").class("pill-detail").el(),
+        );
+        let pill = h("li")
+            .class("pill")
+            .attr("data-service", name)
+            .child(&h("span").class("dot").attr("aria-hidden", "true").el())
+            .child(&h("span").class("name").text(name).el())
+            .child(&state)
+            .child(&detail)
+            .el();
+        (pill, state, detail)
+    });
+    let mut list = h("ul").class("status").attr("aria-label", "Services");
+    for (pill, ..) in &pills {
+        list = list.child(pill);
+    }
+    let calls = h("p").class("calls").el();
+    let panel = h("div").class("health-panel").child(&list.el()).el();
+    let _ = health.append_child(&summary.el());
+    let _ = health.append_child(&panel);
+    Effect::new(move |_| {
+        status.with(|answer| {
+            let (state, said) = summary_of(answer);
+            let _ = health.set_attribute("data-state", state);
+            words.set_text_content(Some(said));
+            for ((pill, state, detail), (up, said)) in pills.iter().zip(services(answer)) {
+                let up = match up {
+                    Some(true) => "up",
+                    Some(false) => "down",
+                    None => "unknown",
+                };
+                let _ = pill.set_attribute("data-state", up);
+                state.set_text_content(Some(up));
+                detail.set_text_content(Some(&said));
             }
-            Some(_) => ("up", "All working"),
-        })
-    };
-    let pills = move || {
-        let unknown = |detail: &str| ServiceState {
-            up: false,
-            detail: detail.to_owned(),
-        };
-        let or_unknown = |state: Option<ServiceState>| state.unwrap_or_else(|| unknown("?"));
-        match status.get() {
-            None => vec![
-                ("facade", None, unknown("checking…")),
-                ("logging", None, unknown("checking…")),
-                ("messages", None, unknown("checking…")),
-            ],
-            Some(Ok(status)) => [
-                ("facade", status.facade),
-                ("logging", status.logging),
-                ("messages", status.messages),
-            ]
-            .map(|(name, state)| {
-                let state = or_unknown(state);
-                (name, Some(state.up), state)
-            })
-            .into(),
-            // No answer from the facade: it is down, and what lies behind it is unknown.
-            Some(Err(error)) => vec![
-                ("facade", Some(false), unknown(&error.to_string())),
-                ("logging", None, unknown("unknown while the facade is down")),
-                (
-                    "messages",
-                    None,
-                    unknown("unknown while the facade is down"),
-                ),
-            ],
+            // Retries and failed calls to logging since the facade started.
+            match answer {
+                Some(Ok(StatusResponse {
+                    calls: Some(counts),
+                    ..
+                })) => {
+                    let (retries, errors) = (counts.retries, counts.errors);
+                    let _ = calls.set_attribute("data-retries", &retries.to_string());
+                    let _ = calls.set_attribute("data-errors", &errors.to_string());
+                    calls.set_text_content(Some(&format!(
+                        "Since the facade last started: {retries} retries · {errors} errors"
+                    )));
+                    let _ = panel.append_child(&calls);
+                }
+                _ => calls.remove(),
+            }
+        });
+    });
+}
+
+/// The services, in the order the indicator shows them.
+const SERVICES: [&str; 3] = ["facade", "logging", "messages"];
+
+/// The indicator's state and words.
+fn summary_of(answer: &Option<Result<StatusResponse, ApiError>>) -> (&'static str, &'static str) {
+    match answer {
+        None => ("unknown", "Checking…"),
+        Some(_) if trouble(answer).is_some() => ("down", "Not working"),
+        Some(Ok(status)) if !status.messages.as_ref().is_some_and(|m| m.up) => {
+            ("partly", "Mostly working")
         }
+        Some(_) => ("up", "All working"),
+    }
+}
+
+/// Each service (of [`SERVICES`]): up, down or unknown (`None`), and what it says.
+fn services(answer: &Option<Result<StatusResponse, ApiError>>) -> [(Option<bool>, String); 3] {
+    let said = |state: &Option<ServiceState>| match state {
+        Some(state) => (Some(state.up), state.detail.clone()),
+        None => (Some(false), "?".to_owned()),
     };
-    // Retries and failed calls to logging since the facade started.
-    let calls = move || match status.get() {
-        Some(Ok(StatusResponse {
-            calls: Some(calls), ..
-        })) => Some((calls.retries, calls.errors)),
-        _ => None,
-    };
-    view! {
-        <details class="health" data-state=move || summary().0>
-            <summary>
-                <span class="dot" aria-hidden="true"></span>
-                <span class="health-text">{move || summary().1}</span>
-            </summary>
-            <div class="health-panel">
-                <ul class="status" aria-label="Services">
-                    {move || {
-                        pills()
-                            .into_iter()
-                            .map(|(name, up, status)| {
-                                let state = match up {
-                                    Some(true) => "up",
-                                    Some(false) => "down",
-                                    None => "unknown",
-                                };
-                                view! {
-                                    <li class="pill" data-service=name data-state=state>
-                                        <span class="dot" aria-hidden="true"></span>
-                                        <span class="name">{name}</span>
-                                        <span class="state">{state}</span>
-                                        <span class="pill-detail">{status.detail}</span>
-                                    </li>
-                                }
-                            })
-                            .collect_view()
-                    }}
-                </ul>
-                {move || {
-                    calls()
-                        .map(|(retries, errors)| {
-                            view! {
-                                <p class="calls" data-retries=retries data-errors=errors>
-                                    {format!(
-                                        "Since the facade last started: {retries} retries · {errors} errors",
-                                    )}
-                                </p>
-                            }
-                        })
-                }}
-            </div>
-        </details>
+    let unknown = |why: &str| (None, why.to_owned());
+    match answer {
+        None => [(); 3].map(|()| unknown("checking…")),
+        Some(Ok(status)) => [
+            said(&status.facade),
+            said(&status.logging),
+            said(&status.messages),
+        ],
+        // No answer from the facade: it is down, and what lies behind it is unknown.
+        Some(Err(error)) => [
+            (Some(false), error.to_string()),
+            unknown("unknown while the facade is down"),
+            unknown("unknown while the facade is down"),
+        ],
     }
 }
