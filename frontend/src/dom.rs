@@ -1,11 +1,14 @@
-//! The rows of the page's two lists (the messages, the outbox), drawn by hand on the DOM.
+//! How the page draws itself: elements made by hand on the DOM, each part once, and kept up to
+//! date in place by Leptos's effects.
 //!
-//! A list may hold hundreds of rows, and a view written with `view!` is compiled into code of its
-//! own for every shape it can take (made, updated, moved, removed): the lists' rows were a seventh
-//! of the page's weight. Drawn here instead, a row is a few calls that make its elements once; it
-//! has no reactive parts of its own (what changes in it, the list changes by hand, and its buttons
-//! are answered by one listener on the list), and [`Keyed`] keeps the rows in the order of the
-//! list's items, making each item's row once and moving or removing it as the items change.
+//! A view written with Leptos's `view!` is compiled into code of its own for every shape it can
+//! take (made, updated, moved, removed), and the page paid for each of its views that way: they
+//! were nearly half its weight (`docs/performance.md`). Drawn here instead, a part is a few calls
+//! that make its elements ([`h`]), and an effect that changes what changes in it (a text, an
+//! attribute); a part that comes and goes is put in or taken out of its [`Slot`]. The rows of a
+//! list have no effects of their own: [`Keyed`] keeps them in the order of the list's items,
+//! making each item's rows once and moving or removing them as the items change, the list
+//! changes what changes in them, and one listener on the list answers their buttons.
 
 use leptos::prelude::document;
 use wasm_bindgen::{JsCast as _, UnwrapThrowExt as _, closure::Closure};
@@ -296,5 +299,28 @@ mod browser {
         assert_eq!(show(&mut list, ""), Vec::<String>::new());
         assert_eq!(show(&mut list, "ab"), ["a0", "b0"]);
         assert_ne!(nodes_of(&parent, 'b'), b, "drawn again once it was gone");
+    }
+
+    #[wasm_bindgen_test]
+    fn a_part_shown_in_its_slot_is_put_in_its_place_and_taken_out_when_not() {
+        let parent = h("div").el();
+        let part = |name: &str| h("p").attr("data-item", name).el();
+        let _ = parent.append_child(&part("first"));
+        let slot = Slot::new(&parent);
+        let _ = parent.append_child(&part("last"));
+        let (note, other) = (part("note"), part("other"));
+        slot.show(&note, true);
+        assert_eq!(children(&parent), ["first", "note", "last"]);
+        // Shown again: not moved or doubled; a second part goes after the first.
+        slot.show(&note, true);
+        slot.show(&other, true);
+        assert_eq!(children(&parent), ["first", "note", "other", "last"]);
+        slot.show(&note, false);
+        assert_eq!(children(&parent), ["first", "other", "last"]);
+        slot.show(&note, false);
+        slot.show(&other, false);
+        assert_eq!(children(&parent), ["first", "last"]);
+        slot.show(&note, true);
+        assert_eq!(children(&parent), ["first", "note", "last"]);
     }
 }

@@ -1,7 +1,8 @@
 //! The browser page of msglog: post a message, see the logged list live and the messages
 //! service's text, and see at a glance which services are up.
 //!
-//! Client-side rendered with Leptos and built by Trunk (`trunk build --release` from the
+//! Client-side rendered (Leptos's signals and effects keep each part of the page up to date,
+//! the parts drawn by hand: see `dom`) and built by Trunk (`trunk build --release` from the
 //! project's top level, or `trunk serve` for a live-reloading page that proxies the facade's
 //! gRPC-web path). The facade serves the built page and the API it calls, over gRPC-web to the
 //! same origin (`msglog.v1.MessageLog`): `List` for pages, `Watch` for new messages as they
@@ -17,8 +18,8 @@
 //! - `tabs`: one live feed per browser: the tab that leads watches and relays to the others;
 //! - `outbox`: every message sent, kept in the browser's storage until it is stored, sent in
 //!   order with its idempotency key;
-//! - `status_strip`, `send_form`, `message_list`, `pending`: one component per file; `dom`:
-//!   the lists' rows, drawn by hand;
+//! - `status_strip`, `send_form`, `message_list`, `pending`: one part of the page per file,
+//!   drawn with `dom`;
 //! - [`page`] (here): composes them.
 
 mod api;
