@@ -3,7 +3,8 @@
 # browsers over plain HTTP; or HTTP2_STREAMS to an HTTP/2 connection) on one facade while RATE
 # messages a second are posted for DURATION seconds. Prints the delay from each POST being sent
 # to each watcher receiving it (p50, p99, max), whether every watcher got every message once
-# and in order, and the facade's resident memory (idle, with the watchers open, after the load).
+# and in order, and the facade's resident memory (idle, with the watchers open, after the load,
+# and once it stops falling after they closed).
 #
 #   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
 #   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
@@ -54,3 +55,14 @@ echo "==> $WATCHERS watchers, $RATE messages/s for ${SECONDS_POSTING} s (machine
   fi
 done
 echo "facade RSS: idle ${idle} MB; after the load $(rss_mb "$facade_pid" VmRSS) MB; peak $(rss_mb "$facade_pid" VmHWM) MB"
+# What the facade gives back once the watchers have gone: its RSS each second until it has not
+# fallen for SETTLE seconds (default 15: an allocator may give memory back over some seconds),
+# for at most 60.
+settle=${SETTLE:-15} lowest=$(rss_mb "$facade_pid" VmRSS) since=0
+for second in $(seq 1 60); do
+  sleep 1
+  now=$(rss_mb "$facade_pid" VmRSS)
+  if awk -v a="$now" -v b="$lowest" 'BEGIN { exit !(a < b - 0.05) }'; then lowest=$now since=$second; fi
+  [ $((second - since)) -lt "$settle" ] || break
+done
+echo "facade RSS after the watchers closed: $lowest MB (the last fall ${since} s after the load)"
