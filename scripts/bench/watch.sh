@@ -3,8 +3,8 @@
 # browsers over plain HTTP; or HTTP2_STREAMS to an HTTP/2 connection) on one facade while RATE
 # messages a second are posted for DURATION seconds. Prints the delay from each POST being sent
 # to each watcher receiving it (p50, p99, max), whether every watcher got every message once
-# and in order, and the facade's resident memory (idle, with the watchers open, after the load,
-# and once it stops falling after they closed).
+# and in order, the facade's CPU for the load, and its resident memory (idle, with the watchers
+# open, after the load, and once it stops falling after they closed).
 #
 #   scripts/bench/watch.sh                                  # 1,000 watchers, 200 msg/s, 10 s
 #   WATCHERS=200 RATE=50 DURATION=5 scripts/bench/watch.sh
@@ -26,6 +26,8 @@ HTTP2_STREAMS=${HTTP2_STREAMS:-0}
 
 . scripts/bench/lib.sh
 bench_ports 19180
+# A process's CPU time so far (user and system), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 require_curl
 # One socket per watcher on both sides, and the facade's connection cap follows this limit.
 ulimit -n "$(( WATCHERS * 2 + 1024 ))" 2>/dev/null || {
@@ -50,10 +52,15 @@ echo "==> $WATCHERS watchers, $RATE messages/s for ${SECONDS_POSTING} s (machine
   --protocol "$PROTOCOL" --http2-streams "$HTTP2_STREAMS" --seconds "$SECONDS_POSTING" | while IFS= read -r line; do
   if [ "$line" = READY ]; then
     echo "facade RSS with the watchers open: $(rss_mb "$facade_pid" VmRSS) MB"
+    cpu_ticks "$facade_pid" > "$work/cpu.ready"
   else
     echo "$line"
   fi
 done
+# The facade's CPU from the watchers open to the last delivery, and its share of each delivery.
+awk -v from="$(cat "$work/cpu.ready")" -v to="$(cpu_ticks "$facade_pid")" -v hz="$(getconf CLK_TCK)" \
+  -v deliveries=$(( RATE * SECONDS_POSTING * WATCHERS )) \
+  'BEGIN { s = (to - from) / hz; printf "facade CPU for the load: %.2f s, %.2f us a delivery\n", s, s * 1e6 / deliveries }'
 echo "facade RSS: idle ${idle} MB; after the load $(rss_mb "$facade_pid" VmRSS) MB; peak $(rss_mb "$facade_pid" VmHWM) MB"
 # What the facade gives back once the watchers have gone: its RSS each second until it has not
 # fallen for SETTLE seconds (default 15: an allocator may give memory back over some seconds),

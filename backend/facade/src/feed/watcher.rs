@@ -38,8 +38,10 @@ impl Feed {
             opened: false,
             done: false,
         };
+        // Boxed: the stream hands its state to each step and takes it back, and a pointer is
+        // 8 bytes to move where the watcher is 400, for every event to every watcher.
         Box::pin(futures_util::stream::unfold(
-            watcher,
+            Box::new(watcher),
             |mut watcher| async move { watcher.next().await.map(|event| (event, watcher)) },
         ))
     }
