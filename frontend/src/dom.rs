@@ -115,6 +115,14 @@ pub(crate) fn closest(event: &web_sys::Event, selector: &str) -> Option<Element>
         .flatten()
 }
 
+/// The button matching `selector` that `event` happened on or in, and the row (`li`) it is in:
+/// what a list's one listener answers for its rows.
+pub(crate) fn row_button(event: &web_sys::Event, selector: &str) -> Option<(Element, Element)> {
+    let button = closest(event, selector)?;
+    let row = button.closest("li").ok().flatten()?;
+    Some((button, row))
+}
+
 /// One item's row (or rows), and what the list keeps to change them later.
 #[derive(Debug)]
 pub(crate) struct Drawn<V> {

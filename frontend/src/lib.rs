@@ -44,6 +44,7 @@ use crate::{
     live::LiveList,
     message_list::message_list,
     outbox::Outbox,
+    pending::pending,
     send_form::send_form,
     status_strip::{status_strip, trouble_banner},
     tabs::{Relay, Tabs},
@@ -192,7 +193,8 @@ pub fn page(page: &web_sys::Element) {
     Effect::new(move |_| waiting_slot.show(&waiting, api::waiting().get() > 0));
     trouble_banner(&content, status);
     let _ = content.append_child(&send_form(outbox, editing, limit, live));
-    let _ = content.append_child(&message_list(list, from_service, outbox, editing));
+    let messages = message_list(list, from_service, |card| pending(card, outbox, editing));
+    let _ = content.append_child(&messages);
     let _ = page.append_child(&header.el());
     let _ = page.append_child(&content);
 }

@@ -15,8 +15,6 @@ use web_sys::Element;
 use crate::{
     dom::{self, Drawn, Keyed, Slot, h},
     live::{Feed, LiveList},
-    outbox::Outbox,
-    pending::pending,
 };
 
 /// How often the relative times are brought up to date.
@@ -29,13 +27,11 @@ const HIGHLIGHT: Duration = Duration::from_secs(3);
 
 /// The logged messages, newest first, kept up to date by the live feed (`list`); before them,
 /// what the messages service says (`from_service`, from the status check, when it answered),
-/// and the messages not yet stored (`outbox`, see `pending`; `editing` takes a refused one's
-/// text back to the box).
+/// and what `before` draws into the list's card (the messages not yet stored).
 pub(crate) fn message_list(
     list: LiveList,
     from_service: Signal<Option<String>>,
-    outbox: Outbox,
-    editing: RwSignal<Option<String>>,
+    before: impl FnOnce(&Element),
 ) -> Element {
     let section = h("section")
         .class("card")
@@ -153,7 +149,7 @@ pub(crate) fn message_list(
         });
     });
 
-    pending(&section, outbox, editing);
+    before(&section);
 
     // The list itself, or what stands in its place while it is loading or empty. Its rows
     // (see `row`) are added block by block (see `live::Block`): a burst of new messages adds
@@ -291,15 +287,10 @@ fn row(message: &StoredMessage, now: f64, clocks: &mut Vec<Clock>) -> web_sys::N
 
 /// A click in the list: on a row's "Show more", opens its text (and "Show less" folds it).
 fn fold(event: web_sys::Event) {
-    let Some(button) = dom::closest(&event, "button.more") else {
+    let Some((button, row)) = dom::row_button(&event, "button.more") else {
         return;
     };
-    let text = button
-        .closest("li")
-        .ok()
-        .flatten()
-        .and_then(|row| row.query_selector(".text").ok().flatten());
-    let Some(text) = text else {
+    let Ok(Some(text)) = row.query_selector(".text") else {
         return;
     };
     let folded = text.class_list().toggle("folded").unwrap_or(false);

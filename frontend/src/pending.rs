@@ -40,15 +40,10 @@ pub(crate) fn pending(parent: &Element, outbox: Outbox, editing: RwSignal<Option
         .text(" ago");
     // A click on an item's Edit or Discard.
     let items = h("ol").class("pending-list").on("click", move |event| {
-        let Some(button) = dom::closest(&event, "button[data-action]") else {
+        let Some((button, item)) = dom::row_button(&event, "button[data-action]") else {
             return;
         };
-        let key = button
-            .closest("li")
-            .ok()
-            .flatten()
-            .and_then(|item| item.get_attribute("data-key"));
-        let Some(key) = key else {
+        let Some(key) = item.get_attribute("data-key") else {
             return;
         };
         if button.get_attribute("data-action").as_deref() == Some("edit") {
