@@ -140,7 +140,7 @@ pub(crate) struct Keyed<K, V> {
     shown: Vec<(K, Drawn<V>)>,
 }
 
-impl<K: PartialEq + Clone, V> Keyed<K, V> {
+impl<K: PartialEq, V> Keyed<K, V> {
     /// An empty list in `parent` (which has no other children).
     pub(crate) fn new(parent: Element) -> Self {
         Self {
@@ -156,8 +156,8 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
 
     /// Shows `items`: those whose key was shown keep their nodes (moved only when their order
     /// changed), new ones are made by `make`, and those gone are removed. Items come and go at
-    /// the ends and rarely in between, so this walks both lists once; an item moved costs a
-    /// search.
+    /// the ends and rarely in between, so this walks both lists once, an item kept in place
+    /// costing one comparison; a new or moved one costs a search of the rows not yet passed.
     pub(crate) fn update<T>(
         &mut self,
         items: &[T],
@@ -169,9 +169,9 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
             .into_iter()
             .map(Some)
             .collect();
-        let mut next = Vec::with_capacity(items.len());
+        let mut drawn = Vec::with_capacity(items.len());
         let mut at = 0;
-        for (i, (item, key)) in items.iter().zip(keys.iter()).enumerate() {
+        for (i, (item, key)) in items.iter().zip(&keys).enumerate() {
             while old.get(at).is_some_and(Option::is_none) {
                 at += 1;
             }
@@ -179,42 +179,43 @@ impl<K: PartialEq + Clone, V> Keyed<K, V> {
                 .iter()
                 .position(|shown| shown.as_ref().is_some_and(|(shown, _)| shown == key))
                 .map(|offset| at + offset);
-            if let Some(found) = found {
-                // Those before it that no item left has are gone: removed, not passed over.
+            // Kept: in place when every row before it that is still shown is gone (removed
+            // now, not passed over), else moved.
+            let kept = found.and_then(|found| {
                 for skipped in &mut old[at..found] {
                     if skipped
                         .as_ref()
                         .is_some_and(|(shown, _)| !keys[i + 1..].contains(shown))
-                        && let Some((_, drawn)) = skipped.take()
+                        && let Some((_, gone)) = skipped.take()
                     {
-                        self.remove(&drawn);
+                        self.remove(&gone);
                     }
                 }
-            }
-            let in_place = found.is_some_and(|found| old[at..found].iter().all(Option::is_none));
-            let drawn = match found.and_then(|found| old[found].take()) {
-                Some((_, drawn)) if in_place => {
-                    at = found.map_or(at, |found| found + 1);
-                    drawn
+                let in_place = old[at..found].iter().all(Option::is_none);
+                if in_place {
+                    at = found + 1;
                 }
-                moved => {
-                    let drawn = moved.map_or_else(|| make(item), |(_, drawn)| drawn);
+                old[found].take().map(|(_, kept)| (kept, in_place))
+            });
+            drawn.push(match kept {
+                Some((kept, true)) => kept,
+                kept => {
+                    let placed = kept.map_or_else(|| make(item), |(moved, _)| moved);
                     let before = old[at..]
                         .iter()
                         .flatten()
-                        .find_map(|(_, drawn)| drawn.nodes.first());
-                    for node in &drawn.nodes {
+                        .find_map(|(_, shown)| shown.nodes.first());
+                    for node in &placed.nodes {
                         let _ = self.parent.insert_before(node, before);
                     }
-                    drawn
+                    placed
                 }
-            };
-            next.push((key.clone(), drawn));
+            });
         }
-        for (_, drawn) in old.into_iter().flatten() {
-            self.remove(&drawn);
+        for (_, gone) in old.into_iter().flatten() {
+            self.remove(&gone);
         }
-        self.shown = next;
+        self.shown = keys.into_iter().zip(drawn).collect();
     }
 
     fn remove(&self, drawn: &Drawn<V>) {
