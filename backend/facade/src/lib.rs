@@ -28,8 +28,11 @@
 //! - `codes`: gRPC codes as error bodies, logs and metric labels name them; `metrics`: the
 //!   facade's Prometheus metrics; `compression`: the cap on answers compressed at once;
 //!   `openapi`: the API document, from the routes' own descriptions; `negotiation`: what a
-//!   client's headers ask (the codings it accepts, whether its copy is current).
+//!   client's headers ask (the codings it accepts, whether its copy is current);
+//!   `allocator`: the allocator's figures on `/metrics`, when the binary allocates with
+//!   jemalloc.
 
+pub mod allocator;
 pub mod app;
 mod clients;
 mod codes;

@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
         if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
             tracing::warn!(%error, "the allocator cannot give memory back by itself");
         }
+        facade_service::allocator::jemalloc_is_the_allocator();
         let app = Application::build(&settings).await?;
         app.run_until(msglog_common::shutdown::signal()).await
     })

@@ -143,7 +143,10 @@ impl AppState {
         )
         .with_context(|| format!("invalid --logging-url {:?}", settings.logging_urls))?;
         let feed = Feed::new(logging.clone(), settings.feed_settings());
-        let metrics = Metrics::new(&calls, |registry| feed.register_metrics(registry));
+        let metrics = Metrics::new(&calls, |registry| {
+            feed.register_metrics(registry);
+            crate::allocator::register(registry);
+        });
         Ok(Self(Arc::new(Shared {
             feed,
             logging,
