@@ -52,7 +52,7 @@ done
 # What the allocator holds (from the facade's /metrics, when it allocates with jemalloc): live
 # allocations, the pages holding them, its own bookkeeping.
 heap() {
-  curl -fsS "http://127.0.0.1:$facade_port/metrics" | awk '
+  { curl -fsS "http://127.0.0.1:$facade_port/metrics" || true; } | awk '
     $1 == "allocator_allocated_bytes" { a = $2 } $1 == "allocator_active_bytes" { p = $2 }
     $1 == "allocator_metadata_bytes" { m = $2 }
     END { if (a != "") printf "; the allocator: %.1f MB in live allocations, %.1f MB of pages holding them, %.1f MB of its bookkeeping", a / 1048576, p / 1048576, m / 1048576 }'
