@@ -7,9 +7,9 @@
 //!     bench-relay http 127.0.0.1:19385 http://127.0.0.1:19386    # GET / makes one such call
 //!     bench-relay http1 127.0.0.1:19387 127.0.0.1:19383          # GET / asks bench-hello
 //!
-//! The gRPC pair runs as the services do: one runtime worker per two cores, the client's
-//! channel set as the facade sets its channel to logging, and the call a one-item
-//! `LogMessages` with the message a POST carries. The `http1` relay asks the bare hello
+//! The gRPC pair runs as the services do: one runtime worker per two cores, no delay on
+//! either socket (the settings of the facade's channel to logging that bear on one call's
+//! time), and the call a one-item `LogMessages` with the message a POST carries. The `http1` relay asks the bare hello
 //! server over one HTTP/1.1 connection (requests take turns on it: a bench at concurrency 1):
 //! the least any second hop costs.
 
@@ -19,7 +19,6 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -122,8 +121,6 @@ async fn serve_http(addr: String, upstream: String) -> anyhow::Result<()> {
     let channel = Channel::from_shared(upstream)
         .context("the gRPC server's URL")?
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
         .connect_lazy();
     let client = LoggingServiceClient::new(channel);
     let listener = tokio::net::TcpListener::bind(&addr)
